@@ -1,0 +1,354 @@
+#include "accountant/ledger.h"
+
+#include <sys/random.h>
+
+#include <chrono>
+#include <cmath>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "common/status.h"
+
+namespace dpfleet::accountant {
+namespace {
+
+// On-disk charge states. Frozen: never renumber.
+enum ChargeState : int64_t {
+  kReserved = 1,
+  kCommitted = 2,
+  kReleased = 3,
+};
+
+constexpr int kSchemaVersion = 1;
+
+constexpr char kSchema[] = R"sql(
+CREATE TABLE IF NOT EXISTS datasets (
+  name TEXT PRIMARY KEY,
+  epsilon_budget REAL NOT NULL,
+  delta REAL NOT NULL,
+  created_unix_ms INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS charges (
+  reservation_id TEXT PRIMARY KEY,
+  dataset TEXT NOT NULL REFERENCES datasets(name),
+  job_id TEXT NOT NULL,
+  idempotency_key TEXT NOT NULL UNIQUE,
+  sampling_rate REAL NOT NULL,
+  noise_multiplier REAL NOT NULL,
+  reserved_steps INTEGER NOT NULL,
+  committed_steps INTEGER NOT NULL DEFAULT 0,
+  state INTEGER NOT NULL,
+  updated_unix_ms INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS charges_by_dataset ON charges(dataset, state);
+CREATE TABLE IF NOT EXISTS audit_log (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  unix_ms INTEGER NOT NULL,
+  principal TEXT NOT NULL,
+  operation TEXT NOT NULL,
+  detail TEXT NOT NULL,
+  outcome TEXT NOT NULL
+);
+)sql";
+
+int64_t NowUnixMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+absl::StatusOr<std::string> NewReservationId() {
+  unsigned char bytes[12];
+  if (getrandom(bytes, sizeof(bytes), 0) != static_cast<ssize_t>(sizeof(bytes))) {
+    return absl::InternalError("getrandom failed while creating a reservation id");
+  }
+  std::string id = "res-";
+  for (unsigned char b : bytes) absl::StrAppend(&id, absl::Hex(b, absl::kZeroPad2));
+  return id;
+}
+
+std::string Describe(const SubsampledGaussian& m) {
+  return absl::StrFormat("q=%.17g sigma=%.17g steps=%d", m.sampling_rate, m.noise_multiplier,
+                         m.steps);
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Ledger>> Ledger::Open(const LedgerOptions& options) {
+  DPFLEET_ASSIGN_OR_RETURN(std::unique_ptr<SqliteDb> db, SqliteDb::Open(options.path));
+  DPFLEET_ASSIGN_OR_RETURN(auto version_query, db->Prepare("PRAGMA user_version"));
+  DPFLEET_ASSIGN_OR_RETURN(const bool has_row, version_query->Step());
+  const int64_t version = has_row ? version_query->ColumnInt(0) : 0;
+  version_query.reset();
+  if (version != 0 && version != kSchemaVersion) {
+    return absl::DataLossError(absl::StrCat("ledger ", options.path, " has schema version ", version,
+                                            "; this accountant understands ", kSchemaVersion));
+  }
+  DPFLEET_RETURN_IF_ERROR(db->Transaction([&] {
+    DPFLEET_RETURN_IF_ERROR(db->Exec(kSchema));
+    return db->Exec(absl::StrCat("PRAGMA user_version = ", kSchemaVersion));
+  }));
+  return std::unique_ptr<Ledger>(new Ledger(std::move(db)));
+}
+
+absl::Status Ledger::Audit(const std::string& principal, const std::string& operation,
+                           const std::string& detail, const absl::Status& outcome) {
+  DPFLEET_ASSIGN_OR_RETURN(
+      auto insert,
+      db_->Prepare("INSERT INTO audit_log(unix_ms, principal, operation, detail, outcome) "
+                   "VALUES (?, ?, ?, ?, ?)"));
+  return insert->Bind(1, NowUnixMs())
+      .Bind(2, principal)
+      .Bind(3, operation)
+      .Bind(4, detail)
+      .Bind(5, outcome.ok() ? std::string("OK") : outcome.ToString())
+      .Run();
+}
+
+absl::StatusOr<const RdpCurve*> Ledger::OneStepCurve(double q, double sigma) {
+  const auto key = std::make_pair(q, sigma);
+  auto it = one_step_curves_.find(key);
+  if (it == one_step_curves_.end()) {
+    RdpCurve curve;
+    DPFLEET_RETURN_IF_ERROR(
+        curve.Compose({.sampling_rate = q, .noise_multiplier = sigma, .steps = 1}));
+    it = one_step_curves_.emplace(key, std::move(curve)).first;
+  }
+  return &it->second;
+}
+
+absl::StatusOr<RdpCurve> Ledger::ComposeCharges(const std::string& dataset, bool include_reserved) {
+  DPFLEET_ASSIGN_OR_RETURN(
+      auto query, db_->Prepare("SELECT sampling_rate, noise_multiplier, state, reserved_steps, "
+                               "committed_steps FROM charges WHERE dataset = ? AND state != ?"));
+  query->Bind(1, dataset).Bind(2, int64_t{kReleased});
+  RdpCurve total;
+  while (true) {
+    DPFLEET_ASSIGN_OR_RETURN(const bool has_row, query->Step());
+    if (!has_row) break;
+    const int64_t state = query->ColumnInt(2);
+    if (state == kReserved && !include_reserved) continue;
+    const int64_t steps = state == kReserved ? query->ColumnInt(3) : query->ColumnInt(4);
+    DPFLEET_ASSIGN_OR_RETURN(const RdpCurve* one_step,
+                             OneStepCurve(query->ColumnDouble(0), query->ColumnDouble(1)));
+    total.Compose(*one_step, steps);
+  }
+  return total;
+}
+
+absl::Status Ledger::RegisterDataset(const std::string& principal, const std::string& dataset,
+                                     double epsilon_budget, double delta) {
+  absl::MutexLock lock(&mu_);
+  const std::string detail =
+      absl::StrFormat("dataset=%s epsilon=%.17g delta=%.17g", dataset, epsilon_budget, delta);
+  absl::Status status = [&]() -> absl::Status {
+    if (dataset.empty()) return absl::InvalidArgumentError("dataset name must not be empty");
+    if (!std::isfinite(epsilon_budget) || epsilon_budget <= 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("epsilon_budget must be finite and > 0, got ", epsilon_budget));
+    }
+    DPFLEET_RETURN_IF_ERROR(ValidateDelta(delta));
+    return db_->Transaction([&]() -> absl::Status {
+      DPFLEET_ASSIGN_OR_RETURN(
+          auto existing, db_->Prepare("SELECT epsilon_budget, delta FROM datasets WHERE name = ?"));
+      existing->Bind(1, dataset);
+      DPFLEET_ASSIGN_OR_RETURN(const bool exists, existing->Step());
+      if (exists) {
+        if (existing->ColumnDouble(0) == epsilon_budget && existing->ColumnDouble(1) == delta) {
+          return Audit(principal, "RegisterDataset", detail + " (already registered)",
+                       absl::OkStatus());
+        }
+        return absl::AlreadyExistsError(absl::StrCat(
+            "dataset '", dataset, "' is registered with epsilon_budget ", existing->ColumnDouble(0),
+            " and delta ", existing->ColumnDouble(1)));
+      }
+      DPFLEET_ASSIGN_OR_RETURN(auto insert, db_->Prepare("INSERT INTO datasets VALUES (?, ?, ?, ?)"));
+      DPFLEET_RETURN_IF_ERROR(
+          insert->Bind(1, dataset).Bind(2, epsilon_budget).Bind(3, delta).Bind(4, NowUnixMs()).Run());
+      return Audit(principal, "RegisterDataset", detail, absl::OkStatus());
+    });
+  }();
+  if (!status.ok()) Audit(principal, "RegisterDataset", detail, status).IgnoreError();
+  return status;
+}
+
+absl::StatusOr<BudgetSummary> Ledger::GetBudgetLocked(const std::string& dataset) {
+  DPFLEET_ASSIGN_OR_RETURN(auto query,
+                           db_->Prepare("SELECT epsilon_budget, delta FROM datasets WHERE name = ?"));
+  query->Bind(1, dataset);
+  DPFLEET_ASSIGN_OR_RETURN(const bool exists, query->Step());
+  if (!exists) return absl::NotFoundError(absl::StrCat("unknown dataset '", dataset, "'"));
+  BudgetSummary summary;
+  summary.dataset = dataset;
+  summary.epsilon_budget = query->ColumnDouble(0);
+  summary.delta = query->ColumnDouble(1);
+  DPFLEET_ASSIGN_OR_RETURN(const RdpCurve committed, ComposeCharges(dataset, false));
+  DPFLEET_ASSIGN_OR_RETURN(const RdpCurve reserved, ComposeCharges(dataset, true));
+  DPFLEET_ASSIGN_OR_RETURN(const EpsilonAndOrder committed_eps, committed.Epsilon(summary.delta));
+  DPFLEET_ASSIGN_OR_RETURN(const EpsilonAndOrder reserved_eps, reserved.Epsilon(summary.delta));
+  summary.epsilon_committed = committed_eps.epsilon;
+  summary.epsilon_reserved = reserved_eps.epsilon;
+  summary.epsilon_remaining = std::max(0.0, summary.epsilon_budget - summary.epsilon_reserved);
+  DPFLEET_ASSIGN_OR_RETURN(
+      auto open, db_->Prepare("SELECT count(*) FROM charges WHERE dataset = ? AND state = ?"));
+  open->Bind(1, dataset).Bind(2, int64_t{kReserved});
+  DPFLEET_ASSIGN_OR_RETURN(const bool counted, open->Step());
+  summary.open_reservations = counted ? static_cast<int>(open->ColumnInt(0)) : 0;
+  return summary;
+}
+
+absl::StatusOr<BudgetSummary> Ledger::GetBudget(const std::string& dataset) {
+  absl::MutexLock lock(&mu_);
+  return GetBudgetLocked(dataset);
+}
+
+absl::StatusOr<Reservation> Ledger::Reserve(const std::string& principal,
+                                            const std::string& dataset, const std::string& job_id,
+                                            const SubsampledGaussian& mechanism,
+                                            const std::string& idempotency_key) {
+  absl::MutexLock lock(&mu_);
+  const std::string detail = absl::StrCat("dataset=", dataset, " job=", job_id, " key=",
+                                          idempotency_key, " ", Describe(mechanism));
+  Reservation reservation;
+  absl::Status status = [&]() -> absl::Status {
+    DPFLEET_RETURN_IF_ERROR(ValidateMechanism(mechanism));
+    if (job_id.empty()) return absl::InvalidArgumentError("job_id must not be empty");
+    if (idempotency_key.empty()) return absl::InvalidArgumentError("idempotency_key must not be empty");
+    return db_->Transaction([&]() -> absl::Status {
+      DPFLEET_ASSIGN_OR_RETURN(const BudgetSummary budget, GetBudgetLocked(dataset));
+      DPFLEET_ASSIGN_OR_RETURN(
+          auto previous,
+          db_->Prepare("SELECT reservation_id, dataset, job_id, sampling_rate, noise_multiplier, "
+                       "reserved_steps FROM charges WHERE idempotency_key = ?"));
+      previous->Bind(1, idempotency_key);
+      DPFLEET_ASSIGN_OR_RETURN(const bool replayed, previous->Step());
+      if (replayed) {
+        if (previous->ColumnText(1) != dataset || previous->ColumnText(2) != job_id ||
+            previous->ColumnDouble(3) != mechanism.sampling_rate ||
+            previous->ColumnDouble(4) != mechanism.noise_multiplier ||
+            previous->ColumnInt(5) != mechanism.steps) {
+          return absl::AlreadyExistsError(absl::StrCat(
+              "idempotency_key '", idempotency_key, "' was used for a different reservation (",
+              previous->ColumnText(0), ")"));
+        }
+        reservation.reservation_id = previous->ColumnText(0);
+        reservation.epsilon_after = budget.epsilon_reserved;
+        return Audit(principal, "Reserve", detail + " replay", absl::OkStatus());
+      }
+      DPFLEET_ASSIGN_OR_RETURN(RdpCurve total, ComposeCharges(dataset, true));
+      DPFLEET_RETURN_IF_ERROR(total.Compose(mechanism));
+      DPFLEET_ASSIGN_OR_RETURN(const EpsilonAndOrder after, total.Epsilon(budget.delta));
+      if (after.epsilon > budget.epsilon_budget) {
+        return absl::ResourceExhaustedError(absl::StrFormat(
+            "dataset '%s' cannot pay for job '%s': its epsilon would reach %.4f of a budget of %.4f "
+            "(delta %g; %.4f already committed or reserved)",
+            dataset, job_id, after.epsilon, budget.epsilon_budget, budget.delta,
+            budget.epsilon_reserved));
+      }
+      DPFLEET_ASSIGN_OR_RETURN(reservation.reservation_id, NewReservationId());
+      reservation.epsilon_after = after.epsilon;
+      DPFLEET_ASSIGN_OR_RETURN(
+          auto insert,
+          db_->Prepare("INSERT INTO charges(reservation_id, dataset, job_id, idempotency_key, "
+                       "sampling_rate, noise_multiplier, reserved_steps, state, updated_unix_ms) "
+                       "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"));
+      DPFLEET_RETURN_IF_ERROR(insert->Bind(1, reservation.reservation_id)
+                                  .Bind(2, dataset)
+                                  .Bind(3, job_id)
+                                  .Bind(4, idempotency_key)
+                                  .Bind(5, mechanism.sampling_rate)
+                                  .Bind(6, mechanism.noise_multiplier)
+                                  .Bind(7, mechanism.steps)
+                                  .Bind(8, int64_t{kReserved})
+                                  .Bind(9, NowUnixMs())
+                                  .Run());
+      return Audit(principal, "Reserve", detail + " -> " + reservation.reservation_id,
+                   absl::OkStatus());
+    });
+  }();
+  if (!status.ok()) {
+    Audit(principal, "Reserve", detail, status).IgnoreError();
+    return status;
+  }
+  return reservation;
+}
+
+absl::StatusOr<double> Ledger::Commit(const std::string& principal,
+                                      const std::string& reservation_id, int64_t steps_run) {
+  absl::MutexLock lock(&mu_);
+  const std::string detail = absl::StrCat("reservation=", reservation_id, " steps_run=", steps_run);
+  double committed_epsilon = 0;
+  absl::Status status = db_->Transaction([&]() -> absl::Status {
+    DPFLEET_ASSIGN_OR_RETURN(
+        auto query, db_->Prepare("SELECT dataset, state, reserved_steps, committed_steps FROM "
+                                 "charges WHERE reservation_id = ?"));
+    query->Bind(1, reservation_id);
+    DPFLEET_ASSIGN_OR_RETURN(const bool exists, query->Step());
+    if (!exists) return absl::NotFoundError(absl::StrCat("unknown reservation '", reservation_id, "'"));
+    const std::string dataset = query->ColumnText(0);
+    const int64_t state = query->ColumnInt(1);
+    const int64_t reserved_steps = query->ColumnInt(2);
+    const int64_t already_committed = query->ColumnInt(3);
+    if (steps_run < 0 || steps_run > reserved_steps) {
+      return absl::InvalidArgumentError(absl::StrCat("steps_run must be in [0, ", reserved_steps,
+                                                     "] for reservation '", reservation_id,
+                                                     "', got ", steps_run));
+    }
+    if (state == kReleased) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("reservation '", reservation_id, "' was released"));
+    }
+    if (state == kCommitted && already_committed != steps_run) {
+      return absl::FailedPreconditionError(absl::StrCat("reservation '", reservation_id,
+                                                        "' was committed with ", already_committed,
+                                                        " steps"));
+    }
+    if (state == kReserved) {
+      DPFLEET_ASSIGN_OR_RETURN(
+          auto update, db_->Prepare("UPDATE charges SET state = ?, committed_steps = ?, "
+                                    "updated_unix_ms = ? WHERE reservation_id = ?"));
+      DPFLEET_RETURN_IF_ERROR(update->Bind(1, int64_t{kCommitted})
+                                  .Bind(2, steps_run)
+                                  .Bind(3, NowUnixMs())
+                                  .Bind(4, reservation_id)
+                                  .Run());
+    }
+    DPFLEET_ASSIGN_OR_RETURN(const BudgetSummary budget, GetBudgetLocked(dataset));
+    committed_epsilon = budget.epsilon_committed;
+    return Audit(principal, "Commit", detail, absl::OkStatus());
+  });
+  if (!status.ok()) {
+    Audit(principal, "Commit", detail, status).IgnoreError();
+    return status;
+  }
+  return committed_epsilon;
+}
+
+absl::Status Ledger::Release(const std::string& principal, const std::string& reservation_id) {
+  absl::MutexLock lock(&mu_);
+  const std::string detail = absl::StrCat("reservation=", reservation_id);
+  absl::Status status = db_->Transaction([&]() -> absl::Status {
+    DPFLEET_ASSIGN_OR_RETURN(auto query,
+                             db_->Prepare("SELECT state FROM charges WHERE reservation_id = ?"));
+    query->Bind(1, reservation_id);
+    DPFLEET_ASSIGN_OR_RETURN(const bool exists, query->Step());
+    if (!exists) return absl::NotFoundError(absl::StrCat("unknown reservation '", reservation_id, "'"));
+    const int64_t state = query->ColumnInt(0);
+    if (state == kCommitted) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("reservation '", reservation_id, "' was committed; it cannot be released"));
+    }
+    if (state == kReserved) {
+      DPFLEET_ASSIGN_OR_RETURN(
+          auto update,
+          db_->Prepare("UPDATE charges SET state = ?, updated_unix_ms = ? WHERE reservation_id = ?"));
+      DPFLEET_RETURN_IF_ERROR(
+          update->Bind(1, int64_t{kReleased}).Bind(2, NowUnixMs()).Bind(3, reservation_id).Run());
+    }
+    return Audit(principal, "Release", detail, absl::OkStatus());
+  });
+  if (!status.ok()) Audit(principal, "Release", detail, status).IgnoreError();
+  return status;
+}
+
+}  // namespace dpfleet::accountant

@@ -1,0 +1,114 @@
+#ifndef DPFLEET_ACCOUNTANT_LEDGER_H_
+#define DPFLEET_ACCOUNTANT_LEDGER_H_
+
+// The durable record of every dataset's privacy budget and every charge against it.
+//
+// A charge is a reservation for `steps` steps of a SubsampledGaussian mechanism. It is created by
+// Reserve, and resolved by Commit (the steps that actually ran become a permanent charge) or Release
+// (nothing ran). Until it is resolved a reservation counts as if all its steps ran, so a job whose fate
+// is unknown (its coordinator crashed) can never make the ledger under-count.
+//
+// Admission: Reserve composes the RDP curves (rdp.h) of every committed charge, every open reservation
+// and the new one, and admits it only if the composition is (epsilon_budget, delta)-DP.
+//
+// Durability: SQLite in WAL mode with synchronous=FULL; each request is one transaction, so a request
+// that returned OK survives kill -9 or power loss, and one that did not return left no partial change.
+// Every request, admitted or refused, is appended to an audit log with the principal that made it.
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <utility>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "accountant/mechanism.h"
+#include "accountant/rdp.h"
+#include "common/sqlite.h"
+
+namespace dpfleet::accountant {
+
+struct LedgerOptions {
+  // Path of the SQLite file; created if missing.
+  std::string path;
+};
+
+struct BudgetSummary {
+  std::string dataset;
+  double epsilon_budget = 0;
+  double delta = 0;
+  double epsilon_committed = 0;  // Committed charges composed.
+  double epsilon_reserved = 0;   // Committed charges and open reservations composed.
+  double epsilon_remaining = 0;  // max(0, epsilon_budget - epsilon_reserved).
+  int open_reservations = 0;
+};
+
+struct Reservation {
+  std::string reservation_id;
+  double epsilon_after = 0;  // Dataset epsilon with this reservation counted in full.
+};
+
+// Thread-safe: every method may be called concurrently; requests are serialised.
+class Ledger {
+ public:
+  // Opens or creates the ledger. Errors: those of SqliteDb::Open; kDataLoss when the schema is from an
+  // unknown version.
+  static absl::StatusOr<std::unique_ptr<Ledger>> Open(const LedgerOptions& options);
+
+  Ledger(const Ledger&) = delete;
+  Ledger& operator=(const Ledger&) = delete;
+
+  // Creates `dataset` with a total (epsilon_budget, delta) budget. Registering it again with the same
+  // budget is OK (idempotent). Errors: kInvalidArgument for an empty name, epsilon not finite and > 0,
+  // delta outside (0, 1); kAlreadyExists when it exists with a different budget.
+  absl::Status RegisterDataset(const std::string& principal, const std::string& dataset,
+                               double epsilon_budget, double delta);
+
+  // Returns what `dataset` has spent and has left. Errors: kNotFound for an unknown dataset.
+  absl::StatusOr<BudgetSummary> GetBudget(const std::string& dataset);
+
+  // Reserves `mechanism` for `job_id` on `dataset`. A retry with the same idempotency key and the same
+  // contents returns the original reservation. Errors: kInvalidArgument for a bad mechanism, empty
+  // job_id or idempotency key; kNotFound for an unknown dataset; kAlreadyExists when the key was used
+  // with other contents; kResourceExhausted when the budget cannot pay for it.
+  absl::StatusOr<Reservation> Reserve(const std::string& principal, const std::string& dataset,
+                                      const std::string& job_id, const SubsampledGaussian& mechanism,
+                                      const std::string& idempotency_key);
+
+  // Makes `steps_run` steps of the reservation a permanent charge and frees the rest; returns the
+  // dataset's committed epsilon afterwards. Committing again with the same steps is OK. Errors:
+  // kNotFound for an unknown reservation; kInvalidArgument when steps_run is negative or exceeds the
+  // reservation; kFailedPrecondition when it was already released or committed with other steps.
+  absl::StatusOr<double> Commit(const std::string& principal, const std::string& reservation_id,
+                                int64_t steps_run);
+
+  // Drops a reservation whose job ran no step. Releasing twice is OK. Errors: kNotFound for an
+  // unknown reservation; kFailedPrecondition when it was committed.
+  absl::Status Release(const std::string& principal, const std::string& reservation_id);
+
+ private:
+  explicit Ledger(std::unique_ptr<SqliteDb> db) : db_(std::move(db)) {}
+
+  absl::Status Audit(const std::string& principal, const std::string& operation,
+                     const std::string& detail, const absl::Status& outcome)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Composes the charges on `dataset`: committed ones only, or committed plus open reservations.
+  absl::StatusOr<RdpCurve> ComposeCharges(const std::string& dataset, bool include_reserved)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The RDP curve of one step of (q, sigma), memoised: the ledger composes the same few mechanisms
+  // over and over.
+  absl::StatusOr<const RdpCurve*> OneStepCurve(double q, double sigma)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<BudgetSummary> GetBudgetLocked(const std::string& dataset)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  absl::Mutex mu_;
+  std::unique_ptr<SqliteDb> db_ ABSL_GUARDED_BY(mu_);
+  std::map<std::pair<double, double>, RdpCurve> one_step_curves_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace dpfleet::accountant
+
+#endif  // DPFLEET_ACCOUNTANT_LEDGER_H_

@@ -1,0 +1,179 @@
+#include "accountant/ledger.h"
+
+#include <atomic>
+#include <cstdio>
+#include <thread>
+#include <vector>
+
+#include "gtest/gtest.h"
+
+namespace dpfleet::accountant {
+namespace {
+
+constexpr SubsampledGaussian kSmallJob{.sampling_rate = 0.01, .noise_multiplier = 1.0, .steps = 300};
+
+std::string FreshPath(const std::string& name) {
+  const std::string path =
+      std::string(getenv("TEST_TMPDIR") ? getenv("TEST_TMPDIR") : "/tmp") + "/" + name;
+  for (const char* suffix : {"", "-wal", "-shm"}) std::remove((path + suffix).c_str());
+  return path;
+}
+
+std::unique_ptr<Ledger> OpenLedger(const std::string& path) {
+  auto ledger = Ledger::Open({.path = path});
+  EXPECT_TRUE(ledger.ok()) << ledger.status();
+  return std::move(ledger).value();
+}
+
+double EpsilonOf(const SubsampledGaussian& mechanism, double delta) {
+  return RdpEpsilon(mechanism, delta)->epsilon;
+}
+
+TEST(Ledger, RegisterIsIdempotentButRefusesAChangedBudget) {
+  auto ledger = OpenLedger(FreshPath("register.db"));
+  ASSERT_TRUE(ledger->RegisterDataset("admin", "mnist", 3.0, 1e-5).ok());
+  EXPECT_TRUE(ledger->RegisterDataset("admin", "mnist", 3.0, 1e-5).ok());
+  const absl::Status changed = ledger->RegisterDataset("admin", "mnist", 30.0, 1e-5);
+  EXPECT_EQ(changed.code(), absl::StatusCode::kAlreadyExists);
+  EXPECT_EQ(ledger->GetBudget("mnist")->epsilon_budget, 3.0);
+  EXPECT_EQ(ledger->RegisterDataset("admin", "", 3.0, 1e-5).code(),
+            absl::StatusCode::kInvalidArgument);
+  const absl::Status bad_delta = ledger->RegisterDataset("admin", "x", 3.0, 1.0);
+  EXPECT_EQ(bad_delta.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(bad_delta.message().find("delta"), std::string::npos);
+  EXPECT_EQ(ledger->GetBudget("nope").status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST(Ledger, ReservationCountsInFullUntilCommitted) {
+  auto ledger = OpenLedger(FreshPath("reserve.db"));
+  ASSERT_TRUE(ledger->RegisterDataset("admin", "mnist", 5.0, 1e-5).ok());
+  const Reservation reservation = *ledger->Reserve("coordinator", "mnist", "job-1", kSmallJob, "k1");
+  EXPECT_NEAR(reservation.epsilon_after, EpsilonOf(kSmallJob, 1e-5), 1e-12);
+  BudgetSummary budget = *ledger->GetBudget("mnist");
+  EXPECT_EQ(budget.epsilon_committed, 0.0);
+  EXPECT_NEAR(budget.epsilon_reserved, EpsilonOf(kSmallJob, 1e-5), 1e-12);
+  EXPECT_EQ(budget.open_reservations, 1);
+
+  const double committed = *ledger->Commit("coordinator", reservation.reservation_id, 100);
+  SubsampledGaussian ran = kSmallJob;
+  ran.steps = 100;
+  EXPECT_NEAR(committed, EpsilonOf(ran, 1e-5), 1e-12);
+  budget = *ledger->GetBudget("mnist");
+  EXPECT_NEAR(budget.epsilon_committed, budget.epsilon_reserved, 1e-12);
+  EXPECT_EQ(budget.open_reservations, 0);
+  EXPECT_NEAR(budget.epsilon_remaining, 5.0 - budget.epsilon_reserved, 1e-12);
+}
+
+TEST(Ledger, RefusesWhatTheBudgetCannotPayAndChangesNothing) {
+  auto ledger = OpenLedger(FreshPath("refuse.db"));
+  const double one_job = EpsilonOf(kSmallJob, 1e-5);
+  ASSERT_TRUE(ledger->RegisterDataset("admin", "mnist", one_job * 1.2, 1e-5).ok());
+  ASSERT_TRUE(ledger->Reserve("coordinator", "mnist", "job-1", kSmallJob, "k1").ok());
+  const BudgetSummary before = *ledger->GetBudget("mnist");
+  const auto second = ledger->Reserve("coordinator", "mnist", "job-2", kSmallJob, "k2");
+  ASSERT_EQ(second.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_NE(second.status().message().find("mnist"), std::string::npos);
+  const BudgetSummary after = *ledger->GetBudget("mnist");
+  EXPECT_EQ(after.epsilon_reserved, before.epsilon_reserved);
+  EXPECT_EQ(after.open_reservations, 1);
+}
+
+TEST(Ledger, ReleaseFreesTheBudget) {
+  auto ledger = OpenLedger(FreshPath("release.db"));
+  const double one_job = EpsilonOf(kSmallJob, 1e-5);
+  ASSERT_TRUE(ledger->RegisterDataset("admin", "mnist", one_job * 1.2, 1e-5).ok());
+  const Reservation first = *ledger->Reserve("coordinator", "mnist", "job-1", kSmallJob, "k1");
+  ASSERT_TRUE(ledger->Release("coordinator", first.reservation_id).ok());
+  EXPECT_TRUE(ledger->Release("coordinator", first.reservation_id).ok());
+  EXPECT_EQ(ledger->Commit("coordinator", first.reservation_id, 1).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  EXPECT_TRUE(ledger->Reserve("coordinator", "mnist", "job-2", kSmallJob, "k2").ok());
+}
+
+TEST(Ledger, IdempotencyKeyReplaysOrConflicts) {
+  auto ledger = OpenLedger(FreshPath("idempotent.db"));
+  ASSERT_TRUE(ledger->RegisterDataset("admin", "mnist", 5.0, 1e-5).ok());
+  const Reservation first = *ledger->Reserve("coordinator", "mnist", "job-1", kSmallJob, "k1");
+  const Reservation again = *ledger->Reserve("coordinator", "mnist", "job-1", kSmallJob, "k1");
+  EXPECT_EQ(first.reservation_id, again.reservation_id);
+  EXPECT_EQ(ledger->GetBudget("mnist")->open_reservations, 1);
+  SubsampledGaussian other = kSmallJob;
+  other.steps = 301;
+  const auto conflict = ledger->Reserve("coordinator", "mnist", "job-1", other, "k1");
+  EXPECT_EQ(conflict.status().code(), absl::StatusCode::kAlreadyExists);
+  EXPECT_NE(conflict.status().message().find("idempotency_key"), std::string::npos);
+}
+
+TEST(Ledger, CommitChecksItsArguments) {
+  auto ledger = OpenLedger(FreshPath("commit.db"));
+  ASSERT_TRUE(ledger->RegisterDataset("admin", "mnist", 5.0, 1e-5).ok());
+  const Reservation r = *ledger->Reserve("coordinator", "mnist", "job-1", kSmallJob, "k1");
+  EXPECT_EQ(ledger->Commit("coordinator", r.reservation_id, 301).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ledger->Commit("coordinator", r.reservation_id, -1).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ledger->Commit("coordinator", "res-unknown", 1).status().code(),
+            absl::StatusCode::kNotFound);
+  ASSERT_TRUE(ledger->Commit("coordinator", r.reservation_id, 300).ok());
+  EXPECT_TRUE(ledger->Commit("coordinator", r.reservation_id, 300).ok());
+  EXPECT_EQ(ledger->Commit("coordinator", r.reservation_id, 200).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(ledger->Release("coordinator", r.reservation_id).code(),
+            absl::StatusCode::kFailedPrecondition);
+  SubsampledGaussian bad = kSmallJob;
+  bad.sampling_rate = 1.5;
+  EXPECT_EQ(ledger->Reserve("coordinator", "mnist", "job-2", bad, "k2").status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ledger->Reserve("coordinator", "nope", "job-2", kSmallJob, "k2").status().code(),
+            absl::StatusCode::kNotFound);
+}
+
+TEST(Ledger, SurvivesReopening) {
+  const std::string path = FreshPath("reopen.db");
+  std::string reservation_id;
+  double reserved;
+  {
+    auto ledger = OpenLedger(path);
+    ASSERT_TRUE(ledger->RegisterDataset("admin", "mnist", 5.0, 1e-5).ok());
+    const Reservation committed = *ledger->Reserve("coordinator", "mnist", "job-1", kSmallJob, "k1");
+    ASSERT_TRUE(ledger->Commit("coordinator", committed.reservation_id, 300).ok());
+    reservation_id = ledger->Reserve("coordinator", "mnist", "job-2", kSmallJob, "k2")->reservation_id;
+    reserved = ledger->GetBudget("mnist")->epsilon_reserved;
+  }
+  auto ledger = OpenLedger(path);
+  const BudgetSummary budget = *ledger->GetBudget("mnist");
+  EXPECT_EQ(budget.epsilon_reserved, reserved);
+  EXPECT_EQ(budget.open_reservations, 1);
+  EXPECT_TRUE(ledger->Commit("coordinator", reservation_id, 10).ok());
+}
+
+TEST(Ledger, ConcurrentReservationsNeverExceedTheBudget) {
+  auto ledger = OpenLedger(FreshPath("race.db"));
+  const double one_job = EpsilonOf(kSmallJob, 1e-5);
+  // Room for a few jobs, not for all of them.
+  ASSERT_TRUE(ledger->RegisterDataset("admin", "mnist", one_job * 2.5, 1e-5).ok());
+  std::atomic<int> admitted{0};
+  std::vector<std::thread> clients;
+  for (int c = 0; c < 8; ++c) {
+    clients.emplace_back([&, c] {
+      for (int i = 0; i < 4; ++i) {
+        const std::string job = "job-" + std::to_string(c) + "-" + std::to_string(i);
+        if (ledger->Reserve("coordinator", "mnist", job, kSmallJob, job).ok()) ++admitted;
+      }
+    });
+  }
+  for (std::thread& t : clients) t.join();
+  const BudgetSummary budget = *ledger->GetBudget("mnist");
+  EXPECT_GE(admitted.load(), 1);
+  EXPECT_EQ(budget.open_reservations, admitted.load());
+  EXPECT_LE(budget.epsilon_reserved, budget.epsilon_budget);
+  SubsampledGaussian all_admitted = kSmallJob;
+  all_admitted.steps = kSmallJob.steps * admitted.load();
+  EXPECT_NEAR(budget.epsilon_reserved, EpsilonOf(all_admitted, 1e-5), 1e-9);
+  // One more would not have fit.
+  all_admitted.steps += kSmallJob.steps;
+  EXPECT_GT(EpsilonOf(all_admitted, 1e-5), budget.epsilon_budget);
+}
+
+}  // namespace
+}  // namespace dpfleet::accountant

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Installs every Debian package dpfleet needs to build, test and run. Safe to run twice:
+# apt-get skips what is already installed. Needs root (or sudo).
+set -euo pipefail
+
+packages=(
+  # Build system (offline Bazel 4) and compilers.
+  bazel-bootstrap bazel-rules-java g++
+  # RPC and serialization.
+  libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler libabsl-dev
+  # Tensors, collectives, and a fast BLAS (the reference BLAS is ~20x slower for LibTorch).
+  libtorch-dev libgloo-dev libopenblas0-openmp
+  # Ledger and job store.
+  libsqlite3-dev
+  # Tests and benchmarks.
+  libgtest-dev libgmock-dev libbenchmark-dev
+  # Real data for the demo job.
+  dataset-fashion-mnist
+)
+
+sudo_cmd=()
+if [[ $(id -u) -ne 0 ]]; then sudo_cmd=(sudo); fi
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if ((${#missing[@]})); then
+  echo "install_deps: installing ${missing[*]}"
+  "${sudo_cmd[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+else
+  echo "install_deps: all packages present"
+fi
