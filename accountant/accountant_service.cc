@@ -1,0 +1,99 @@
+#include "accountant/accountant_service.h"
+
+#include "accountant/calibration.h"
+#include "accountant/rdp.h"
+#include "common/grpc_status.h"
+
+namespace dpfleet::accountant {
+namespace {
+
+// Who made a request, for the audit log. Authentication arrives with roles; until then the peer.
+std::string Principal(const grpc::ServerContext* context) { return context->peer(); }
+
+}  // namespace
+
+absl::StatusOr<SubsampledGaussian> MechanismFromProto(const v1::MechanismSpec& spec) {
+  const SubsampledGaussian mechanism{.sampling_rate = spec.sampling_rate(),
+                                     .noise_multiplier = spec.noise_multiplier(),
+                                     .steps = spec.steps()};
+  absl::Status valid = ValidateMechanism(mechanism);
+  if (!valid.ok()) return absl::InvalidArgumentError("mechanism." + std::string(valid.message()));
+  return mechanism;
+}
+
+grpc::Status AccountantServiceImpl::RegisterDataset(grpc::ServerContext* context,
+                                                    const v1::RegisterDatasetRequest* request,
+                                                    v1::RegisterDatasetResponse*) {
+  return ToGrpcStatus(ledger_->RegisterDataset(Principal(context), request->dataset(),
+                                               request->epsilon_budget(), request->delta()));
+}
+
+grpc::Status AccountantServiceImpl::GetBudget(grpc::ServerContext*,
+                                              const v1::GetBudgetRequest* request,
+                                              v1::GetBudgetResponse* response) {
+  const absl::StatusOr<BudgetSummary> budget = ledger_->GetBudget(request->dataset());
+  if (!budget.ok()) return ToGrpcStatus(budget.status());
+  response->set_dataset(budget->dataset);
+  response->set_epsilon_budget(budget->epsilon_budget);
+  response->set_delta(budget->delta);
+  response->set_epsilon_committed(budget->epsilon_committed);
+  response->set_epsilon_reserved(budget->epsilon_reserved);
+  response->set_epsilon_remaining(budget->epsilon_remaining);
+  response->set_open_reservations(budget->open_reservations);
+  return grpc::Status::OK;
+}
+
+grpc::Status AccountantServiceImpl::Reserve(grpc::ServerContext* context,
+                                            const v1::ReserveRequest* request,
+                                            v1::ReserveResponse* response) {
+  const absl::StatusOr<SubsampledGaussian> mechanism = MechanismFromProto(request->mechanism());
+  if (!mechanism.ok()) return ToGrpcStatus(mechanism.status());
+  const absl::StatusOr<Reservation> reservation =
+      ledger_->Reserve(Principal(context), request->dataset(), request->job_id(), *mechanism,
+                       request->idempotency_key());
+  if (!reservation.ok()) return ToGrpcStatus(reservation.status());
+  response->set_reservation_id(reservation->reservation_id);
+  response->set_epsilon_after(reservation->epsilon_after);
+  return grpc::Status::OK;
+}
+
+grpc::Status AccountantServiceImpl::Commit(grpc::ServerContext* context,
+                                           const v1::CommitRequest* request,
+                                           v1::CommitResponse* response) {
+  const absl::StatusOr<double> committed =
+      ledger_->Commit(Principal(context), request->reservation_id(), request->steps_run());
+  if (!committed.ok()) return ToGrpcStatus(committed.status());
+  response->set_epsilon_committed(*committed);
+  return grpc::Status::OK;
+}
+
+grpc::Status AccountantServiceImpl::Release(grpc::ServerContext* context,
+                                            const v1::ReleaseRequest* request,
+                                            v1::ReleaseResponse*) {
+  return ToGrpcStatus(ledger_->Release(Principal(context), request->reservation_id()));
+}
+
+grpc::Status AccountantServiceImpl::ComputeEpsilon(grpc::ServerContext*,
+                                                   const v1::ComputeEpsilonRequest* request,
+                                                   v1::ComputeEpsilonResponse* response) {
+  const absl::StatusOr<SubsampledGaussian> mechanism = MechanismFromProto(request->mechanism());
+  if (!mechanism.ok()) return ToGrpcStatus(mechanism.status());
+  const absl::StatusOr<EpsilonAndOrder> epsilon = RdpEpsilon(*mechanism, request->delta());
+  if (!epsilon.ok()) return ToGrpcStatus(epsilon.status());
+  response->set_epsilon(epsilon->epsilon);
+  response->set_optimal_order(epsilon->order);
+  return grpc::Status::OK;
+}
+
+grpc::Status AccountantServiceImpl::CalibrateNoise(grpc::ServerContext*,
+                                                   const v1::CalibrateNoiseRequest* request,
+                                                   v1::CalibrateNoiseResponse* response) {
+  const absl::StatusOr<CalibratedNoise> noise = CalibrateNoiseMultiplier(
+      request->sampling_rate(), request->steps(), request->target_epsilon(), request->delta());
+  if (!noise.ok()) return ToGrpcStatus(noise.status());
+  response->set_noise_multiplier(noise->noise_multiplier);
+  response->set_epsilon(noise->epsilon);
+  return grpc::Status::OK;
+}
+
+}  // namespace dpfleet::accountant

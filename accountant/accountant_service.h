@@ -1,0 +1,41 @@
+#ifndef DPFLEET_ACCOUNTANT_ACCOUNTANT_SERVICE_H_
+#define DPFLEET_ACCOUNTANT_ACCOUNTANT_SERVICE_H_
+
+// AccountantService: translates proto requests into calls on the Ledger and the accounting library.
+// No accounting math or SQL here.
+
+#include "accountant/ledger.h"
+#include "proto/dpfleet.grpc.pb.h"
+
+namespace dpfleet::accountant {
+
+// Returns the mechanism a proto describes, or kInvalidArgument naming the bad field.
+absl::StatusOr<SubsampledGaussian> MechanismFromProto(const v1::MechanismSpec& spec);
+
+class AccountantServiceImpl final : public v1::AccountantService::Service {
+ public:
+  // `ledger` must outlive the service.
+  explicit AccountantServiceImpl(Ledger* ledger) : ledger_(ledger) {}
+
+  grpc::Status RegisterDataset(grpc::ServerContext* context, const v1::RegisterDatasetRequest* request,
+                               v1::RegisterDatasetResponse* response) override;
+  grpc::Status GetBudget(grpc::ServerContext* context, const v1::GetBudgetRequest* request,
+                         v1::GetBudgetResponse* response) override;
+  grpc::Status Reserve(grpc::ServerContext* context, const v1::ReserveRequest* request,
+                       v1::ReserveResponse* response) override;
+  grpc::Status Commit(grpc::ServerContext* context, const v1::CommitRequest* request,
+                      v1::CommitResponse* response) override;
+  grpc::Status Release(grpc::ServerContext* context, const v1::ReleaseRequest* request,
+                       v1::ReleaseResponse* response) override;
+  grpc::Status ComputeEpsilon(grpc::ServerContext* context, const v1::ComputeEpsilonRequest* request,
+                              v1::ComputeEpsilonResponse* response) override;
+  grpc::Status CalibrateNoise(grpc::ServerContext* context, const v1::CalibrateNoiseRequest* request,
+                              v1::CalibrateNoiseResponse* response) override;
+
+ private:
+  Ledger* const ledger_;
+};
+
+}  // namespace dpfleet::accountant
+
+#endif  // DPFLEET_ACCOUNTANT_ACCOUNTANT_SERVICE_H_

@@ -1,0 +1,97 @@
+#include "worker/gloo_reducer.h"
+
+#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
+
+#include "absl/strings/str_cat.h"
+
+namespace dpfleet::worker {
+namespace {
+
+class GlooReducer final : public Reducer {
+ public:
+  GlooReducer(c10::intrusive_ptr<c10d::Store> store,
+              c10::intrusive_ptr<c10d::ProcessGroupGloo> group, int rank, int world_size)
+      : store_(std::move(store)), group_(std::move(group)), rank_(rank), world_size_(world_size) {}
+
+  absl::Status AllReduceSum(at::Tensor& buffer) override {
+    if (!buffer.is_contiguous()) return absl::InvalidArgumentError("all-reduce buffer must be contiguous");
+    if (world_size_ == 1) return absl::OkStatus();
+    try {
+      std::vector<at::Tensor> tensors = {buffer};
+      c10d::AllreduceOptions options;
+      options.reduceOp = c10d::ReduceOp::SUM;
+      auto work = group_->allreduce(tensors, options);
+      work->wait();
+      return absl::OkStatus();
+    } catch (const std::exception& e) {
+      return absl::UnavailableError(absl::StrCat("Gloo all-reduce of ", buffer.numel(),
+                                                 " elements failed on rank ", rank_, ": ", e.what()));
+    }
+  }
+
+  int rank() const override { return rank_; }
+  int world_size() const override { return world_size_; }
+
+ private:
+  c10::intrusive_ptr<c10d::Store> store_;
+  c10::intrusive_ptr<c10d::ProcessGroupGloo> group_;
+  const int rank_;
+  const int world_size_;
+};
+
+}  // namespace
+
+absl::StatusOr<c10::intrusive_ptr<c10d::Store>> ServeRendezvousStore(const RendezvousOptions& options,
+                                                                     int* bound_port) {
+  try {
+    c10d::TCPStoreOptions store_options;
+    store_options.port = static_cast<uint16_t>(options.store_port);
+    store_options.isServer = true;
+    store_options.numWorkers = options.world_size;
+    store_options.waitWorkers = false;
+    store_options.timeout = options.timeout;
+    auto store = c10::make_intrusive<c10d::TCPStore>(options.store_host, store_options);
+    *bound_port = store->getPort();
+    return c10::intrusive_ptr<c10d::Store>(store);
+  } catch (const std::exception& e) {
+    return absl::UnavailableError(absl::StrCat("cannot serve the rendezvous store on ",
+                                               options.store_host, ":", options.store_port, ": ",
+                                               e.what()));
+  }
+}
+
+absl::StatusOr<c10::intrusive_ptr<c10d::Store>> ConnectRendezvousStore(
+    const RendezvousOptions& options) {
+  try {
+    c10d::TCPStoreOptions store_options;
+    store_options.port = static_cast<uint16_t>(options.store_port);
+    store_options.isServer = false;
+    store_options.timeout = options.timeout;
+    return c10::intrusive_ptr<c10d::Store>(
+        c10::make_intrusive<c10d::TCPStore>(options.store_host, store_options));
+  } catch (const std::exception& e) {
+    return absl::UnavailableError(absl::StrCat("cannot reach the rendezvous store at ",
+                                               options.store_host, ":", options.store_port, ": ",
+                                               e.what()));
+  }
+}
+
+absl::StatusOr<std::unique_ptr<Reducer>> CreateGlooReducer(const RendezvousOptions& options,
+                                                           c10::intrusive_ptr<c10d::Store> store) {
+  try {
+    auto group_options = c10d::ProcessGroupGloo::Options::create(options.timeout);
+    group_options->devices.push_back(
+        c10d::ProcessGroupGloo::createDeviceForHostname(options.store_host));
+    group_options->threads = 1;
+    auto group = c10::make_intrusive<c10d::ProcessGroupGloo>(store, options.rank, options.world_size,
+                                                             group_options);
+    return std::unique_ptr<Reducer>(
+        new GlooReducer(std::move(store), std::move(group), options.rank, options.world_size));
+  } catch (const std::exception& e) {
+    return absl::UnavailableError(absl::StrCat("rank ", options.rank, " of ", options.world_size,
+                                               " could not join the Gloo group: ", e.what()));
+  }
+}
+
+}  // namespace dpfleet::worker

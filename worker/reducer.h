@@ -1,0 +1,41 @@
+#ifndef DPFLEET_WORKER_REDUCER_H_
+#define DPFLEET_WORKER_REDUCER_H_
+
+// The collective that sums the workers' clipped gradient sums. Implementations: Gloo over TCP on CPUs
+// (c10d ProcessGroupGloo, gloo_reducer.h) and NCCL on GPUs (nccl_reducer.h, --config=cuda).
+
+#include <ATen/ATen.h>
+
+#include <chrono>
+#include <string>
+
+#include "absl/status/status.h"
+
+namespace dpfleet::worker {
+
+// Where and how the ranks of one job meet. Rank 0 serves a c10d TCPStore at store_host:store_port.
+struct RendezvousOptions {
+  std::string store_host = "127.0.0.1";
+  int store_port = 0;
+  int rank = 0;
+  int world_size = 1;
+  // How long a rendezvous or a collective may wait for peers before it fails.
+  std::chrono::milliseconds timeout = std::chrono::seconds(60);
+};
+
+class Reducer {
+ public:
+  virtual ~Reducer() = default;
+
+  // Replaces `buffer` (contiguous, CPU) on every rank by the element-wise sum over all ranks. Every rank
+  // receives the same bits. Errors: kUnavailable when a peer is gone or the timeout passes (the
+  // reducer is then unusable); kInvalidArgument for a non-contiguous buffer.
+  virtual absl::Status AllReduceSum(at::Tensor& buffer) = 0;
+
+  virtual int rank() const = 0;
+  virtual int world_size() const = 0;
+};
+
+}  // namespace dpfleet::worker
+
+#endif  // DPFLEET_WORKER_REDUCER_H_

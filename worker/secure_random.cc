@@ -1,0 +1,70 @@
+#include "worker/secure_random.h"
+
+#include <sys/random.h>
+
+#include <cerrno>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+
+namespace dpfleet::worker {
+namespace {
+
+// Uniform in (0, 1], 53 bits: never 0, so log() is finite.
+double UniformOpenZero(uint64_t bits) { return ((bits >> 11) + 1) * 0x1.0p-53; }
+
+constexpr int64_t kChunk = 4096;
+
+}  // namespace
+
+void FillSecureRandomBytes(void* out, size_t bytes) {
+  auto* cursor = static_cast<unsigned char*>(out);
+  while (bytes > 0) {
+    const ssize_t got = getrandom(cursor, bytes, 0);
+    if (got < 0) {
+      if (errno == EINTR) continue;
+      std::perror("dpfleet: getrandom failed; refusing to continue without privacy randomness");
+      std::abort();
+    }
+    cursor += got;
+    bytes -= static_cast<size_t>(got);
+  }
+}
+
+std::vector<int64_t> SecurePoissonSample(int64_t n, double q) {
+  std::vector<int64_t> sample;
+  if (q >= 1.0) {
+    sample.resize(n);
+    for (int64_t i = 0; i < n; ++i) sample[i] = i;
+    return sample;
+  }
+  sample.reserve(static_cast<size_t>(n * q * 1.2) + 16);
+  // Include index i when a uniform 64-bit word falls below q * 2^64.
+  const auto threshold = static_cast<uint64_t>(std::ldexp(q, 64));
+  uint64_t words[kChunk];
+  for (int64_t start = 0; start < n; start += kChunk) {
+    const int64_t count = std::min(kChunk, n - start);
+    FillSecureRandomBytes(words, count * sizeof(uint64_t));
+    for (int64_t i = 0; i < count; ++i) {
+      if (words[i] < threshold) sample.push_back(start + i);
+    }
+  }
+  return sample;
+}
+
+void AddSecureGaussianNoise(float* data, int64_t n, double stddev) {
+  uint64_t words[kChunk];
+  for (int64_t start = 0; start < n; start += kChunk) {
+    const int64_t count = std::min(kChunk, n - start);
+    // Two uniforms give two normals.
+    FillSecureRandomBytes(words, ((count + 1) / 2) * 2 * sizeof(uint64_t));
+    for (int64_t i = 0; i < count; i += 2) {
+      const double radius = std::sqrt(-2.0 * std::log(UniformOpenZero(words[i])));
+      const double angle = 2.0 * M_PI * UniformOpenZero(words[i + 1]);
+      data[start + i] += static_cast<float>(stddev * radius * std::cos(angle));
+      if (i + 1 < count) data[start + i + 1] += static_cast<float>(stddev * radius * std::sin(angle));
+    }
+  }
+}
+
+}  // namespace dpfleet::worker
