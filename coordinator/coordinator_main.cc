@@ -1,0 +1,47 @@
+// dpfleet-coordinator: serves JobService to clients and WorkerRegistry to workers.
+
+#include <iostream>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "common/serve.h"
+#include "coordinator/coordinator_service.h"
+
+ABSL_FLAG(std::string, listen, "127.0.0.1:0", "host:port to serve on (port 0: any free port)");
+ABSL_FLAG(std::string, accountant, "", "host:port of the accountant (required)");
+ABSL_FLAG(std::string, port_file, "", "write the bound port here once serving");
+ABSL_FLAG(int, heartbeat_interval_ms, 1000, "how often workers report that they are alive");
+ABSL_FLAG(int, heartbeat_timeout_ms, 5000, "silence after which a worker counts as dead");
+ABSL_FLAG(int, collective_timeout_s, 60, "how long workers wait for a peer in a collective");
+
+int main(int argc, char** argv) {
+  dpfleet::BlockTerminationSignals();
+  absl::ParseCommandLine(argc, argv);
+  if (absl::GetFlag(FLAGS_accountant).empty()) {
+    std::cerr << "dpfleet-coordinator: --accountant is required\n";
+    return 2;
+  }
+  using namespace dpfleet::coordinator;
+  JobTable jobs;
+  WorkerPool workers(absl::Milliseconds(absl::GetFlag(FLAGS_heartbeat_timeout_ms)));
+  AccountantClient accountant(
+      grpc::CreateChannel(absl::GetFlag(FLAGS_accountant), grpc::InsecureChannelCredentials()),
+      absl::Seconds(30));
+  WorkerRegistryImpl registry(&workers, absl::Milliseconds(absl::GetFlag(FLAGS_heartbeat_interval_ms)));
+  auto job_service = std::make_unique<JobServiceImpl>(
+      &jobs, &workers, &accountant,
+      JobRunnerOptions{.collective_timeout_s = absl::GetFlag(FLAGS_collective_timeout_s)});
+  auto server = dpfleet::StartServer(
+      {.listen_address = absl::GetFlag(FLAGS_listen), .port_file = absl::GetFlag(FLAGS_port_file)},
+      {job_service.get(), &registry});
+  if (!server.ok()) {
+    std::cerr << "dpfleet-coordinator: " << server.status() << "\n";
+    return 1;
+  }
+  std::cerr << "dpfleet-coordinator: serving on port " << server->port << ", accountant at "
+            << absl::GetFlag(FLAGS_accountant) << "\n";
+  dpfleet::WaitForTerminationSignal();
+  server->server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  job_service.reset();  // Cancels running jobs, which charges the accountant for their steps.
+  return 0;
+}

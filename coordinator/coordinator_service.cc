@@ -1,0 +1,161 @@
+#include "coordinator/coordinator_service.h"
+
+#include <chrono>
+#include <random>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "common/grpc_status.h"
+#include "common/status.h"
+#include "coordinator/job_plan.h"
+
+namespace dpfleet::coordinator {
+namespace {
+
+std::string NewJobId() {
+  static std::mt19937_64 rng{std::random_device{}()};  // Uniqueness only; ids are public.
+  static absl::Mutex mu;
+  absl::MutexLock lock(&mu);
+  return absl::StrFormat("job-%010x", rng() & 0xffffffffffull);
+}
+
+}  // namespace
+
+JobServiceImpl::JobServiceImpl(JobTable* jobs, WorkerPool* workers, AccountantClient* accountant,
+                               const JobRunnerOptions& runner_options)
+    : jobs_(jobs),
+      workers_(workers),
+      accountant_(accountant),
+      runner_(jobs, workers, accountant, runner_options) {}
+
+JobServiceImpl::~JobServiceImpl() {
+  for (const v1::Job& job : jobs_->List()) {
+    if (!IsTerminal(job.state())) jobs_->RequestCancel(job.job_id()).IgnoreError();
+  }
+  absl::MutexLock lock(&mu_);
+  for (std::thread& thread : runner_threads_) thread.join();
+}
+
+absl::StatusOr<v1::Job> JobServiceImpl::Admit(const v1::JobSpec& spec) {
+  DPFLEET_RETURN_IF_ERROR(ValidateJobSpec(spec));
+  DPFLEET_ASSIGN_OR_RETURN(const int64_t dataset_size, workers_->DatasetSize(spec.dataset()));
+  const int alive = workers_->CountAlive(spec.dataset());
+  if (spec.num_workers() > alive) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("num_workers is ", spec.num_workers(), " but only ", alive,
+                     " live worker(s) hold dataset '", spec.dataset(), "'"));
+  }
+  DPFLEET_ASSIGN_OR_RETURN(const JobPlan plan, PlanJob(spec, dataset_size));
+
+  v1::Job job;
+  job.set_job_id(NewJobId());
+  *job.mutable_spec() = spec;
+  job.set_state(v1::QUEUED);
+  job.set_sampling_rate(plan.sampling_rate);
+  job.set_total_steps(plan.steps);
+  job.set_dataset_size(dataset_size);
+  job.set_created_unix_ms(absl::ToUnixMillis(absl::Now()));
+  job.mutable_progress()->set_total_steps(plan.steps);
+  if (spec.privacy_case() == v1::JobSpec::kTargetEpsilon) {
+    v1::CalibrateNoiseRequest request;
+    request.set_sampling_rate(plan.sampling_rate);
+    request.set_steps(plan.steps);
+    request.set_target_epsilon(spec.target_epsilon());
+    request.set_delta(spec.delta());
+    DPFLEET_ASSIGN_OR_RETURN(const v1::CalibrateNoiseResponse noise,
+                             accountant_->CalibrateNoise(request));
+    job.set_noise_multiplier(noise.noise_multiplier());
+  } else {
+    job.set_noise_multiplier(spec.noise_multiplier());
+  }
+  v1::ReserveRequest reserve;
+  reserve.set_dataset(spec.dataset());
+  reserve.set_job_id(job.job_id());
+  reserve.set_idempotency_key(job.job_id());
+  reserve.mutable_mechanism()->set_sampling_rate(plan.sampling_rate);
+  reserve.mutable_mechanism()->set_noise_multiplier(job.noise_multiplier());
+  reserve.mutable_mechanism()->set_steps(plan.steps);
+  DPFLEET_ASSIGN_OR_RETURN(const v1::ReserveResponse reserved, accountant_->Reserve(reserve));
+  job.set_reservation_id(reserved.reservation_id());
+  v1::ComputeEpsilonRequest planned;
+  *planned.mutable_mechanism() = reserve.mechanism();
+  planned.set_delta(spec.delta());
+  DPFLEET_ASSIGN_OR_RETURN(const v1::ComputeEpsilonResponse epsilon,
+                           accountant_->ComputeEpsilon(planned));
+  job.set_planned_epsilon(epsilon.epsilon());
+  return job;
+}
+
+grpc::Status JobServiceImpl::SubmitJob(grpc::ServerContext*, const v1::SubmitJobRequest* request,
+                                       v1::SubmitJobResponse* response) {
+  const absl::StatusOr<v1::Job> job = Admit(request->spec());
+  if (!job.ok()) return ToGrpcStatus(job.status());
+  jobs_->Insert(*job);
+  *response->mutable_job() = *job;
+  absl::MutexLock lock(&mu_);
+  runner_threads_.emplace_back([this, id = job->job_id()] { runner_.Run(id); });
+  return grpc::Status::OK;
+}
+
+grpc::Status JobServiceImpl::GetJob(grpc::ServerContext*, const v1::GetJobRequest* request,
+                                    v1::Job* response) {
+  const absl::StatusOr<v1::Job> job = jobs_->Get(request->job_id());
+  if (!job.ok()) return ToGrpcStatus(job.status());
+  *response = *job;
+  return grpc::Status::OK;
+}
+
+grpc::Status JobServiceImpl::ListJobs(grpc::ServerContext*, const v1::ListJobsRequest*,
+                                      v1::ListJobsResponse* response) {
+  for (const v1::Job& job : jobs_->List()) *response->add_jobs() = job;
+  return grpc::Status::OK;
+}
+
+grpc::Status JobServiceImpl::CancelJob(grpc::ServerContext*, const v1::CancelJobRequest* request,
+                                       v1::Job* response) {
+  const absl::Status cancelled = jobs_->RequestCancel(request->job_id());
+  if (!cancelled.ok()) return ToGrpcStatus(cancelled);
+  const absl::StatusOr<v1::Job> job = jobs_->Get(request->job_id());
+  if (!job.ok()) return ToGrpcStatus(job.status());
+  *response = *job;
+  return grpc::Status::OK;
+}
+
+grpc::Status JobServiceImpl::WatchJob(grpc::ServerContext* context,
+                                      const v1::WatchJobRequest* request,
+                                      grpc::ServerWriter<v1::JobEvent>* writer) {
+  int64_t seen_version = 0;
+  while (!context->IsCancelled()) {
+    const auto changed = jobs_->WaitForChange(request->job_id(), seen_version, absl::Seconds(1));
+    if (!changed.ok()) return ToGrpcStatus(changed.status());
+    const auto& [job, version] = *changed;
+    if (version == seen_version) continue;
+    seen_version = version;
+    v1::JobEvent event;
+    *event.mutable_job() = job;
+    if (!writer->Write(event)) return grpc::Status::CANCELLED;
+    if (IsTerminal(job.state())) return grpc::Status::OK;
+  }
+  return grpc::Status::CANCELLED;
+}
+
+grpc::Status WorkerRegistryImpl::RegisterWorker(grpc::ServerContext*,
+                                                const v1::RegisterWorkerRequest* request,
+                                                v1::RegisterWorkerResponse* response) {
+  if (request->address().empty()) {
+    return ToGrpcStatus(absl::InvalidArgumentError("address is required"));
+  }
+  std::map<std::string, int64_t> datasets;
+  for (const v1::DatasetInfo& info : request->datasets()) datasets[info.name()] = info.train_examples();
+  response->set_worker_id(workers_->Register(request->address(), datasets));
+  response->set_heartbeat_interval_ms(
+      static_cast<int32_t>(absl::ToInt64Milliseconds(heartbeat_interval_)));
+  return grpc::Status::OK;
+}
+
+grpc::Status WorkerRegistryImpl::Heartbeat(grpc::ServerContext*, const v1::HeartbeatRequest* request,
+                                           v1::HeartbeatResponse*) {
+  return ToGrpcStatus(workers_->Heartbeat(request->worker_id()));
+}
+
+}  // namespace dpfleet::coordinator

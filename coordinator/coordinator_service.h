@@ -1,0 +1,71 @@
+#ifndef DPFLEET_COORDINATOR_COORDINATOR_SERVICE_H_
+#define DPFLEET_COORDINATOR_COORDINATOR_SERVICE_H_
+
+// The coordinator's two gRPC faces: JobService for clients and WorkerRegistry for workers. They
+// translate protos into calls on the job table, the worker pool, the planner and the accountant.
+
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
+#include "coordinator/accountant_client.h"
+#include "coordinator/job_runner.h"
+#include "coordinator/job_table.h"
+#include "coordinator/worker_pool.h"
+#include "proto/dpfleet.grpc.pb.h"
+
+namespace dpfleet::coordinator {
+
+class JobServiceImpl final : public v1::JobService::Service {
+ public:
+  // All pointers must outlive the service.
+  JobServiceImpl(JobTable* jobs, WorkerPool* workers, AccountantClient* accountant,
+                 const JobRunnerOptions& runner_options);
+  // Cancels the jobs still running and waits for their runners.
+  ~JobServiceImpl() override;
+
+  grpc::Status SubmitJob(grpc::ServerContext* context, const v1::SubmitJobRequest* request,
+                         v1::SubmitJobResponse* response) override;
+  grpc::Status GetJob(grpc::ServerContext* context, const v1::GetJobRequest* request,
+                      v1::Job* response) override;
+  grpc::Status ListJobs(grpc::ServerContext* context, const v1::ListJobsRequest* request,
+                        v1::ListJobsResponse* response) override;
+  grpc::Status CancelJob(grpc::ServerContext* context, const v1::CancelJobRequest* request,
+                         v1::Job* response) override;
+  grpc::Status WatchJob(grpc::ServerContext* context, const v1::WatchJobRequest* request,
+                        grpc::ServerWriter<v1::JobEvent>* writer) override;
+
+ private:
+  // Plans the job, calibrates its noise and reserves its budget; returns the queued job.
+  absl::StatusOr<v1::Job> Admit(const v1::JobSpec& spec);
+
+  JobTable* const jobs_;
+  WorkerPool* const workers_;
+  AccountantClient* const accountant_;
+  JobRunner runner_;
+
+  absl::Mutex mu_;
+  std::vector<std::thread> runner_threads_ ABSL_GUARDED_BY(mu_);
+};
+
+class WorkerRegistryImpl final : public v1::WorkerRegistry::Service {
+ public:
+  WorkerRegistryImpl(WorkerPool* workers, absl::Duration heartbeat_interval)
+      : workers_(workers), heartbeat_interval_(heartbeat_interval) {}
+
+  grpc::Status RegisterWorker(grpc::ServerContext* context, const v1::RegisterWorkerRequest* request,
+                              v1::RegisterWorkerResponse* response) override;
+  grpc::Status Heartbeat(grpc::ServerContext* context, const v1::HeartbeatRequest* request,
+                         v1::HeartbeatResponse* response) override;
+
+ private:
+  WorkerPool* const workers_;
+  const absl::Duration heartbeat_interval_;
+};
+
+}  // namespace dpfleet::coordinator
+
+#endif  // DPFLEET_COORDINATOR_COORDINATOR_SERVICE_H_

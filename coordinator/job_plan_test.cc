@@ -1,0 +1,95 @@
+#include "coordinator/job_plan.h"
+
+#include <cmath>
+
+#include "gtest/gtest.h"
+
+namespace dpfleet::coordinator {
+namespace {
+
+v1::JobSpec GoodSpec() {
+  v1::JobSpec spec;
+  spec.set_dataset("fashion-mnist");
+  spec.set_model("mlp");
+  spec.mutable_optimizer()->set_type(v1::DP_SGD);
+  spec.mutable_optimizer()->set_learning_rate(0.5);
+  spec.set_expected_batch_size(600);
+  spec.set_epochs(2);
+  spec.set_clip_norm(1.0);
+  spec.set_target_epsilon(2.0);
+  spec.set_delta(1e-5);
+  spec.set_num_workers(2);
+  return spec;
+}
+
+void ExpectInvalidNaming(const v1::JobSpec& spec, const std::string& field) {
+  const absl::Status status = ValidateJobSpec(spec);
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << field;
+  EXPECT_NE(status.message().find(field), std::string::npos) << status;
+}
+
+TEST(ValidateJobSpec, AcceptsAGoodSpec) { EXPECT_TRUE(ValidateJobSpec(GoodSpec()).ok()); }
+
+TEST(ValidateJobSpec, NamesEachBadField) {
+  v1::JobSpec spec = GoodSpec();
+  spec.set_clip_norm(-1);
+  ExpectInvalidNaming(spec, "clip_norm");
+  spec.set_clip_norm(NAN);
+  ExpectInvalidNaming(spec, "clip_norm");
+
+  spec = GoodSpec();
+  spec.set_sampling_rate(1.5);
+  ExpectInvalidNaming(spec, "sampling_rate");
+  spec.set_sampling_rate(0);
+  ExpectInvalidNaming(spec, "sampling_rate");
+
+  spec = GoodSpec();
+  spec.set_delta(1.0);
+  ExpectInvalidNaming(spec, "delta");
+  spec.set_delta(0);
+  ExpectInvalidNaming(spec, "delta");
+
+  spec = GoodSpec();
+  spec.set_steps(0);
+  ExpectInvalidNaming(spec, "steps");
+
+  spec = GoodSpec();
+  spec.set_model("resnet1000");
+  ExpectInvalidNaming(spec, "model");
+
+  spec = GoodSpec();
+  spec.set_target_epsilon(-3);
+  ExpectInvalidNaming(spec, "target_epsilon");
+
+  spec = GoodSpec();
+  spec.set_num_workers(0);
+  ExpectInvalidNaming(spec, "num_workers");
+
+  spec = GoodSpec();
+  spec.mutable_optimizer()->set_learning_rate(0);
+  ExpectInvalidNaming(spec, "optimizer.learning_rate");
+
+  spec = GoodSpec();
+  spec.clear_dataset();
+  ExpectInvalidNaming(spec, "dataset");
+}
+
+TEST(PlanJob, DerivesRateAndSteps) {
+  JobPlan plan = *PlanJob(GoodSpec(), 60000);
+  EXPECT_DOUBLE_EQ(plan.sampling_rate, 0.01);
+  EXPECT_EQ(plan.steps, 200);  // 2 epochs at q = 0.01.
+
+  v1::JobSpec full = GoodSpec();
+  full.set_full_batch(true);
+  full.set_steps(3);
+  plan = *PlanJob(full, 60000);
+  EXPECT_EQ(plan.sampling_rate, 1.0);
+  EXPECT_EQ(plan.steps, 3);
+
+  v1::JobSpec too_big = GoodSpec();
+  too_big.set_expected_batch_size(70000);
+  EXPECT_EQ(PlanJob(too_big, 60000).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace dpfleet::coordinator

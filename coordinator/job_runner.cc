@@ -1,0 +1,209 @@
+#include "coordinator/job_runner.h"
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "accountant/rdp.h"
+#include "common/grpc_status.h"
+#include "common/status.h"
+#include "grpcpp/grpcpp.h"
+#include "proto/dpfleet.grpc.pb.h"
+
+namespace dpfleet::coordinator {
+namespace {
+
+struct Peer {
+  WorkerRecord record;
+  std::unique_ptr<v1::WorkerService::Stub> stub;
+};
+
+std::unique_ptr<grpc::ClientContext> ContextWithDeadline(absl::Duration deadline) {
+  auto context = std::make_unique<grpc::ClientContext>();
+  context->set_deadline(absl::ToChronoTime(absl::Now() + deadline));
+  return context;
+}
+
+// Runs call(rank) for every rank concurrently; returns the first failure, naming the worker.
+absl::Status ForEachPeer(const std::vector<Peer>& peers, const std::string& what,
+                         const std::function<grpc::Status(size_t rank)>& call) {
+  std::vector<grpc::Status> statuses(peers.size());
+  std::vector<std::thread> threads;
+  for (size_t rank = 0; rank < peers.size(); ++rank) {
+    threads.emplace_back([&, rank] { statuses[rank] = call(rank); });
+  }
+  for (std::thread& t : threads) t.join();
+  for (size_t rank = 0; rank < peers.size(); ++rank) {
+    if (!statuses[rank].ok()) {
+      return Annotate(FromGrpcStatus(statuses[rank]),
+                      absl::StrCat(what, " on worker ", peers[rank].record.worker_id, " (",
+                                   peers[rank].record.address, ", rank ", rank, ")"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+double EpsilonAfter(const v1::Job& job, int64_t steps) {
+  const auto epsilon = accountant::RdpEpsilon(
+      {.sampling_rate = job.sampling_rate(), .noise_multiplier = job.noise_multiplier(), .steps = steps},
+      job.spec().delta());
+  return epsilon.ok() ? epsilon->epsilon : 0.0;
+}
+
+std::string HostOf(const std::string& address) { return address.substr(0, address.rfind(':')); }
+
+}  // namespace
+
+void JobRunner::Run(const std::string& job_id) {
+  const absl::StatusOr<v1::Job> snapshot = jobs_->Get(job_id);
+  if (!snapshot.ok()) return;
+  const v1::Job job = *snapshot;
+  const absl::Time started = absl::Now();
+
+  std::vector<Peer> peers;
+  int64_t steps_started = 0;
+  // Ends the job: frees the workers, charges the accountant for every started step, records the state.
+  auto finish = [&](v1::JobState state, absl::Status error, v1::JobResult result) {
+    for (size_t rank = 0; rank < peers.size(); ++rank) {
+      auto context = ContextWithDeadline(absl::Seconds(5));
+      v1::ReleaseShardRequest request;
+      request.set_job_id(job_id);
+      v1::ReleaseShardResponse response;
+      peers[rank].stub->ReleaseShard(context.get(), request, &response);  // Best effort.
+    }
+    workers_->ReleaseJob(job_id);
+    absl::Status charged;
+    if (steps_started > 0) {
+      v1::CommitRequest commit;
+      commit.set_reservation_id(job.reservation_id());
+      commit.set_steps_run(steps_started);
+      charged = accountant_->Commit(commit).status();
+    } else {
+      v1::ReleaseRequest release;
+      release.set_reservation_id(job.reservation_id());
+      charged = accountant_->Release(release);
+    }
+    std::string message = error.ok() ? "" : std::string(error.message());
+    if (!charged.ok()) {
+      // The reservation stays open and keeps counting in full: the ledger over-counts, never under.
+      absl::StrAppend(&message, message.empty() ? "" : "; ", "reservation ", job.reservation_id(),
+                      " stays open: ", charged.message());
+      if (state == v1::SUCCEEDED) state = v1::FAILED;
+    }
+    result.set_steps_run(steps_started);
+    result.set_epsilon_spent(EpsilonAfter(job, steps_started));
+    result.set_delta(job.spec().delta());
+    result.set_wall_seconds(absl::ToDoubleSeconds(absl::Now() - started));
+    jobs_->Update(job_id, [&](v1::Job& j) {
+      j.set_state(state);
+      j.set_error(message);
+      *j.mutable_result() = result;
+      j.mutable_progress()->set_epsilon_spent(result.epsilon_spent());
+    }).IgnoreError();
+  };
+
+  // Wait for idle workers.
+  std::vector<WorkerRecord> acquired;
+  while ((acquired = workers_->Acquire(job.spec().dataset(), job.spec().num_workers(), job_id))
+             .empty()) {
+    if (jobs_->CancelRequested(job_id)) {
+      return finish(v1::CANCELLED, absl::CancelledError("cancelled while queued"), {});
+    }
+    absl::SleepFor(options_.acquire_poll);
+  }
+  for (WorkerRecord& record : acquired) {
+    auto channel = grpc::CreateChannel(record.address, grpc::InsecureChannelCredentials());
+    peers.push_back({std::move(record), v1::WorkerService::NewStub(channel)});
+  }
+  jobs_->Update(job_id, [](v1::Job& j) { j.set_state(v1::RUNNING); }).IgnoreError();
+
+  // Assign shards: rank 0 first, since it serves the store the others connect to.
+  v1::ShardAssignment assignment;
+  assignment.set_job_id(job_id);
+  *assignment.mutable_spec() = job.spec();
+  assignment.set_world_size(static_cast<int32_t>(peers.size()));
+  assignment.set_store_host(HostOf(peers[0].record.address));
+  assignment.set_sampling_rate(job.sampling_rate());
+  assignment.set_noise_multiplier(job.noise_multiplier());
+  assignment.set_total_steps(job.total_steps());
+  assignment.set_dataset_size(job.dataset_size());
+  assignment.set_collective_timeout_s(options_.collective_timeout_s);
+  auto assign = [&](size_t rank) {
+    v1::AssignShardRequest request;
+    *request.mutable_assignment() = assignment;
+    request.mutable_assignment()->set_rank(static_cast<int32_t>(rank));
+    v1::AssignShardResponse response;
+    auto context = ContextWithDeadline(options_.control_deadline);
+    grpc::Status status = peers[rank].stub->AssignShard(context.get(), request, &response);
+    if (status.ok() && rank == 0) assignment.set_store_port(response.store_port());
+    return status;
+  };
+  if (grpc::Status first = assign(0); !first.ok()) {
+    return finish(v1::FAILED,
+                  Annotate(FromGrpcStatus(first), absl::StrCat("assigning rank 0 to worker ",
+                                                               peers[0].record.worker_id)),
+                  {});
+  }
+  const absl::Status assigned = ForEachPeer(peers, "assigning the shard",
+                         [&](size_t rank) { return rank == 0 ? grpc::Status::OK : assign(rank); });
+  if (!assigned.ok()) return finish(v1::FAILED, assigned, {});
+
+  // The steps, in lockstep: every worker runs step t before any runs t + 1.
+  const absl::Duration step_deadline =
+      absl::Seconds(options_.collective_timeout_s) + options_.control_deadline;
+  for (int64_t step = 0; step < job.total_steps(); ++step) {
+    if (jobs_->CancelRequested(job_id)) {
+      return finish(v1::CANCELLED,
+                    absl::CancelledError(absl::StrCat("cancelled after ", step, " steps")), {});
+    }
+    steps_started = step + 1;  // From here on the step may release noised gradients: it is charged.
+    std::vector<v1::RunStepResponse> responses(peers.size());
+    const absl::Status stepped = ForEachPeer(peers, absl::StrCat("step ", step), [&](size_t rank) {
+      v1::RunStepRequest request;
+      request.set_job_id(job_id);
+      request.set_step(step);
+      auto context = ContextWithDeadline(step_deadline);
+      return peers[rank].stub->RunStep(context.get(), request, &responses[rank]);
+    });
+    if (!stepped.ok()) return finish(v1::FAILED, stepped, {});
+    double loss_sum = 0;
+    int64_t batch_size = 0;
+    for (const v1::RunStepResponse& response : responses) {
+      loss_sum += response.loss_sum();
+      batch_size += response.local_batch_size();
+    }
+    const double epsilon = EpsilonAfter(job, step + 1);
+    jobs_->Update(job_id, [&](v1::Job& j) {
+      v1::JobProgress* progress = j.mutable_progress();
+      progress->set_step(step + 1);
+      progress->set_total_steps(job.total_steps());
+      progress->set_loss(batch_size > 0 ? loss_sum / batch_size : 0.0);
+      progress->set_batch_size(batch_size);
+      progress->set_epsilon_spent(epsilon);
+    }).IgnoreError();
+  }
+
+  // Evaluate on the held-out split: each worker scores its slice, and reports its parameters.
+  std::vector<v1::EvaluateResponse> evaluations(peers.size());
+  const absl::Status evaluated = ForEachPeer(peers, "evaluation", [&](size_t rank) {
+    v1::EvaluateRequest request;
+    request.set_job_id(job_id);
+    auto context = ContextWithDeadline(options_.control_deadline);
+    return peers[rank].stub->Evaluate(context.get(), request, &evaluations[rank]);
+  });
+  if (!evaluated.ok()) return finish(v1::FAILED, evaluated, {});
+  v1::JobResult result;
+  int64_t correct = 0, examples = 0;
+  for (const v1::EvaluateResponse& evaluation : evaluations) {
+    correct += evaluation.correct();
+    examples += evaluation.examples();
+    result.add_parameter_fingerprints(evaluation.parameter_fingerprint());
+  }
+  result.set_test_accuracy(examples > 0 ? static_cast<double>(correct) / examples : 0.0);
+  finish(v1::SUCCEEDED, absl::OkStatus(), result);
+}
+
+}  // namespace dpfleet::coordinator

@@ -1,0 +1,61 @@
+#ifndef DPFLEET_COORDINATOR_JOB_TABLE_H_
+#define DPFLEET_COORDINATOR_JOB_TABLE_H_
+
+// The coordinator's jobs and their latest snapshots, with change notification for WatchJob.
+// TODO(issue 5): persist in SQLite so a coordinator restart loses no job.
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "proto/dpfleet.pb.h"
+
+namespace dpfleet::coordinator {
+
+// Returns true for SUCCEEDED, FAILED and CANCELLED.
+bool IsTerminal(v1::JobState state);
+
+// Thread-safe.
+class JobTable {
+ public:
+  // Adds a job (its job_id must be new).
+  void Insert(const v1::Job& job);
+
+  // Errors: kNotFound for an unknown id.
+  absl::StatusOr<v1::Job> Get(const std::string& job_id) const;
+  std::vector<v1::Job> List() const;
+
+  // Applies `mutate` to the job and wakes its watchers. Errors: kNotFound.
+  absl::Status Update(const std::string& job_id, const std::function<void(v1::Job&)>& mutate);
+
+  // Waits up to `timeout` for the job to change after version `seen_version` (0: never seen), and
+  // returns its snapshot and version (unchanged version on timeout). Errors: kNotFound.
+  absl::StatusOr<std::pair<v1::Job, int64_t>> WaitForChange(const std::string& job_id,
+                                                            int64_t seen_version,
+                                                            absl::Duration timeout) const;
+
+  // Asks a job to stop. Errors: kNotFound; kFailedPrecondition when it already ended.
+  absl::Status RequestCancel(const std::string& job_id);
+  bool CancelRequested(const std::string& job_id) const;
+
+ private:
+  struct Entry {
+    v1::Job job;
+    int64_t version = 1;
+    bool cancel_requested = false;
+  };
+
+  mutable absl::Mutex mu_;
+  std::map<std::string, Entry> jobs_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace dpfleet::coordinator
+
+#endif  // DPFLEET_COORDINATOR_JOB_TABLE_H_

@@ -1,0 +1,68 @@
+#ifndef DPFLEET_COORDINATOR_WORKER_POOL_H_
+#define DPFLEET_COORDINATOR_WORKER_POOL_H_
+
+// The registered workers: where they are, which datasets they hold, whether they are alive (recent
+// heartbeat) and whether a job holds them.
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+
+namespace dpfleet::coordinator {
+
+struct WorkerRecord {
+  std::string worker_id;
+  std::string address;
+  std::map<std::string, int64_t> train_examples;  // By dataset name.
+  absl::Time last_heartbeat;
+  std::string job_id;  // The job holding this worker, or empty.
+};
+
+// Thread-safe.
+class WorkerPool {
+ public:
+  // A worker is alive while its last heartbeat is younger than `heartbeat_timeout`.
+  explicit WorkerPool(absl::Duration heartbeat_timeout) : heartbeat_timeout_(heartbeat_timeout) {}
+
+  // Adds a worker and returns its new id. A worker registering again from the same address (it
+  // restarted) replaces its old record.
+  std::string Register(const std::string& address, const std::map<std::string, int64_t>& datasets);
+
+  // Records a heartbeat. Errors: kNotFound for an unknown id (the worker must register again).
+  absl::Status Heartbeat(const std::string& worker_id);
+
+  // Returns the training-set size that live workers report for `dataset`. Errors: kNotFound when no
+  // live worker holds it; kFailedPrecondition when workers disagree on its size.
+  absl::StatusOr<int64_t> DatasetSize(const std::string& dataset) const;
+
+  // Returns how many live workers hold `dataset`.
+  int CountAlive(const std::string& dataset) const;
+
+  // Assigns `count` idle live workers holding `dataset` to `job_id`, ordered by id. Returns them, or an
+  // empty vector (assigning none) when fewer are idle now.
+  std::vector<WorkerRecord> Acquire(const std::string& dataset, int count, const std::string& job_id);
+
+  // Frees every worker held by `job_id`.
+  void ReleaseJob(const std::string& job_id);
+
+  bool IsAlive(const std::string& worker_id) const;
+
+ private:
+  bool AliveLocked(const WorkerRecord& worker) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+
+  const absl::Duration heartbeat_timeout_;
+  mutable absl::Mutex mu_;
+  std::map<std::string, WorkerRecord> workers_ ABSL_GUARDED_BY(mu_);
+  int64_t next_id_ ABSL_GUARDED_BY(mu_) = 1;
+};
+
+}  // namespace dpfleet::coordinator
+
+#endif  // DPFLEET_COORDINATOR_WORKER_POOL_H_

@@ -1,0 +1,46 @@
+#include "coordinator/worker_pool.h"
+
+#include "gtest/gtest.h"
+
+namespace dpfleet::coordinator {
+namespace {
+
+TEST(WorkerPool, AcquiresOnlyIdleWorkersWithTheDataset) {
+  WorkerPool pool(absl::Seconds(60));
+  const std::string a = pool.Register("127.0.0.1:1", {{"mnist", 100}});
+  pool.Register("127.0.0.1:2", {{"mnist", 100}});
+  pool.Register("127.0.0.1:3", {{"cifar", 50}});
+  EXPECT_EQ(pool.CountAlive("mnist"), 2);
+  EXPECT_EQ(*pool.DatasetSize("mnist"), 100);
+  EXPECT_EQ(pool.DatasetSize("imagenet").status().code(), absl::StatusCode::kNotFound);
+
+  EXPECT_TRUE(pool.Acquire("mnist", 3, "job-1").empty());
+  const auto workers = pool.Acquire("mnist", 2, "job-1");
+  ASSERT_EQ(workers.size(), 2u);
+  EXPECT_TRUE(pool.Acquire("mnist", 1, "job-2").empty());
+  pool.ReleaseJob("job-1");
+  EXPECT_EQ(pool.Acquire("mnist", 1, "job-2").size(), 1u);
+  EXPECT_TRUE(pool.Heartbeat(a).ok());
+}
+
+TEST(WorkerPool, ReRegistrationReplacesAndSilentWorkersDie) {
+  WorkerPool pool(absl::Milliseconds(50));
+  const std::string first = pool.Register("127.0.0.1:1", {{"mnist", 100}});
+  const std::string second = pool.Register("127.0.0.1:1", {{"mnist", 100}});
+  EXPECT_NE(first, second);
+  EXPECT_EQ(pool.Heartbeat(first).code(), absl::StatusCode::kNotFound);
+  EXPECT_TRUE(pool.IsAlive(second));
+  absl::SleepFor(absl::Milliseconds(80));
+  EXPECT_FALSE(pool.IsAlive(second));
+  EXPECT_EQ(pool.CountAlive("mnist"), 0);
+}
+
+TEST(WorkerPool, DisagreeingDatasetSizesAreRefused) {
+  WorkerPool pool(absl::Seconds(60));
+  pool.Register("127.0.0.1:1", {{"mnist", 100}});
+  pool.Register("127.0.0.1:2", {{"mnist", 99}});
+  EXPECT_EQ(pool.DatasetSize("mnist").status().code(), absl::StatusCode::kFailedPrecondition);
+}
+
+}  // namespace
+}  // namespace dpfleet::coordinator

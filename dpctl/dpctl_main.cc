@@ -1,0 +1,379 @@
+// dpctl: the command-line client of dpfleet. `dpctl help` lists the commands.
+
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <iostream>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "accountant/calibration.h"
+#include "accountant/rdp.h"
+#include "common/grpc_status.h"
+#include "dpctl/args.h"
+#include "google/protobuf/text_format.h"
+#include "google/protobuf/util/json_util.h"
+#include "grpcpp/grpcpp.h"
+#include "proto/dpfleet.grpc.pb.h"
+
+namespace dpfleet::dpctl {
+namespace {
+
+constexpr char kUsage[] = R"(dpctl: submit and watch differentially private training jobs.
+
+Jobs (coordinator at --coordinator or $DPFLEET_COORDINATOR):
+  dpctl submit --dataset NAME --model linear|mlp --clip-norm C --delta D
+               (--batch-size B | --sampling-rate Q | --full-batch) (--steps T | --epochs E)
+               (--noise-multiplier S | --target-epsilon E)
+               [--optimizer sgd|adam] [--learning-rate LR] [--momentum M] [--weight-decay W]
+               [--workers N] [--seed S] [--micro-batch-size M] [--name TEXT] [--watch] [--json]
+  dpctl watch JOB_ID        live progress until the job ends (exit 0 only if it succeeded)
+  dpctl get JOB_ID [--json]
+  dpctl jobs [--json]
+  dpctl cancel JOB_ID
+
+Budgets (accountant at --accountant-address or $DPFLEET_ACCOUNTANT):
+  dpctl register-dataset NAME --epsilon E --delta D
+  dpctl budget NAME [--json]
+
+Privacy math, offline:
+  dpctl privacy epsilon --sampling-rate Q --noise-multiplier S --steps T --delta D [--accountant rdp] [--json]
+  dpctl privacy noise --sampling-rate Q --steps T --delta D --target-epsilon E [--accountant rdp] [--json]
+)";
+
+#define DPCTL_ASSIGN_OR_FAIL(lhs, expr)          \
+  auto lhs##_or = (expr);                        \
+  if (!lhs##_or.ok()) return Fail(lhs##_or.status()); \
+  auto lhs = *std::move(lhs##_or)
+
+int Fail(const absl::Status& status) {
+  std::cerr << "dpctl: " << absl::StatusCodeToString(status.code()) << ": " << status.message() << "\n";
+  return 1;
+}
+
+std::string Address(Args& args, const std::string& flag, const char* env) {
+  std::string address = *args.String(flag);
+  if (address.empty() && std::getenv(env) != nullptr) address = std::getenv(env);
+  return address;
+}
+
+absl::StatusOr<std::shared_ptr<grpc::Channel>> Channel(Args& args, const std::string& flag,
+                                                       const char* env) {
+  const std::string address = Address(args, flag, env);
+  if (address.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat("no address: pass --", flag, " or set ", env,
+                                                   " (deploy/local_cluster.sh env prints it)"));
+  }
+  return grpc::CreateChannel(address, grpc::InsecureChannelCredentials());
+}
+
+std::unique_ptr<grpc::ClientContext> Context(absl::Duration deadline = absl::Seconds(60)) {
+  auto context = std::make_unique<grpc::ClientContext>();
+  context->set_deadline(absl::ToChronoTime(absl::Now() + deadline));
+  return context;
+}
+
+std::string Json(const google::protobuf::Message& message) {
+  std::string json;
+  google::protobuf::util::JsonPrintOptions options;
+  options.preserve_proto_field_names = true;
+  (void)google::protobuf::util::MessageToJsonString(message, &json, options);
+  return json;
+}
+
+std::string StateName(v1::JobState state) { return v1::JobState_Name(state); }
+
+void PrintJob(const v1::Job& job) {
+  std::cout << absl::StrFormat("%s  %-9s  %s on %s, %d worker(s)\n", job.job_id(),
+                               StateName(job.state()), job.spec().model(), job.spec().dataset(),
+                               job.spec().num_workers());
+  std::cout << absl::StrFormat(
+      "  plan: q=%.6g  sigma=%.4f  steps=%d  planned epsilon=%.4f at delta=%g\n", job.sampling_rate(),
+      job.noise_multiplier(), job.total_steps(), job.planned_epsilon(), job.spec().delta());
+  if (job.state() == v1::RUNNING || job.progress().step() > 0) {
+    std::cout << absl::StrFormat("  progress: step %d/%d  loss %.4f  epsilon spent %.4f\n",
+                                 job.progress().step(), job.total_steps(), job.progress().loss(),
+                                 job.progress().epsilon_spent());
+  }
+  if (job.state() == v1::SUCCEEDED) {
+    std::cout << absl::StrFormat("  result: test accuracy %.2f%%  epsilon %.4f at delta %g  (%d steps, %.1f s)\n",
+                                 100 * job.result().test_accuracy(), job.result().epsilon_spent(),
+                                 job.result().delta(), job.result().steps_run(),
+                                 job.result().wall_seconds());
+  }
+  if (!job.error().empty()) std::cout << "  error: " << job.error() << "\n";
+}
+
+int Watch(v1::JobService::Stub& jobs, const std::string& job_id, bool json) {
+  v1::WatchJobRequest request;
+  request.set_job_id(job_id);
+  auto context = Context(absl::Hours(24 * 30));
+  auto reader = jobs.WatchJob(context.get(), request);
+  const bool tty = isatty(STDOUT_FILENO) && !json;
+  v1::JobEvent event;
+  int last_percent_printed = -1;
+  v1::Job last;
+  while (reader->Read(&event)) {
+    last = event.job();
+    if (json) {
+      std::cout << Json(last) << "\n" << std::flush;
+      continue;
+    }
+    const v1::JobProgress& p = last.progress();
+    const int64_t total = std::max<int64_t>(1, last.total_steps());
+    const int percent = static_cast<int>(100 * p.step() / total);
+    if (tty) {
+      const int width = 30;
+      const int filled = static_cast<int>(width * p.step() / total);
+      std::cout << absl::StrFormat("\r%-9s [%s%s] %3d%%  step %d/%d  loss %.4f  eps %.3f ",
+                                   StateName(last.state()), std::string(filled, '#'),
+                                   std::string(width - filled, '.'), percent, p.step(), total, p.loss(),
+                                   p.epsilon_spent())
+                << std::flush;
+    } else if (percent / 10 != last_percent_printed / 10 || last.state() != v1::RUNNING) {
+      last_percent_printed = percent;
+      std::cout << absl::StrFormat("%-9s step %d/%d (%d%%)  loss %.4f  epsilon spent %.4f\n",
+                                   StateName(last.state()), p.step(), total, percent, p.loss(),
+                                   p.epsilon_spent());
+    }
+  }
+  const grpc::Status status = reader->Finish();
+  if (tty) std::cout << "\n";
+  if (!status.ok()) return Fail(FromGrpcStatus(status));
+  if (!json) PrintJob(last);
+  return last.state() == v1::SUCCEEDED ? 0 : 1;
+}
+
+absl::StatusOr<v1::JobSpec> SpecFromArgs(Args& args) {
+  v1::JobSpec spec;
+  spec.set_dataset(*args.String("dataset"));
+  spec.set_model(*args.String("model"));
+  spec.set_display_name(*args.String("name"));
+  const std::string optimizer = *args.String("optimizer", "sgd");
+  if (optimizer == "sgd") {
+    spec.mutable_optimizer()->set_type(v1::DP_SGD);
+  } else if (optimizer == "adam") {
+    spec.mutable_optimizer()->set_type(v1::DP_ADAM);
+  } else if (optimizer == "lamb") {
+    spec.mutable_optimizer()->set_type(v1::DP_LAMB);
+  } else {
+    return absl::InvalidArgumentError(absl::StrCat("--optimizer must be sgd, adam or lamb, got ", optimizer));
+  }
+  auto set = [](absl::StatusOr<double> v, auto setter) -> absl::Status {
+    if (!v.ok()) return v.status();
+    setter(*v);
+    return absl::OkStatus();
+  };
+  v1::OptimizerSpec* opt = spec.mutable_optimizer();
+  for (absl::Status s : {
+           set(args.Double("learning-rate", 0.1), [&](double v) { opt->set_learning_rate(v); }),
+           set(args.Double("momentum", 0.0), [&](double v) { opt->set_momentum(v); }),
+           set(args.Double("weight-decay", 0.0), [&](double v) { opt->set_weight_decay(v); }),
+           set(args.Double("clip-norm"), [&](double v) { spec.set_clip_norm(v); }),
+           set(args.Double("delta"), [&](double v) { spec.set_delta(v); }),
+       }) {
+    if (!s.ok()) return s;
+  }
+  if (args.Has("batch-size")) {
+    auto b = args.Int("batch-size");
+    if (!b.ok()) return b.status();
+    spec.set_expected_batch_size(*b);
+  } else if (args.Has("sampling-rate")) {
+    if (absl::Status s = set(args.Double("sampling-rate"), [&](double v) { spec.set_sampling_rate(v); });
+        !s.ok()) return s;
+  } else if (args.Bool("full-batch")) {
+    spec.set_full_batch(true);
+  }
+  if (args.Has("steps")) {
+    auto t = args.Int("steps");
+    if (!t.ok()) return t.status();
+    spec.set_steps(*t);
+  } else if (args.Has("epochs")) {
+    if (absl::Status s = set(args.Double("epochs"), [&](double v) { spec.set_epochs(v); }); !s.ok()) return s;
+  }
+  if (args.Has("noise-multiplier")) {
+    if (absl::Status s = set(args.Double("noise-multiplier"), [&](double v) { spec.set_noise_multiplier(v); });
+        !s.ok()) return s;
+  } else if (args.Has("target-epsilon")) {
+    if (absl::Status s = set(args.Double("target-epsilon"), [&](double v) { spec.set_target_epsilon(v); });
+        !s.ok()) return s;
+  }
+  for (const auto& [flag, setter] :
+       std::vector<std::pair<std::string, std::function<void(int64_t)>>>{
+           {"workers", [&](int64_t v) { spec.set_num_workers(static_cast<int32_t>(v)); }},
+           {"seed", [&](int64_t v) { spec.set_seed(static_cast<uint64_t>(v)); }},
+           {"micro-batch-size", [&](int64_t v) { spec.set_micro_batch_size(static_cast<int32_t>(v)); }},
+       }) {
+    auto v = args.Int(flag, flag == "workers" ? 1 : 0);
+    if (!v.ok()) return v.status();
+    setter(*v);
+  }
+  return spec;
+}
+
+int Submit(Args& args) {
+  DPCTL_ASSIGN_OR_FAIL(spec, SpecFromArgs(args));
+  const bool watch = args.Bool("watch");
+  const bool json = args.Bool("json");
+  DPCTL_ASSIGN_OR_FAIL(channel, Channel(args, "coordinator", "DPFLEET_COORDINATOR"));
+  if (absl::Status unused = args.CheckAllUsed(); !unused.ok()) return Fail(unused);
+  auto jobs = v1::JobService::NewStub(channel);
+  v1::SubmitJobRequest request;
+  *request.mutable_spec() = spec;
+  v1::SubmitJobResponse response;
+  const grpc::Status status = jobs->SubmitJob(Context().get(), request, &response);
+  if (!status.ok()) return Fail(FromGrpcStatus(status));
+  if (json) {
+    std::cout << Json(response.job()) << "\n";
+  } else {
+    std::cout << "submitted ";
+    PrintJob(response.job());
+  }
+  return watch ? Watch(*jobs, response.job().job_id(), json) : 0;
+}
+
+int JobCommand(Args& args, const std::string& command) {
+  const bool json = args.Bool("json");
+  DPCTL_ASSIGN_OR_FAIL(channel, Channel(args, "coordinator", "DPFLEET_COORDINATOR"));
+  if (absl::Status unused = args.CheckAllUsed(); !unused.ok()) return Fail(unused);
+  auto jobs = v1::JobService::NewStub(channel);
+  if (command == "jobs") {
+    v1::ListJobsResponse response;
+    const grpc::Status status = jobs->ListJobs(Context().get(), {}, &response);
+    if (!status.ok()) return Fail(FromGrpcStatus(status));
+    if (json) {
+      std::cout << Json(response) << "\n";
+    } else {
+      for (const v1::Job& job : response.jobs()) PrintJob(job);
+    }
+    return 0;
+  }
+  if (args.positional().size() != 2) return Fail(absl::InvalidArgumentError(command + " needs a JOB_ID"));
+  const std::string& job_id = args.positional()[1];
+  if (command == "watch") return Watch(*jobs, job_id, json);
+  v1::Job job;
+  grpc::Status status;
+  if (command == "get") {
+    v1::GetJobRequest request;
+    request.set_job_id(job_id);
+    status = jobs->GetJob(Context().get(), request, &job);
+  } else {
+    v1::CancelJobRequest request;
+    request.set_job_id(job_id);
+    status = jobs->CancelJob(Context().get(), request, &job);
+  }
+  if (!status.ok()) return Fail(FromGrpcStatus(status));
+  if (json) {
+    std::cout << Json(job) << "\n";
+  } else {
+    PrintJob(job);
+  }
+  return 0;
+}
+
+int BudgetCommand(Args& args, const std::string& command) {
+  if (args.positional().size() != 2) return Fail(absl::InvalidArgumentError(command + " needs a dataset name"));
+  const std::string& dataset = args.positional()[1];
+  const bool json = args.Bool("json");
+  DPCTL_ASSIGN_OR_FAIL(channel, Channel(args, "accountant-address", "DPFLEET_ACCOUNTANT"));
+  auto accountant = v1::AccountantService::NewStub(channel);
+  if (command == "register-dataset") {
+    v1::RegisterDatasetRequest request;
+    request.set_dataset(dataset);
+    DPCTL_ASSIGN_OR_FAIL(epsilon, args.Double("epsilon"));
+    DPCTL_ASSIGN_OR_FAIL(delta, args.Double("delta"));
+    if (absl::Status unused = args.CheckAllUsed(); !unused.ok()) return Fail(unused);
+    request.set_epsilon_budget(epsilon);
+    request.set_delta(delta);
+    v1::RegisterDatasetResponse response;
+    const grpc::Status status = accountant->RegisterDataset(Context().get(), request, &response);
+    if (!status.ok()) return Fail(FromGrpcStatus(status));
+    std::cout << absl::StrFormat("registered dataset %s with budget epsilon=%g delta=%g\n", dataset,
+                                 epsilon, delta);
+    return 0;
+  }
+  if (absl::Status unused = args.CheckAllUsed(); !unused.ok()) return Fail(unused);
+  v1::GetBudgetRequest request;
+  request.set_dataset(dataset);
+  v1::GetBudgetResponse budget;
+  const grpc::Status status = accountant->GetBudget(Context().get(), request, &budget);
+  if (!status.ok()) return Fail(FromGrpcStatus(status));
+  if (json) {
+    std::cout << Json(budget) << "\n";
+  } else {
+    std::cout << absl::StrFormat(
+        "%s: budget epsilon=%g at delta=%g\n  spent (committed) %.4f\n  spent + reserved   %.4f  (%d open reservation(s))\n  remaining          %.4f\n",
+        budget.dataset(), budget.epsilon_budget(), budget.delta(), budget.epsilon_committed(),
+        budget.epsilon_reserved(), budget.open_reservations(), budget.epsilon_remaining());
+  }
+  return 0;
+}
+
+int Privacy(Args& args) {
+  if (args.positional().size() != 2) return Fail(absl::InvalidArgumentError("privacy needs 'epsilon' or 'noise'"));
+  const std::string what = args.positional()[1];
+  const bool json = args.Bool("json");
+  const std::string method = *args.String("accountant", "rdp");
+  DPCTL_ASSIGN_OR_FAIL(q, args.Double("sampling-rate"));
+  DPCTL_ASSIGN_OR_FAIL(steps, args.Int("steps"));
+  DPCTL_ASSIGN_OR_FAIL(delta, args.Double("delta"));
+  if (method != "rdp") {
+    return Fail(absl::UnimplementedError(absl::StrCat("--accountant ", method, " is not available yet; use rdp")));
+  }
+  if (what == "epsilon") {
+    DPCTL_ASSIGN_OR_FAIL(sigma, args.Double("noise-multiplier"));
+    if (absl::Status unused = args.CheckAllUsed(); !unused.ok()) return Fail(unused);
+    DPCTL_ASSIGN_OR_FAIL(result, accountant::RdpEpsilon({.sampling_rate = q, .noise_multiplier = sigma, .steps = steps}, delta));
+    if (json) {
+      std::cout << absl::StrFormat(
+          "{\"epsilon\": %.17g, \"delta\": %.17g, \"accountant\": \"rdp\", \"optimal_order\": %.17g}\n",
+          result.epsilon, delta, result.order);
+    } else {
+      std::cout << absl::StrFormat("epsilon = %.6f at delta = %g (RDP, order %g)\n", result.epsilon,
+                                   delta, result.order);
+    }
+    return 0;
+  }
+  if (what == "noise") {
+    DPCTL_ASSIGN_OR_FAIL(target, args.Double("target-epsilon"));
+    if (absl::Status unused = args.CheckAllUsed(); !unused.ok()) return Fail(unused);
+    DPCTL_ASSIGN_OR_FAIL(noise, accountant::CalibrateNoiseMultiplier(q, steps, target, delta));
+    if (json) {
+      std::cout << absl::StrFormat(
+          "{\"noise_multiplier\": %.17g, \"epsilon\": %.17g, \"delta\": %.17g, \"accountant\": \"rdp\"}\n",
+          noise.noise_multiplier, noise.epsilon, delta);
+    } else {
+      std::cout << absl::StrFormat("noise multiplier = %.6f (epsilon %.6f at delta %g, RDP)\n",
+                                   noise.noise_multiplier, noise.epsilon, delta);
+    }
+    return 0;
+  }
+  return Fail(absl::InvalidArgumentError(absl::StrCat("unknown privacy command '", what, "'")));
+}
+
+int Main(int argc, char** argv) {
+  absl::StatusOr<Args> parsed = Args::Parse(argc, argv, 1);
+  if (!parsed.ok()) return Fail(parsed.status());
+  Args& args = *parsed;
+  if (args.positional().empty() || args.positional()[0] == "help" || args.Bool("help")) {
+    std::cout << kUsage;
+    return args.positional().empty() && !args.Bool("help") ? 2 : 0;
+  }
+  const std::string command = args.positional()[0];
+  if (command == "submit") return Submit(args);
+  if (command == "watch" || command == "get" || command == "jobs" || command == "cancel") {
+    return JobCommand(args, command);
+  }
+  if (command == "budget" || command == "register-dataset") return BudgetCommand(args, command);
+  if (command == "privacy") return Privacy(args);
+  std::cerr << "dpctl: unknown command '" << command << "'\n\n" << kUsage;
+  return 2;
+}
+
+}  // namespace
+}  // namespace dpfleet::dpctl
+
+int main(int argc, char** argv) { return dpfleet::dpctl::Main(argc, argv); }

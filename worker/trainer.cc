@@ -1,0 +1,113 @@
+#include "worker/trainer.h"
+
+#include <cmath>
+
+#include "absl/strings/str_cat.h"
+#include "common/status.h"
+#include "worker/clipping.h"
+#include "worker/secure_random.h"
+
+namespace dpfleet::worker {
+
+absl::StatusOr<std::unique_ptr<ShardTrainer>> ShardTrainer::Create(
+    const TrainerOptions& options, std::shared_ptr<const ImageDataset> dataset,
+    std::unique_ptr<Reducer> reducer) {
+  if (!(options.sampling_rate > 0 && options.sampling_rate <= 1)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("sampling_rate must be in (0, 1], got ", options.sampling_rate));
+  }
+  if (!std::isfinite(options.noise_multiplier) || options.noise_multiplier < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("noise_multiplier must be finite and >= 0, got ", options.noise_multiplier));
+  }
+  if (!std::isfinite(options.clip_norm) || options.clip_norm <= 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("clip_norm must be finite and > 0, got ", options.clip_norm));
+  }
+  if (options.micro_batch_size <= 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("micro_batch_size must be > 0, got ", options.micro_batch_size));
+  }
+  DPFLEET_ASSIGN_OR_RETURN(
+      std::unique_ptr<models::Model> model,
+      models::CreateModel(options.model,
+                          {.input_shape = dataset->ExampleShape(), .num_classes = dataset->num_classes},
+                          options.seed));
+  DPFLEET_ASSIGN_OR_RETURN(std::unique_ptr<Optimizer> optimizer, CreateOptimizer(options.optimizer));
+  return std::unique_ptr<ShardTrainer>(new ShardTrainer(
+      options, std::move(dataset), std::move(reducer), std::move(model), std::move(optimizer)));
+}
+
+ShardTrainer::ShardTrainer(const TrainerOptions& options, std::shared_ptr<const ImageDataset> dataset,
+                           std::unique_ptr<Reducer> reducer, std::unique_ptr<models::Model> model,
+                           std::unique_ptr<Optimizer> optimizer)
+    : options_(options),
+      dataset_(std::move(dataset)),
+      reducer_(std::move(reducer)),
+      model_(std::move(model)),
+      optimizer_(std::move(optimizer)) {
+  const int64_t n = dataset_->train_images.size(0);
+  shard_begin_ = n * reducer_->rank() / reducer_->world_size();
+  shard_end_ = n * (reducer_->rank() + 1) / reducer_->world_size();
+  int64_t total = 0;
+  for (const at::Tensor& p : model_->parameters()) total += p.numel();
+  flat_gradient_ = at::zeros({total}, at::kFloat);
+  int64_t offset = 0;
+  for (const at::Tensor& p : model_->parameters()) {
+    gradient_views_.push_back(flat_gradient_.slice(0, offset, offset + p.numel()).view(p.sizes()));
+    offset += p.numel();
+  }
+}
+
+absl::StatusOr<ShardTrainer::StepResult> ShardTrainer::RunStep() {
+  const std::vector<int64_t> sample =
+      SecurePoissonSample(shard_end_ - shard_begin_, options_.sampling_rate);
+  flat_gradient_.zero_();
+  StepResult result;
+  result.batch_size = static_cast<int64_t>(sample.size());
+  for (size_t start = 0; start < sample.size(); start += options_.micro_batch_size) {
+    const size_t end = std::min(sample.size(), start + options_.micro_batch_size);
+    std::vector<int64_t> rows(sample.begin() + start, sample.begin() + end);
+    for (int64_t& row : rows) row += shard_begin_;
+    const at::Tensor indices =
+        at::from_blob(rows.data(), {static_cast<int64_t>(rows.size())}, at::kLong);
+    DPFLEET_ASSIGN_OR_RETURN(
+        const ClippedBatch batch,
+        AccumulateClippedGradients(*model_, dataset_->train_images.index_select(0, indices),
+                                   dataset_->train_labels.index_select(0, indices),
+                                   options_.clip_norm, gradient_views_));
+    result.loss_sum += batch.loss_sum;
+  }
+  // The noise is added exactly once, by rank 0, before the sum: the all-reduced buffer is then
+  // sum_i clip(g_i) + N(0, (sigma C)^2 I) on every rank.
+  if (reducer_->rank() == 0 && options_.noise_multiplier > 0) {
+    AddSecureGaussianNoise(flat_gradient_.data_ptr<float>(), flat_gradient_.numel(),
+                           options_.noise_multiplier * options_.clip_norm);
+  }
+  DPFLEET_RETURN_IF_ERROR(reducer_->AllReduceSum(flat_gradient_));
+  const double expected_batch_size =
+      options_.sampling_rate * static_cast<double>(dataset_->train_images.size(0));
+  flat_gradient_.div_(expected_batch_size);
+  optimizer_->Step(model_->parameters(), gradient_views_);
+  ++steps_done_;
+  return result;
+}
+
+ShardTrainer::Evaluation ShardTrainer::EvaluateTestShard() {
+  at::NoGradGuard no_grad;
+  const int64_t n = dataset_->test_images.size(0);
+  const int64_t begin = n * reducer_->rank() / reducer_->world_size();
+  const int64_t end = n * (reducer_->rank() + 1) / reducer_->world_size();
+  Evaluation evaluation;
+  for (int64_t start = begin; start < end; start += options_.micro_batch_size) {
+    const int64_t stop = std::min(end, start + options_.micro_batch_size);
+    const at::Tensor logits = model_->Forward(dataset_->test_images.slice(0, start, stop), nullptr);
+    const at::Tensor predictions = logits.argmax(1);
+    evaluation.correct +=
+        predictions.eq(dataset_->test_labels.slice(0, start, stop)).sum().item<int64_t>();
+    evaluation.examples += stop - start;
+  }
+  return evaluation;
+}
+
+}  // namespace dpfleet::worker

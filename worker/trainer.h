@@ -1,0 +1,90 @@
+#ifndef DPFLEET_WORKER_TRAINER_H_
+#define DPFLEET_WORKER_TRAINER_H_
+
+// One worker's part of a distributed DP-SGD job. Every step, on every rank:
+//   1. Poisson-sample this rank's shard at rate q with OS randomness (the union over ranks is a Poisson
+//      sample of the whole dataset);
+//   2. add the clipped per-example gradients of the sample into one flat buffer (micro-batches bound
+//      memory);
+//   3. rank 0 alone adds N(0, (sigma C)^2) noise to its buffer, so the sum carries the noise exactly once;
+//   4. all-reduce the buffers (every rank receives the same bits);
+//   5. divide by the expected batch size q N (not the realised one, which would depend on the data);
+//   6. take the optimizer step. All ranks started from the same parameters and apply the same update,
+//      so they hold bit-identical parameters after every step.
+
+#include <ATen/ATen.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "models/model.h"
+#include "worker/idx_dataset.h"
+#include "worker/optimizer.h"
+#include "worker/reducer.h"
+
+namespace dpfleet::worker {
+
+struct TrainerOptions {
+  std::string model;
+  uint64_t seed = 0;  // Public: model initialisation only.
+  double sampling_rate = 0;
+  double noise_multiplier = 0;
+  double clip_norm = 0;
+  // Largest number of examples pushed through the model at once.
+  int64_t micro_batch_size = 256;
+  OptimizerOptions optimizer;
+};
+
+class ShardTrainer {
+ public:
+  // Builds the model and optimizer and selects this rank's shard of `dataset`: training examples
+  // [rank N / W, (rank + 1) N / W). The reducer fixes rank and world size W. Errors: kInvalidArgument
+  // for a bad option (naming it), from CreateModel or CreateOptimizer.
+  static absl::StatusOr<std::unique_ptr<ShardTrainer>> Create(
+      const TrainerOptions& options, std::shared_ptr<const ImageDataset> dataset,
+      std::unique_ptr<Reducer> reducer);
+
+  ShardTrainer(const ShardTrainer&) = delete;
+  ShardTrainer& operator=(const ShardTrainer&) = delete;
+
+  struct StepResult {
+    // Diagnostics of this rank's sample, before the update. Not covered by the DP guarantee.
+    double loss_sum = 0;
+    int64_t batch_size = 0;
+  };
+  // Runs one step (above). All ranks must call it the same number of times. Errors: kUnavailable from
+  // the reducer (a peer died); the parameters are then unchanged.
+  absl::StatusOr<StepResult> RunStep();
+
+  struct Evaluation {
+    int64_t correct = 0;
+    int64_t examples = 0;
+  };
+  // Accuracy counts of the current parameters on this rank's slice of the test split.
+  Evaluation EvaluateTestShard();
+
+  uint64_t ParameterFingerprint() const { return models::Fingerprint(model_->parameters()); }
+  int64_t steps_done() const { return steps_done_; }
+
+ private:
+  ShardTrainer(const TrainerOptions& options, std::shared_ptr<const ImageDataset> dataset,
+               std::unique_ptr<Reducer> reducer, std::unique_ptr<models::Model> model,
+               std::unique_ptr<Optimizer> optimizer);
+
+  const TrainerOptions options_;
+  const std::shared_ptr<const ImageDataset> dataset_;
+  const std::unique_ptr<Reducer> reducer_;
+  const std::unique_ptr<models::Model> model_;
+  const std::unique_ptr<Optimizer> optimizer_;
+  int64_t shard_begin_ = 0;
+  int64_t shard_end_ = 0;
+  at::Tensor flat_gradient_;                // All parameters' gradient sums, one buffer.
+  std::vector<at::Tensor> gradient_views_;  // Per-parameter views into flat_gradient_.
+  int64_t steps_done_ = 0;
+};
+
+}  // namespace dpfleet::worker
+
+#endif  // DPFLEET_WORKER_TRAINER_H_

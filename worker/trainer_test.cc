@@ -1,0 +1,84 @@
+#include "worker/trainer.h"
+
+#include <thread>
+
+#include "gtest/gtest.h"
+#include "worker/gloo_reducer.h"
+
+namespace dpfleet::worker {
+namespace {
+
+// A linearly separable toy problem: the label is the index of the largest of the first 4 pixels.
+std::shared_ptr<const ImageDataset> ToyDataset(int64_t train, int64_t test) {
+  auto dataset = std::make_shared<ImageDataset>();
+  at::manual_seed(11);
+  dataset->name = "toy";
+  dataset->train_images = at::randn({train, 1, 2, 2});
+  dataset->train_labels = dataset->train_images.flatten(1).argmax(1);
+  dataset->test_images = at::randn({test, 1, 2, 2});
+  dataset->test_labels = dataset->test_images.flatten(1).argmax(1);
+  dataset->num_classes = 4;
+  return dataset;
+}
+
+TrainerOptions ToyOptions(double noise_multiplier) {
+  return {.model = "linear", .seed = 3, .sampling_rate = 0.25, .noise_multiplier = noise_multiplier,
+          .clip_norm = 1.0, .micro_batch_size = 64,
+          .optimizer = {.kind = OptimizerKind::kSgd, .learning_rate = 0.5, .momentum = 0.5}};
+}
+
+std::unique_ptr<Reducer> SingleRank() {
+  RendezvousOptions options{.store_port = 0, .rank = 0, .world_size = 1};
+  int port = 0;
+  return *CreateGlooReducer(options, *ServeRendezvousStore(options, &port));
+}
+
+TEST(ShardTrainer, LearnsTheToyProblem) {
+  auto trainer = *ShardTrainer::Create(ToyOptions(0.5), ToyDataset(4000, 1000), SingleRank());
+  const ShardTrainer::Evaluation before = trainer->EvaluateTestShard();
+  for (int step = 0; step < 60; ++step) ASSERT_TRUE(trainer->RunStep().ok());
+  const ShardTrainer::Evaluation after = trainer->EvaluateTestShard();
+  EXPECT_EQ(after.examples, 1000);
+  EXPECT_EQ(trainer->steps_done(), 60);
+  EXPECT_GT(after.correct, 850) << "accuracy before training: " << before.correct / 1000.0;
+}
+
+TEST(ShardTrainer, TwoRanksEndEveryStepBitIdentical) {
+  const auto dataset = ToyDataset(2000, 100);
+  RendezvousOptions options{.store_port = 0, .rank = 0, .world_size = 2};
+  int port = 0;
+  auto server_store = *ServeRendezvousStore(options, &port);
+  std::vector<uint64_t> fingerprints[2];
+  std::thread ranks[2];
+  for (int rank = 0; rank < 2; ++rank) {
+    ranks[rank] = std::thread([&, rank] {
+      RendezvousOptions mine = options;
+      mine.rank = rank;
+      mine.store_port = port;
+      auto store = rank == 0 ? server_store : *ConnectRendezvousStore(mine);
+      auto trainer = *ShardTrainer::Create(ToyOptions(1.0), dataset, *CreateGlooReducer(mine, store));
+      for (int step = 0; step < 10; ++step) {
+        ASSERT_TRUE(trainer->RunStep().ok());
+        fingerprints[rank].push_back(trainer->ParameterFingerprint());
+      }
+    });
+  }
+  for (std::thread& t : ranks) t.join();
+  ASSERT_EQ(fingerprints[0].size(), 10u);
+  EXPECT_EQ(fingerprints[0], fingerprints[1]);
+}
+
+TEST(ShardTrainer, RejectsBadOptions) {
+  TrainerOptions options = ToyOptions(1.0);
+  options.clip_norm = std::nan("");
+  const auto trainer = ShardTrainer::Create(options, ToyDataset(10, 10), SingleRank());
+  ASSERT_EQ(trainer.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(trainer.status().message().find("clip_norm"), std::string::npos);
+  options = ToyOptions(1.0);
+  options.model = "nope";
+  EXPECT_EQ(ShardTrainer::Create(options, ToyDataset(10, 10), SingleRank()).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace dpfleet::worker

@@ -1,0 +1,100 @@
+// dpfleet-worker: serves WorkerService, registers with the coordinator and keeps heartbeating.
+
+#include <ATen/Parallel.h>
+
+#include <atomic>
+#include <iostream>
+#include <thread>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/strings/str_cat.h"
+#include "common/serve.h"
+#include "worker/worker_service.h"
+
+ABSL_FLAG(std::string, listen, "127.0.0.1:0", "host:port to serve on (port 0: any free port)");
+ABSL_FLAG(std::string, advertise_host, "127.0.0.1",
+          "host the coordinator and peers use to reach this worker");
+ABSL_FLAG(std::string, coordinator, "", "host:port of the coordinator (required)");
+ABSL_FLAG(std::string, data_dir, "/usr/share/datasets", "folder of datasets, one sub-folder each");
+ABSL_FLAG(std::string, port_file, "", "write the bound port here once serving");
+ABSL_FLAG(int, threads, 1, "intra-op threads for tensor math (1 when workers share cores)");
+
+namespace {
+
+using dpfleet::v1::WorkerRegistry;
+
+// Registers until the coordinator answers; returns the worker id and heartbeat interval.
+dpfleet::v1::RegisterWorkerResponse RegisterUntilAccepted(
+    WorkerRegistry::Stub& registry, const dpfleet::v1::RegisterWorkerRequest& request,
+    const std::atomic<bool>& stopping) {
+  while (!stopping) {
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+    dpfleet::v1::RegisterWorkerResponse response;
+    const grpc::Status status = registry.RegisterWorker(&context, request, &response);
+    if (status.ok()) return response;
+    std::cerr << "dpfleet-worker: registration failed (" << status.error_message()
+              << "); retrying\n";
+    std::this_thread::sleep_for(std::chrono::seconds(1));
+  }
+  return {};
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  dpfleet::BlockTerminationSignals();
+  absl::ParseCommandLine(argc, argv);
+  if (absl::GetFlag(FLAGS_coordinator).empty()) {
+    std::cerr << "dpfleet-worker: --coordinator is required\n";
+    return 2;
+  }
+  at::set_num_threads(absl::GetFlag(FLAGS_threads));
+  auto datasets = dpfleet::worker::LoadDatasets(absl::GetFlag(FLAGS_data_dir));
+  if (!datasets.ok()) {
+    std::cerr << "dpfleet-worker: " << datasets.status() << "\n";
+    return 1;
+  }
+  dpfleet::worker::WorkerServiceImpl service(
+      {.data_dir = absl::GetFlag(FLAGS_data_dir),
+       .collective_host = absl::GetFlag(FLAGS_advertise_host)},
+      std::move(*datasets));
+  auto server = dpfleet::StartServer(
+      {.listen_address = absl::GetFlag(FLAGS_listen), .port_file = absl::GetFlag(FLAGS_port_file)},
+      {&service});
+  if (!server.ok()) {
+    std::cerr << "dpfleet-worker: " << server.status() << "\n";
+    return 1;
+  }
+
+  dpfleet::v1::RegisterWorkerRequest registration;
+  registration.set_address(absl::StrCat(absl::GetFlag(FLAGS_advertise_host), ":", server->port));
+  for (const auto& info : service.DatasetInfos()) *registration.add_datasets() = info;
+  auto registry = WorkerRegistry::NewStub(grpc::CreateChannel(absl::GetFlag(FLAGS_coordinator),
+                                                              grpc::InsecureChannelCredentials()));
+  std::atomic<bool> stopping{false};
+  std::thread heartbeat([&] {
+    auto registered = RegisterUntilAccepted(*registry, registration, stopping);
+    std::cerr << "dpfleet-worker: registered as " << registered.worker_id() << " serving "
+              << registration.address() << " with " << registration.datasets_size()
+              << " dataset(s)\n";
+    while (!stopping) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(registered.heartbeat_interval_ms()));
+      grpc::ClientContext context;
+      context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+      dpfleet::v1::HeartbeatRequest request;
+      request.set_worker_id(registered.worker_id());
+      dpfleet::v1::HeartbeatResponse response;
+      const grpc::Status status = registry->Heartbeat(&context, request, &response);
+      if (status.error_code() == grpc::StatusCode::NOT_FOUND) {  // The coordinator restarted.
+        registered = RegisterUntilAccepted(*registry, registration, stopping);
+      }
+    }
+  });
+  dpfleet::WaitForTerminationSignal();
+  stopping = true;
+  server->server->Shutdown();
+  heartbeat.join();
+  return 0;
+}

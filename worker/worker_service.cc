@@ -1,0 +1,195 @@
+#include "worker/worker_service.h"
+
+#include <filesystem>
+
+#include "absl/strings/str_cat.h"
+#include "common/grpc_status.h"
+#include "common/status.h"
+#include "worker/gloo_reducer.h"
+
+namespace dpfleet::worker {
+
+absl::StatusOr<std::map<std::string, std::shared_ptr<const ImageDataset>>> LoadDatasets(
+    const std::string& data_dir) {
+  std::error_code error;
+  if (!std::filesystem::is_directory(data_dir, error)) {
+    return absl::NotFoundError(absl::StrCat("data directory ", data_dir, " does not exist"));
+  }
+  std::map<std::string, std::shared_ptr<const ImageDataset>> datasets;
+  for (const auto& entry : std::filesystem::directory_iterator(data_dir)) {
+    if (!entry.is_directory() || !LooksLikeIdxDataset(entry.path().string())) continue;
+    DPFLEET_ASSIGN_OR_RETURN(std::shared_ptr<const ImageDataset> dataset,
+                             LoadIdxDataset(entry.path().string()));
+    datasets[dataset->name] = std::move(dataset);
+  }
+  return datasets;
+}
+
+absl::StatusOr<TrainerOptions> TrainerOptionsFromAssignment(const v1::ShardAssignment& assignment) {
+  const v1::JobSpec& spec = assignment.spec();
+  TrainerOptions options;
+  options.model = spec.model();
+  options.seed = spec.seed();
+  options.sampling_rate = assignment.sampling_rate();
+  options.noise_multiplier = assignment.noise_multiplier();
+  options.clip_norm = spec.clip_norm();
+  if (spec.micro_batch_size() > 0) options.micro_batch_size = spec.micro_batch_size();
+  const v1::OptimizerSpec& optimizer = spec.optimizer();
+  switch (optimizer.type()) {
+    case v1::DP_SGD:
+      options.optimizer.kind = OptimizerKind::kSgd;
+      break;
+    case v1::DP_ADAM:
+      options.optimizer.kind = OptimizerKind::kAdam;
+      break;
+    case v1::DP_LAMB:
+      return absl::UnimplementedError("optimizer.type DP_LAMB is not implemented by this worker");
+    default:
+      return absl::InvalidArgumentError("optimizer.type is missing");
+  }
+  options.optimizer.learning_rate = optimizer.learning_rate();
+  options.optimizer.momentum = optimizer.momentum();
+  options.optimizer.weight_decay = optimizer.weight_decay();
+  if (optimizer.beta1() > 0) options.optimizer.beta1 = optimizer.beta1();
+  if (optimizer.beta2() > 0) options.optimizer.beta2 = optimizer.beta2();
+  if (optimizer.epsilon() > 0) options.optimizer.epsilon = optimizer.epsilon();
+  return options;
+}
+
+std::vector<v1::DatasetInfo> WorkerServiceImpl::DatasetInfos() const {
+  std::vector<v1::DatasetInfo> infos;
+  for (const auto& [name, dataset] : datasets_) {
+    v1::DatasetInfo info;
+    info.set_name(name);
+    info.set_train_examples(dataset->train_images.size(0));
+    info.set_test_examples(dataset->test_images.size(0));
+    infos.push_back(info);
+  }
+  return infos;
+}
+
+absl::StatusOr<WorkerServiceImpl::ActiveJob*> WorkerServiceImpl::FindJob(const std::string& job_id) {
+  if (job_ == nullptr) return absl::NotFoundError(absl::StrCat("no job is assigned; asked for ", job_id));
+  if (job_->assignment.job_id() != job_id) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "this worker runs job ", job_->assignment.job_id(), ", not ", job_id));
+  }
+  return job_.get();
+}
+
+grpc::Status WorkerServiceImpl::AssignShard(grpc::ServerContext*,
+                                            const v1::AssignShardRequest* request,
+                                            v1::AssignShardResponse* response) {
+  const v1::ShardAssignment& assignment = request->assignment();
+  absl::MutexLock lock(&mu_);
+  if (job_ != nullptr) {
+    if (job_->assignment.job_id() == assignment.job_id()) {  // A retried assignment.
+      response->set_store_port(job_->assignment.store_port());
+      return grpc::Status::OK;
+    }
+    return ToGrpcStatus(absl::FailedPreconditionError(
+        absl::StrCat("worker is busy with job ", job_->assignment.job_id())));
+  }
+  if (datasets_.count(assignment.spec().dataset()) == 0) {
+    return ToGrpcStatus(absl::NotFoundError(
+        absl::StrCat("this worker has no dataset '", assignment.spec().dataset(), "'")));
+  }
+  if (assignment.world_size() < 1 || assignment.rank() < 0 ||
+      assignment.rank() >= assignment.world_size()) {
+    return ToGrpcStatus(absl::InvalidArgumentError(absl::StrCat(
+        "rank ", assignment.rank(), " is outside a world of size ", assignment.world_size())));
+  }
+  const absl::StatusOr<TrainerOptions> options = TrainerOptionsFromAssignment(assignment);
+  if (!options.ok()) return ToGrpcStatus(options.status());
+  auto job = std::make_unique<ActiveJob>();
+  job->assignment = assignment;
+  if (assignment.rank() == 0) {
+    int port = 0;
+    const auto store = ServeRendezvousStore(
+        {.store_host = options_.collective_host, .store_port = assignment.store_port(),
+         .world_size = assignment.world_size(),
+         .timeout = std::chrono::seconds(assignment.collective_timeout_s())},
+        &port);
+    if (!store.ok()) return ToGrpcStatus(store.status());
+    job->store = *store;
+    job->assignment.set_store_host(options_.collective_host);
+    job->assignment.set_store_port(port);
+  }
+  response->set_store_port(job->assignment.store_port());
+  job_ = std::move(job);
+  return grpc::Status::OK;
+}
+
+absl::Status WorkerServiceImpl::EnsureTrainer(ActiveJob& job) {
+  if (job.trainer != nullptr) return absl::OkStatus();
+  const v1::ShardAssignment& assignment = job.assignment;
+  const RendezvousOptions rendezvous{
+      .store_host = assignment.store_host(), .store_port = assignment.store_port(),
+      .rank = assignment.rank(), .world_size = assignment.world_size(),
+      .timeout = std::chrono::seconds(assignment.collective_timeout_s())};
+  if (job.store.get() == nullptr) {
+    DPFLEET_ASSIGN_OR_RETURN(job.store, ConnectRendezvousStore(rendezvous));
+  }
+  DPFLEET_ASSIGN_OR_RETURN(std::unique_ptr<Reducer> reducer,
+                           CreateGlooReducer(rendezvous, job.store));
+  DPFLEET_ASSIGN_OR_RETURN(const TrainerOptions options, TrainerOptionsFromAssignment(assignment));
+  DPFLEET_ASSIGN_OR_RETURN(
+      job.trainer,
+      ShardTrainer::Create(options, datasets_.at(assignment.spec().dataset()), std::move(reducer)));
+  return absl::OkStatus();
+}
+
+grpc::Status WorkerServiceImpl::RunStep(grpc::ServerContext*, const v1::RunStepRequest* request,
+                                        v1::RunStepResponse* response) {
+  absl::MutexLock lock(&mu_);
+  const absl::StatusOr<ActiveJob*> job = FindJob(request->job_id());
+  if (!job.ok()) return ToGrpcStatus(job.status());
+  ActiveJob& active = **job;
+  if (!active.broken.empty()) {
+    return ToGrpcStatus(absl::FailedPreconditionError("job cannot continue: " + active.broken));
+  }
+  const int64_t next_step = active.trainer == nullptr ? 0 : active.trainer->steps_done();
+  if (request->step() != next_step) {
+    return ToGrpcStatus(absl::FailedPreconditionError(
+        absl::StrCat("asked for step ", request->step(), " but the next step is ", next_step)));
+  }
+  absl::Status ready = EnsureTrainer(active);
+  if (!ready.ok()) {
+    active.broken = std::string(ready.message());
+    return ToGrpcStatus(ready);
+  }
+  const auto result = active.trainer->RunStep();
+  if (!result.ok()) {
+    active.broken = std::string(result.status().message());
+    return ToGrpcStatus(result.status());
+  }
+  response->set_step(request->step());
+  response->set_loss_sum(result->loss_sum);
+  response->set_local_batch_size(result->batch_size);
+  return grpc::Status::OK;
+}
+
+grpc::Status WorkerServiceImpl::Evaluate(grpc::ServerContext*, const v1::EvaluateRequest* request,
+                                         v1::EvaluateResponse* response) {
+  absl::MutexLock lock(&mu_);
+  const absl::StatusOr<ActiveJob*> job = FindJob(request->job_id());
+  if (!job.ok()) return ToGrpcStatus(job.status());
+  if ((*job)->trainer == nullptr) {
+    return ToGrpcStatus(absl::FailedPreconditionError("job has not run a step"));
+  }
+  const ShardTrainer::Evaluation evaluation = (*job)->trainer->EvaluateTestShard();
+  response->set_correct(evaluation.correct);
+  response->set_examples(evaluation.examples);
+  response->set_parameter_fingerprint((*job)->trainer->ParameterFingerprint());
+  return grpc::Status::OK;
+}
+
+grpc::Status WorkerServiceImpl::ReleaseShard(grpc::ServerContext*,
+                                             const v1::ReleaseShardRequest* request,
+                                             v1::ReleaseShardResponse*) {
+  absl::MutexLock lock(&mu_);
+  if (job_ != nullptr && job_->assignment.job_id() == request->job_id()) job_.reset();
+  return grpc::Status::OK;
+}
+
+}  // namespace dpfleet::worker

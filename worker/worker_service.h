@@ -1,0 +1,77 @@
+#ifndef DPFLEET_WORKER_WORKER_SERVICE_H_
+#define DPFLEET_WORKER_WORKER_SERVICE_H_
+
+// WorkerService: the coordinator's handle on one worker process. Translates proto requests into calls
+// on ShardTrainer; holds at most one job at a time.
+
+#include <map>
+#include <memory>
+#include <string>
+
+#include <torch/csrc/distributed/c10d/Store.hpp>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "proto/dpfleet.grpc.pb.h"
+#include "worker/idx_dataset.h"
+#include "worker/trainer.h"
+
+namespace dpfleet::worker {
+
+struct WorkerOptions {
+  // Folder whose sub-folders are datasets (IDX files), named by the sub-folder.
+  std::string data_dir = "/usr/share/datasets";
+  // Address of this host that peers reach for the collective (rendezvous store and Gloo).
+  std::string collective_host = "127.0.0.1";
+};
+
+// Returns the datasets found under `data_dir`, loaded. Errors: kNotFound when data_dir is missing;
+// kDataLoss from a corrupt dataset (naming it).
+absl::StatusOr<std::map<std::string, std::shared_ptr<const ImageDataset>>> LoadDatasets(
+    const std::string& data_dir);
+
+// Returns the trainer options a job spec describes. Errors: kUnimplemented for an optimizer this
+// worker lacks; kInvalidArgument for a missing optimizer.
+absl::StatusOr<TrainerOptions> TrainerOptionsFromAssignment(const v1::ShardAssignment& assignment);
+
+class WorkerServiceImpl final : public v1::WorkerService::Service {
+ public:
+  WorkerServiceImpl(const WorkerOptions& options,
+                    std::map<std::string, std::shared_ptr<const ImageDataset>> datasets)
+      : options_(options), datasets_(std::move(datasets)) {}
+
+  // What RegisterWorker advertises.
+  std::vector<v1::DatasetInfo> DatasetInfos() const;
+
+  grpc::Status AssignShard(grpc::ServerContext* context, const v1::AssignShardRequest* request,
+                           v1::AssignShardResponse* response) override;
+  grpc::Status RunStep(grpc::ServerContext* context, const v1::RunStepRequest* request,
+                       v1::RunStepResponse* response) override;
+  grpc::Status Evaluate(grpc::ServerContext* context, const v1::EvaluateRequest* request,
+                        v1::EvaluateResponse* response) override;
+  grpc::Status ReleaseShard(grpc::ServerContext* context, const v1::ReleaseShardRequest* request,
+                            v1::ReleaseShardResponse* response) override;
+
+ private:
+  struct ActiveJob {
+    v1::ShardAssignment assignment;
+    c10::intrusive_ptr<c10d::Store> store;  // Rank 0's server store, made at assignment.
+    std::unique_ptr<ShardTrainer> trainer;  // Made at the first step: joining the group blocks.
+    std::string broken;                     // Why the job can no longer step, if it cannot.
+  };
+
+  // Returns the active job `job_id`, or kFailedPrecondition/kNotFound.
+  absl::StatusOr<ActiveJob*> FindJob(const std::string& job_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status EnsureTrainer(ActiveJob& job) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  const WorkerOptions options_;
+  const std::map<std::string, std::shared_ptr<const ImageDataset>> datasets_;
+
+  absl::Mutex mu_;
+  std::unique_ptr<ActiveJob> job_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace dpfleet::worker
+
+#endif  // DPFLEET_WORKER_WORKER_SERVICE_H_
