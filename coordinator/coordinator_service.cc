@@ -158,4 +158,21 @@ grpc::Status WorkerRegistryImpl::Heartbeat(grpc::ServerContext*, const v1::Heart
   return ToGrpcStatus(workers_->Heartbeat(request->worker_id()));
 }
 
+grpc::Status WorkerRegistryImpl::ListWorkers(grpc::ServerContext*, const v1::ListWorkersRequest*,
+                                             v1::ListWorkersResponse* response) {
+  for (const auto& [record, alive] : workers_->List()) {
+    v1::WorkerStatus* status = response->add_workers();
+    status->set_worker_id(record.worker_id);
+    status->set_address(record.address);
+    status->set_alive(alive);
+    status->set_job_id(record.job_id);
+    for (const auto& [name, examples] : record.train_examples) {
+      v1::DatasetInfo* info = status->add_datasets();
+      info->set_name(name);
+      info->set_train_examples(examples);
+    }
+  }
+  return grpc::Status::OK;
+}
+
 }  // namespace dpfleet::coordinator

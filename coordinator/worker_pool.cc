@@ -90,4 +90,11 @@ bool WorkerPool::IsAlive(const std::string& worker_id) const {
   return it != workers_.end() && AliveLocked(it->second);
 }
 
+std::vector<std::pair<WorkerRecord, bool>> WorkerPool::List() const {
+  absl::ReaderMutexLock lock(&mu_);
+  std::vector<std::pair<WorkerRecord, bool>> workers;
+  for (const auto& [id, worker] : workers_) workers.emplace_back(worker, AliveLocked(worker));
+  return workers;
+}
+
 }  // namespace dpfleet::coordinator

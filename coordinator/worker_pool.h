@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -53,6 +54,9 @@ class WorkerPool {
   void ReleaseJob(const std::string& job_id);
 
   bool IsAlive(const std::string& worker_id) const;
+
+  // Every registered worker, with whether it is alive now.
+  std::vector<std::pair<WorkerRecord, bool>> List() const;
 
  private:
   bool AliveLocked(const WorkerRecord& worker) const ABSL_SHARED_LOCKS_REQUIRED(mu_);

@@ -34,6 +34,7 @@ Jobs (coordinator at --coordinator or $DPFLEET_COORDINATOR):
   dpctl get JOB_ID [--json]
   dpctl jobs [--json]
   dpctl cancel JOB_ID
+  dpctl workers [--json]    registered workers; prints "N alive" last
 
 Budgets (accountant at --accountant-address or $DPFLEET_ACCOUNTANT):
   dpctl register-dataset NAME --epsilon E --delta D
@@ -274,6 +275,34 @@ int JobCommand(Args& args, const std::string& command) {
   return 0;
 }
 
+int Workers(Args& args) {
+  const bool json = args.Bool("json");
+  DPCTL_ASSIGN_OR_FAIL(channel, Channel(args, "coordinator", "DPFLEET_COORDINATOR"));
+  if (absl::Status unused = args.CheckAllUsed(); !unused.ok()) return Fail(unused);
+  auto registry = v1::WorkerRegistry::NewStub(channel);
+  v1::ListWorkersResponse response;
+  const grpc::Status status =
+      registry->ListWorkers(Context(absl::Seconds(5)).get(), {}, &response);
+  if (!status.ok()) return Fail(FromGrpcStatus(status));
+  if (json) {
+    std::cout << Json(response) << "\n";
+    return 0;
+  }
+  int alive = 0;
+  for (const v1::WorkerStatus& worker : response.workers()) {
+    alive += worker.alive() ? 1 : 0;
+    std::string datasets;
+    for (const v1::DatasetInfo& info : worker.datasets()) {
+      absl::StrAppend(&datasets, datasets.empty() ? "" : ", ", info.name(), " (", info.train_examples(), ")");
+    }
+    std::cout << absl::StrFormat("%-6s %-21s %-5s %-16s %s\n", worker.worker_id(), worker.address(),
+                                 worker.alive() ? "alive" : "dead",
+                                 worker.job_id().empty() ? "idle" : worker.job_id(), datasets);
+  }
+  std::cout << alive << " alive\n";
+  return 0;
+}
+
 int BudgetCommand(Args& args, const std::string& command) {
   if (args.positional().size() != 2) return Fail(absl::InvalidArgumentError(command + " needs a dataset name"));
   const std::string& dataset = args.positional()[1];
@@ -367,6 +396,7 @@ int Main(int argc, char** argv) {
   if (command == "watch" || command == "get" || command == "jobs" || command == "cancel") {
     return JobCommand(args, command);
   }
+  if (command == "workers") return Workers(args);
   if (command == "budget" || command == "register-dataset") return BudgetCommand(args, command);
   if (command == "privacy") return Privacy(args);
   std::cerr << "dpctl: unknown command '" << command << "'\n\n" << kUsage;

@@ -82,14 +82,12 @@ grpc::Status WorkerServiceImpl::AssignShard(grpc::ServerContext*,
                                             v1::AssignShardResponse* response) {
   const v1::ShardAssignment& assignment = request->assignment();
   absl::MutexLock lock(&mu_);
-  if (job_ != nullptr) {
-    if (job_->assignment.job_id() == assignment.job_id()) {  // A retried assignment.
-      response->set_store_port(job_->assignment.store_port());
-      return grpc::Status::OK;
-    }
-    return ToGrpcStatus(absl::FailedPreconditionError(
-        absl::StrCat("worker is busy with job ", job_->assignment.job_id())));
+  if (job_ != nullptr && job_->assignment.job_id() == assignment.job_id()) {  // A retry.
+    response->set_store_port(job_->assignment.store_port());
+    return grpc::Status::OK;
   }
+  // The coordinator only assigns workers it considers idle: a job still held here ended without
+  // a ReleaseShard reaching this worker (its coordinator failed or gave up), so it is dropped.
   if (datasets_.count(assignment.spec().dataset()) == 0) {
     return ToGrpcStatus(absl::NotFoundError(
         absl::StrCat("this worker has no dataset '", assignment.spec().dataset(), "'")));

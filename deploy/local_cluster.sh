@@ -1,0 +1,130 @@
+#!/usr/bin/env bash
+# Runs a dpfleet cluster on loopback: one accountant, one coordinator and N workers, each on a free
+# port, with its state (SQLite ledger, logs, pids, ports) under one folder.
+#
+#   deploy/local_cluster.sh start [--workers N] [--state-dir DIR] [--bin-dir DIR] [--data-dir DIR]
+#                                 [--collective-timeout-s S]
+#   deploy/local_cluster.sh env   [--state-dir DIR]   # prints the exports dpctl needs
+#   deploy/local_cluster.sh stop  [--state-dir DIR]
+#
+# Binaries come from --bin-dir (default: the workspace's bazel-bin); build them with
+# `bazel build //accountant:dpfleet-accountant //coordinator:dpfleet-coordinator //worker:dpfleet-worker //dpctl:dpctl`.
+set -euo pipefail
+
+repo=$(cd "$(dirname "$0")/.." && pwd)
+command=${1:-}
+shift || true
+workers=2
+state_dir=${DPFLEET_STATE_DIR:-$repo/.state/local}
+bin_dir=$repo/bazel-bin
+data_dir=/usr/share/datasets
+collective_timeout_s=60
+ready_timeout_s=60
+while (($#)); do
+  case $1 in
+    --workers) workers=$2; shift 2 ;;
+    --state-dir) state_dir=$2; shift 2 ;;
+    --bin-dir) bin_dir=$2; shift 2 ;;
+    --data-dir) data_dir=$2; shift 2 ;;
+    --collective-timeout-s) collective_timeout_s=$2; shift 2 ;;
+    *) echo "local_cluster: unknown argument $1" >&2; exit 2 ;;
+  esac
+done
+
+die() { echo "local_cluster: $*" >&2; exit 1; }
+
+binary() {  # binary NAME PACKAGE: path of a built binary, or die naming the build command
+  local path=$bin_dir/$2/$1
+  [[ -x $path ]] || die "$path is missing; build it with: bazel build //$2:$1"
+  echo "$path"
+}
+
+wait_for_file() {  # wait_for_file PATH WHAT PIDFILE
+  local deadline=$((SECONDS + ready_timeout_s))
+  until [[ -s $1 ]]; do
+    kill -0 "$(cat "$3")" 2>/dev/null || die "$2 exited during start-up; see ${3%.pid}.log"
+    ((SECONDS < deadline)) || die "$2 did not start within ${ready_timeout_s}s; see ${3%.pid}.log"
+    sleep 0.1
+  done
+}
+
+start_process() {  # start_process NAME COMMAND...: runs in the background, logs and pid in state_dir
+  local name=$1
+  shift
+  "$@" >"$state_dir/$name.log" 2>&1 &
+  echo $! >"$state_dir/$name.pid"
+}
+
+print_env() {
+  [[ -s $state_dir/coordinator.port && -s $state_dir/accountant.port ]] ||
+    die "no cluster running under $state_dir"
+  echo "export DPFLEET_COORDINATOR=127.0.0.1:$(cat "$state_dir/coordinator.port")"
+  echo "export DPFLEET_ACCOUNTANT=127.0.0.1:$(cat "$state_dir/accountant.port")"
+}
+
+stop() {
+  shopt -s nullglob
+  local pids=()
+  for pidfile in "$state_dir"/*.pid; do
+    local pid
+    pid=$(cat "$pidfile")
+    kill -TERM "$pid" 2>/dev/null && pids+=("$pid")
+    rm -f "$pidfile"
+  done
+  local deadline=$((SECONDS + 15))
+  for pid in "${pids[@]}"; do
+    while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null || true
+  done
+  rm -f "$state_dir"/*.port
+}
+
+start() {
+  local accountant coordinator worker dpctl
+  accountant=$(binary dpfleet-accountant accountant)
+  coordinator=$(binary dpfleet-coordinator coordinator)
+  worker=$(binary dpfleet-worker worker)
+  dpctl=$(binary dpctl dpctl)
+  mkdir -p "$state_dir"
+  if compgen -G "$state_dir/*.pid" >/dev/null; then
+    die "a cluster may already run under $state_dir; run '$0 stop --state-dir $state_dir' first"
+  fi
+  rm -f "$state_dir"/*.port
+  trap 'stop; exit 1' ERR
+
+  start_process accountant "$accountant" --ledger "$state_dir/ledger.db" \
+    --port_file "$state_dir/accountant.port"
+  wait_for_file "$state_dir/accountant.port" accountant "$state_dir/accountant.pid"
+  start_process coordinator "$coordinator" --accountant "127.0.0.1:$(cat "$state_dir/accountant.port")" \
+    --port_file "$state_dir/coordinator.port" --collective_timeout_s "$collective_timeout_s"
+  wait_for_file "$state_dir/coordinator.port" coordinator "$state_dir/coordinator.pid"
+  local coordinator_address=127.0.0.1:$(cat "$state_dir/coordinator.port")
+  for ((i = 0; i < workers; i++)); do
+    # Workers share this machine's cores: one intra-op thread each, and passive OpenMP waiting.
+    OMP_NUM_THREADS=1 OMP_WAIT_POLICY=PASSIVE start_process "worker-$i" "$worker" \
+      --coordinator "$coordinator_address" --data_dir "$data_dir" \
+      --port_file "$state_dir/worker-$i.port" --threads 1
+  done
+  # Healthy when the coordinator sees every worker alive.
+  local deadline=$((SECONDS + ready_timeout_s)) alive=0
+  while ((alive < workers)); do
+    alive=$(DPFLEET_COORDINATOR=$coordinator_address "$dpctl" workers 2>/dev/null | tail -n 1 | cut -d' ' -f1)
+    alive=${alive:-0}
+    for ((i = 0; i < workers; i++)); do
+      kill -0 "$(cat "$state_dir/worker-$i.pid")" 2>/dev/null ||
+        die "worker-$i exited during start-up; see $state_dir/worker-$i.log"
+    done
+    ((SECONDS < deadline)) || die "only $alive of $workers workers registered within ${ready_timeout_s}s"
+    ((alive >= workers)) || sleep 0.2
+  done
+  trap - ERR
+  echo "local_cluster: accountant, coordinator and $workers worker(s) running under $state_dir" >&2
+  print_env
+}
+
+case $command in
+  start) start ;;
+  stop) stop ;;
+  env) print_env ;;
+  *) echo "usage: $0 start|stop|env [--workers N] [--state-dir DIR] [--bin-dir DIR] [--data-dir DIR]" >&2; exit 2 ;;
+esac

@@ -1,0 +1,240 @@
+// End-to-end tests: the real binaries on loopback, started by deploy/local_cluster.sh (accountant,
+// coordinator, 2 workers), training on the real Fashion-MNIST from Debian's dataset-fashion-mnist.
+
+#include <signal.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "accountant/rdp.h"
+#include "gtest/gtest.h"
+#include "grpcpp/grpcpp.h"
+#include "proto/dpfleet.grpc.pb.h"
+
+namespace dpfleet {
+namespace {
+
+constexpr double kDelta = 1e-5;
+constexpr double kEpsilonTolerance = 1e-9;  // The ledger and this test run the same RDP code.
+
+std::string Runfiles() { return absl::StrCat(std::getenv("TEST_SRCDIR"), "/dpfleet"); }
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream contents;
+  contents << in.rdbuf();
+  return contents.str();
+}
+
+// Runs `command`, returns its exit code and puts its stdout into *output.
+int RunCommand(const std::string& command, std::string* output) {
+  FILE* pipe = popen(command.c_str(), "r");
+  char buffer[4096];
+  size_t got;
+  while ((got = fread(buffer, 1, sizeof(buffer), pipe)) > 0) output->append(buffer, got);
+  return WEXITSTATUS(pclose(pipe));
+}
+
+class LocalClusterTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    state_dir_ = absl::StrCat(std::getenv("TEST_TMPDIR"), "/", 
+                              ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::string output;
+    const std::string start = absl::StrCat("bash ", Runfiles(), "/deploy/local_cluster.sh start",
+                                           " --workers 2 --collective-timeout-s 10 --state-dir ",
+                                           state_dir_, " --bin-dir ", Runfiles());
+    ASSERT_EQ(RunCommand(start, &output), 0) << output << ReadFile(state_dir_ + "/coordinator.log");
+    const std::string coordinator =
+        absl::StrCat("127.0.0.1:", ReadFile(state_dir_ + "/coordinator.port"));
+    const std::string accountant = absl::StrCat("127.0.0.1:", ReadFile(state_dir_ + "/accountant.port"));
+    jobs_ = v1::JobService::NewStub(
+        grpc::CreateChannel(coordinator.substr(0, coordinator.size() - 1), grpc::InsecureChannelCredentials()));
+    accountant_ = v1::AccountantService::NewStub(
+        grpc::CreateChannel(accountant.substr(0, accountant.size() - 1), grpc::InsecureChannelCredentials()));
+  }
+
+  void TearDown() override {
+    std::string output;
+    RunCommand(absl::StrCat("bash ", Runfiles(), "/deploy/local_cluster.sh stop --state-dir ", state_dir_),
+        &output);
+  }
+
+  void RegisterDataset(double epsilon_budget) {
+    grpc::ClientContext context;
+    v1::RegisterDatasetRequest request;
+    request.set_dataset("fashion-mnist");
+    request.set_epsilon_budget(epsilon_budget);
+    request.set_delta(kDelta);
+    v1::RegisterDatasetResponse response;
+    ASSERT_TRUE(accountant_->RegisterDataset(&context, request, &response).ok());
+  }
+
+  static v1::JobSpec SmallJob(int64_t steps) {
+    v1::JobSpec spec;
+    spec.set_dataset("fashion-mnist");
+    spec.set_model("mlp");
+    spec.mutable_optimizer()->set_type(v1::DP_SGD);
+    spec.mutable_optimizer()->set_learning_rate(0.5);
+    spec.mutable_optimizer()->set_momentum(0.9);
+    spec.set_expected_batch_size(600);
+    spec.set_steps(steps);
+    spec.set_clip_norm(1.0);
+    spec.set_noise_multiplier(1.0);
+    spec.set_delta(kDelta);
+    spec.set_num_workers(2);
+    spec.set_seed(42);
+    return spec;
+  }
+
+  static double EpsilonOf(int64_t steps) {
+    return accountant::RdpEpsilon({.sampling_rate = 0.01, .noise_multiplier = 1.0, .steps = steps},
+                                  kDelta)
+        ->epsilon;
+  }
+
+  grpc::Status Submit(const v1::JobSpec& spec, v1::Job* job) {
+    grpc::ClientContext context;
+    v1::SubmitJobRequest request;
+    *request.mutable_spec() = spec;
+    v1::SubmitJobResponse response;
+    const grpc::Status status = jobs_->SubmitJob(&context, request, &response);
+    *job = response.job();
+    return status;
+  }
+
+  v1::Job Get(const std::string& job_id) {
+    grpc::ClientContext context;
+    v1::GetJobRequest request;
+    request.set_job_id(job_id);
+    v1::Job job;
+    EXPECT_TRUE(jobs_->GetJob(&context, request, &job).ok());
+    return job;
+  }
+
+  // Polls until `done(job)` or the deadline; returns the last snapshot.
+  template <typename Done>
+  v1::Job WaitFor(const std::string& job_id, Done done, absl::Duration timeout = absl::Minutes(3)) {
+    const absl::Time deadline = absl::Now() + timeout;
+    v1::Job job = Get(job_id);
+    while (!done(job) && absl::Now() < deadline) {
+      absl::SleepFor(absl::Milliseconds(50));
+      job = Get(job_id);
+    }
+    return job;
+  }
+
+  v1::GetBudgetResponse Budget() {
+    grpc::ClientContext context;
+    v1::GetBudgetRequest request;
+    request.set_dataset("fashion-mnist");
+    v1::GetBudgetResponse budget;
+    EXPECT_TRUE(accountant_->GetBudget(&context, request, &budget).ok());
+    return budget;
+  }
+
+  static bool Ended(const v1::Job& job) {
+    return job.state() == v1::SUCCEEDED || job.state() == v1::FAILED || job.state() == v1::CANCELLED;
+  }
+
+  std::string state_dir_;
+  std::unique_ptr<v1::JobService::Stub> jobs_;
+  std::unique_ptr<v1::AccountantService::Stub> accountant_;
+};
+
+TEST_F(LocalClusterTest, JobSucceedsOnBitIdenticalWorkersAndIsChargedExactlyOnce) {
+  constexpr int64_t kSteps = 60;
+  // Room for one job, not two: RDP composition makes two jobs cost epsilon(2T), about 1.08x
+  // epsilon(T) here, far less than twice it.
+  ASSERT_GT(EpsilonOf(2 * kSteps), 1.05 * EpsilonOf(kSteps));
+  RegisterDataset(1.05 * EpsilonOf(kSteps));
+
+  v1::Job job;
+  ASSERT_TRUE(Submit(SmallJob(kSteps), &job).ok());
+  EXPECT_EQ(job.total_steps(), kSteps);
+  EXPECT_DOUBLE_EQ(job.sampling_rate(), 0.01);
+  job = WaitFor(job.job_id(), Ended);
+  ASSERT_EQ(job.state(), v1::SUCCEEDED) << job.error();
+  EXPECT_EQ(job.result().steps_run(), kSteps);
+  ASSERT_EQ(job.result().parameter_fingerprints_size(), 2);
+  EXPECT_EQ(job.result().parameter_fingerprints(0), job.result().parameter_fingerprints(1))
+      << "workers ended with different parameters";
+  EXPECT_GT(job.result().test_accuracy(), 0.6);
+  EXPECT_NEAR(job.result().epsilon_spent(), EpsilonOf(kSteps), kEpsilonTolerance);
+
+  const v1::GetBudgetResponse budget = Budget();
+  EXPECT_NEAR(budget.epsilon_committed(), EpsilonOf(kSteps), kEpsilonTolerance);
+  EXPECT_NEAR(budget.epsilon_reserved(), EpsilonOf(kSteps), kEpsilonTolerance);
+  EXPECT_EQ(budget.open_reservations(), 0);
+
+  // The same job again would exceed the budget: refused, and nothing is reserved.
+  v1::Job refused;
+  const grpc::Status second = Submit(SmallJob(kSteps), &refused);
+  EXPECT_EQ(second.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_NE(second.error_message().find("fashion-mnist"), std::string::npos) << second.error_message();
+  EXPECT_EQ(Budget().epsilon_reserved(), budget.epsilon_reserved());
+  EXPECT_EQ(Budget().open_reservations(), 0);
+}
+
+TEST_F(LocalClusterTest, BadJobsAreRefusedNamingTheProblemAndReserveNothing) {
+  RegisterDataset(10.0);
+  struct Case {
+    std::function<void(v1::JobSpec&)> mutate;
+    grpc::StatusCode code;
+    std::string names;
+  };
+  const Case cases[] = {
+      {[](v1::JobSpec& s) { s.set_clip_norm(-1); }, grpc::StatusCode::INVALID_ARGUMENT, "clip_norm"},
+      {[](v1::JobSpec& s) { s.set_clip_norm(NAN); }, grpc::StatusCode::INVALID_ARGUMENT, "clip_norm"},
+      {[](v1::JobSpec& s) { s.set_sampling_rate(1.5); }, grpc::StatusCode::INVALID_ARGUMENT,
+       "sampling_rate"},
+      {[](v1::JobSpec& s) { s.set_delta(1.0); }, grpc::StatusCode::INVALID_ARGUMENT, "delta"},
+      {[](v1::JobSpec& s) { s.set_steps(0); }, grpc::StatusCode::INVALID_ARGUMENT, "steps"},
+      {[](v1::JobSpec& s) { s.set_model("gpt5"); }, grpc::StatusCode::INVALID_ARGUMENT, "model"},
+      {[](v1::JobSpec& s) { s.set_dataset("imagenet"); }, grpc::StatusCode::NOT_FOUND, "imagenet"},
+      {[](v1::JobSpec& s) { s.set_num_workers(3); }, grpc::StatusCode::FAILED_PRECONDITION,
+       "num_workers"},
+      {[](v1::JobSpec& s) { s.set_target_epsilon(-1); }, grpc::StatusCode::INVALID_ARGUMENT,
+       "target_epsilon"},
+  };
+  for (const Case& c : cases) {
+    v1::JobSpec spec = SmallJob(10);
+    c.mutate(spec);
+    v1::Job job;
+    const grpc::Status status = Submit(spec, &job);
+    EXPECT_EQ(status.error_code(), c.code) << c.names << ": " << status.error_message();
+    EXPECT_NE(status.error_message().find(c.names), std::string::npos) << status.error_message();
+  }
+  const v1::GetBudgetResponse budget = Budget();
+  EXPECT_EQ(budget.epsilon_reserved(), 0.0);
+  EXPECT_EQ(budget.open_reservations(), 0);
+}
+
+TEST_F(LocalClusterTest, WorkerKilledMidJobFailsTheJobAndChargesEveryStepThatRan) {
+  RegisterDataset(100.0);
+  v1::Job job;
+  ASSERT_TRUE(Submit(SmallJob(100000), &job).ok());
+  job = WaitFor(job.job_id(), [](const v1::Job& j) { return j.progress().step() >= 5 || Ended(j); });
+  ASSERT_EQ(job.state(), v1::RUNNING) << job.error();
+  const int64_t steps_seen = job.progress().step();
+  const int pid = std::stoi(ReadFile(state_dir_ + "/worker-1.pid"));
+  ASSERT_EQ(kill(pid, SIGKILL), 0);
+
+  job = WaitFor(job.job_id(), Ended, absl::Seconds(60));
+  ASSERT_EQ(job.state(), v1::FAILED);
+  EXPECT_NE(job.error().find("worker"), std::string::npos) << job.error();
+  EXPECT_GE(job.result().steps_run(), steps_seen);
+  EXPECT_LT(job.result().steps_run(), 100000);
+  const v1::GetBudgetResponse budget = Budget();
+  EXPECT_EQ(budget.open_reservations(), 0);
+  EXPECT_NEAR(budget.epsilon_committed(), EpsilonOf(job.result().steps_run()), kEpsilonTolerance);
+  EXPECT_NEAR(job.result().epsilon_spent(), budget.epsilon_committed(), kEpsilonTolerance);
+}
+
+}  // namespace
+}  // namespace dpfleet
