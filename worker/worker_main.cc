@@ -19,6 +19,8 @@ ABSL_FLAG(std::string, coordinator, "", "host:port of the coordinator (required)
 ABSL_FLAG(std::string, data_dir, "/usr/share/datasets", "folder of datasets, one sub-folder each");
 ABSL_FLAG(std::string, port_file, "", "write the bound port here once serving");
 ABSL_FLAG(int, threads, 1, "intra-op threads for tensor math (1 when workers share cores)");
+ABSL_FLAG(std::string, collective, "gloo", "all-reduce backend: gloo (CPU) or nccl (GPU, CUDA build)");
+ABSL_FLAG(int, gpu, 0, "GPU used by the nccl collective");
 
 namespace {
 
@@ -56,10 +58,16 @@ int main(int argc, char** argv) {
     std::cerr << "dpfleet-worker: " << datasets.status() << "\n";
     return 1;
   }
-  dpfleet::worker::WorkerServiceImpl service(
-      {.data_dir = absl::GetFlag(FLAGS_data_dir),
-       .collective_host = absl::GetFlag(FLAGS_advertise_host)},
-      std::move(*datasets));
+  const dpfleet::worker::WorkerOptions options{
+      .data_dir = absl::GetFlag(FLAGS_data_dir),
+      .collective_host = absl::GetFlag(FLAGS_advertise_host),
+      .collective = absl::GetFlag(FLAGS_collective),
+      .gpu_device = absl::GetFlag(FLAGS_gpu)};
+  if (absl::Status valid = dpfleet::worker::ValidateWorkerOptions(options); !valid.ok()) {
+    std::cerr << "dpfleet-worker: " << valid << "\n";
+    return 2;
+  }
+  dpfleet::worker::WorkerServiceImpl service(options, std::move(*datasets));
   auto server = dpfleet::StartServer(
       {.listen_address = absl::GetFlag(FLAGS_listen), .port_file = absl::GetFlag(FLAGS_port_file)},
       {&service});

@@ -6,6 +6,9 @@
 #include "common/grpc_status.h"
 #include "common/status.h"
 #include "worker/gloo_reducer.h"
+#ifdef DPFLEET_WITH_CUDA
+#include "worker/nccl_reducer.h"
+#endif
 
 namespace dpfleet::worker {
 
@@ -23,6 +26,20 @@ absl::StatusOr<std::map<std::string, std::shared_ptr<const ImageDataset>>> LoadD
     datasets[dataset->name] = std::move(dataset);
   }
   return datasets;
+}
+
+absl::Status ValidateWorkerOptions(const WorkerOptions& options) {
+  if (options.collective == "gloo") return absl::OkStatus();
+#ifdef DPFLEET_WITH_CUDA
+  if (options.collective == "nccl") return absl::OkStatus();
+#else
+  if (options.collective == "nccl") {
+    return absl::InvalidArgumentError(
+        "collective 'nccl' needs a build with --config=cuda; this worker was built without CUDA");
+  }
+#endif
+  return absl::InvalidArgumentError(
+      absl::StrCat("collective must be 'gloo' or 'nccl', got '", options.collective, "'"));
 }
 
 absl::StatusOr<TrainerOptions> TrainerOptionsFromAssignment(const v1::ShardAssignment& assignment) {
@@ -128,8 +145,16 @@ absl::Status WorkerServiceImpl::EnsureTrainer(ActiveJob& job) {
   if (job.store.get() == nullptr) {
     DPFLEET_ASSIGN_OR_RETURN(job.store, ConnectRendezvousStore(rendezvous));
   }
-  DPFLEET_ASSIGN_OR_RETURN(std::unique_ptr<Reducer> reducer,
-                           CreateGlooReducer(rendezvous, job.store));
+  std::unique_ptr<Reducer> reducer;
+#ifdef DPFLEET_WITH_CUDA
+  if (options_.collective == "nccl") {
+    DPFLEET_ASSIGN_OR_RETURN(reducer,
+                             CreateNcclReducer(rendezvous, job.store, options_.gpu_device));
+  }
+#endif
+  if (reducer == nullptr) {
+    DPFLEET_ASSIGN_OR_RETURN(reducer, CreateGlooReducer(rendezvous, job.store));
+  }
   DPFLEET_ASSIGN_OR_RETURN(const TrainerOptions options, TrainerOptionsFromAssignment(assignment));
   DPFLEET_ASSIGN_OR_RETURN(
       job.trainer,

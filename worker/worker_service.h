@@ -24,7 +24,14 @@ struct WorkerOptions {
   std::string data_dir = "/usr/share/datasets";
   // Address of this host that peers reach for the collective (rendezvous store and Gloo).
   std::string collective_host = "127.0.0.1";
+  // "gloo" (CPU, TCP) or "nccl" (GPU; only in a --config=cuda build).
+  std::string collective = "gloo";
+  // GPU used by the NCCL collective.
+  int gpu_device = 0;
 };
+
+// Returns OK when this build supports `options.collective`; kInvalidArgument otherwise.
+absl::Status ValidateWorkerOptions(const WorkerOptions& options);
 
 // Returns the datasets found under `data_dir`, loaded. Errors: kNotFound when data_dir is missing;
 // kDataLoss from a corrupt dataset (naming it).

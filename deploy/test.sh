@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs what dpfleet needs, runs every test, and compiles the CUDA/NCCL variant where the CUDA
+# toolkit is installed. Ends with a line "N passed, N failed, N skipped". CI runs exactly this.
+set -uo pipefail
+repo=$(cd "$(dirname "$0")/.." && pwd)
+cd "$repo"
+
+bash deploy/install_deps.sh || exit 1
+
+log=$(mktemp)
+bazel test --test_output=errors //... 2>&1 | tee "$log"
+test_status=${PIPESTATUS[0]}
+
+cuda_status=0
+if [[ -x /usr/local/cuda/bin/nvcc && -f /usr/local/cuda/include/nccl.h ]]; then
+  echo "test: CUDA toolkit found; compiling the CUDA/NCCL variant (bazel build --config=cuda //...)"
+  bazel build --config=cuda //... || cuda_status=$?
+else
+  echo "test: no CUDA toolkit at /usr/local/cuda; skipping the CUDA/NCCL variant"
+fi
+
+passed=$(grep -cE '^//.* PASSED in ' "$log")
+failed=$(grep -cE '^//.* (FAILED|TIMEOUT|NO STATUS|FAILED TO BUILD|INCOMPLETE)' "$log")
+skipped=$(grep -cE '^//.* SKIPPED' "$log")
+if ((test_status != 0 && failed == 0)); then failed=1; fi  # e.g. the build itself broke
+if ((cuda_status != 0)); then
+  echo "test: the CUDA/NCCL variant failed to compile"
+  failed=$((failed + 1))
+fi
+rm -f "$log"
+echo "$passed passed, $failed failed, $skipped skipped"
+((failed == 0))
