@@ -1,9 +1,7 @@
 #include "worker/trainer.h"
 
-#include <thread>
-
 #include "gtest/gtest.h"
-#include "worker/gloo_reducer.h"
+#include "worker/gloo_testing.h"
 
 namespace dpfleet::worker {
 namespace {
@@ -28,9 +26,9 @@ TrainerOptions ToyOptions(double noise_multiplier) {
 }
 
 std::unique_ptr<Reducer> SingleRank() {
-  RendezvousOptions options{.store_port = 0, .rank = 0, .world_size = 1};
-  int port = 0;
-  return *CreateGlooReducer(options, *ServeRendezvousStore(options, &port));
+  std::unique_ptr<Reducer> single;
+  RunOnGlooRanks(1, [&](int, std::unique_ptr<Reducer> reducer) { single = std::move(reducer); });
+  return single;
 }
 
 TEST(ShardTrainer, LearnsTheToyProblem) {
@@ -45,25 +43,14 @@ TEST(ShardTrainer, LearnsTheToyProblem) {
 
 TEST(ShardTrainer, TwoRanksEndEveryStepBitIdentical) {
   const auto dataset = ToyDataset(2000, 100);
-  RendezvousOptions options{.store_port = 0, .rank = 0, .world_size = 2};
-  int port = 0;
-  auto server_store = *ServeRendezvousStore(options, &port);
   std::vector<uint64_t> fingerprints[2];
-  std::thread ranks[2];
-  for (int rank = 0; rank < 2; ++rank) {
-    ranks[rank] = std::thread([&, rank] {
-      RendezvousOptions mine = options;
-      mine.rank = rank;
-      mine.store_port = port;
-      auto store = rank == 0 ? server_store : *ConnectRendezvousStore(mine);
-      auto trainer = *ShardTrainer::Create(ToyOptions(1.0), dataset, *CreateGlooReducer(mine, store));
-      for (int step = 0; step < 10; ++step) {
-        ASSERT_TRUE(trainer->RunStep().ok());
-        fingerprints[rank].push_back(trainer->ParameterFingerprint());
-      }
-    });
-  }
-  for (std::thread& t : ranks) t.join();
+  RunOnGlooRanks(2, [&](int rank, std::unique_ptr<Reducer> reducer) {
+    auto trainer = *ShardTrainer::Create(ToyOptions(1.0), dataset, std::move(reducer));
+    for (int step = 0; step < 10; ++step) {
+      ASSERT_TRUE(trainer->RunStep().ok());
+      fingerprints[rank].push_back(trainer->ParameterFingerprint());
+    }
+  });
   ASSERT_EQ(fingerprints[0].size(), 10u);
   EXPECT_EQ(fingerprints[0], fingerprints[1]);
 }
