@@ -33,6 +33,16 @@ grpc::Status AccountantServiceImpl::GetBudget(grpc::ServerContext*,
                                               v1::GetBudgetResponse* response) {
   const absl::StatusOr<BudgetSummary> budget = ledger_->GetBudget(request->dataset());
   if (!budget.ok()) return ToGrpcStatus(budget.status());
+  if (request->has_mechanism()) {
+    const absl::StatusOr<int64_t> max_steps =
+        ledger_->MaxSteps(request->dataset(), request->mechanism().sampling_rate(),
+                          request->mechanism().noise_multiplier());
+    if (!max_steps.ok()) {
+      return ToGrpcStatus(absl::InvalidArgumentError("mechanism." + std::string(max_steps.status().message())));
+    }
+    response->set_max_steps(*max_steps);
+  }
+  response->set_epsilon_committed_fixed_composition(budget->epsilon_committed_fixed_composition);
   response->set_dataset(budget->dataset);
   response->set_epsilon_budget(budget->epsilon_budget);
   response->set_delta(budget->delta);

@@ -11,7 +11,6 @@ namespace {
 constexpr double kMaxNoiseMultiplier = 1e6;
 constexpr double kMinNoiseMultiplier = 1e-3;
 constexpr double kRelativePrecision = 1e-6;
-constexpr int64_t kMaxSteps = int64_t{1} << 40;
 
 absl::Status ValidateEpsilon(const char* field, double epsilon) {
   if (!std::isfinite(epsilon) || epsilon <= 0.0) {
@@ -74,36 +73,6 @@ absl::StatusOr<CalibratedNoise> CalibrateNoiseMultiplier(double q, int64_t steps
     }
   }
   return CalibratedNoise{hi, epsilon_hi};
-}
-
-absl::StatusOr<int64_t> MaxStepsWithinBudget(const RdpCurve& spent, double q, double sigma,
-                                             double epsilon_budget, double delta) {
-  DPFLEET_RETURN_IF_ERROR(ValidateEpsilon("epsilon_budget", epsilon_budget));
-  DPFLEET_RETURN_IF_ERROR(ValidateDelta(delta));
-  auto fits = [&](int64_t steps) -> absl::StatusOr<bool> {
-    DPFLEET_ASSIGN_OR_RETURN(
-        const double epsilon,
-        TotalEpsilon(spent, {.sampling_rate = q, .noise_multiplier = sigma, .steps = steps}, delta));
-    return epsilon <= epsilon_budget;
-  };
-  DPFLEET_ASSIGN_OR_RETURN(const bool any_fits, fits(0));
-  if (!any_fits) return 0;
-  // Invariant: fits(lo) and (hi == kMaxSteps or !fits(hi)).
-  int64_t lo = 0;
-  int64_t hi = 1;
-  while (hi < kMaxSteps) {
-    DPFLEET_ASSIGN_OR_RETURN(const bool hi_fits, fits(hi));
-    if (!hi_fits) break;
-    lo = hi;
-    hi *= 2;
-  }
-  if (hi >= kMaxSteps) return kMaxSteps;
-  while (hi - lo > 1) {
-    const int64_t mid = lo + (hi - lo) / 2;
-    DPFLEET_ASSIGN_OR_RETURN(const bool mid_fits, fits(mid));
-    (mid_fits ? lo : hi) = mid;
-  }
-  return lo;
 }
 
 }  // namespace dpfleet::accountant

@@ -21,12 +21,6 @@ struct CalibratedNoise {
 absl::StatusOr<CalibratedNoise> CalibrateNoiseMultiplier(double q, int64_t steps,
                                                          double target_epsilon, double delta);
 
-// Returns the largest number of steps T >= 0 of the mechanism (q, sigma) that, composed with `spent`,
-// keeps the total RDP epsilon at `delta` within `epsilon_budget`. Epsilon grows monotonically in T, so
-// this is a bisection over T. Errors: kInvalidArgument for bad q, sigma, delta or budget.
-absl::StatusOr<int64_t> MaxStepsWithinBudget(const RdpCurve& spent, double q, double sigma,
-                                             double epsilon_budget, double delta);
-
 }  // namespace dpfleet::accountant
 
 #endif  // DPFLEET_ACCOUNTANT_CALIBRATION_H_

@@ -37,27 +37,5 @@ TEST(CalibrateNoiseMultiplier, RejectsBadTargets) {
             absl::StatusCode::kNotFound);
 }
 
-TEST(MaxStepsWithinBudget, IsTheLastStepThatFits) {
-  const RdpCurve nothing;
-  const int64_t steps = *MaxStepsWithinBudget(nothing, 0.01, 1.0, 3.0, 1e-5);
-  ASSERT_GT(steps, 0);
-  EXPECT_LE(RdpEpsilon({.sampling_rate = 0.01, .noise_multiplier = 1.0, .steps = steps}, 1e-5)->epsilon,
-            3.0);
-  EXPECT_GT(
-      RdpEpsilon({.sampling_rate = 0.01, .noise_multiplier = 1.0, .steps = steps + 1}, 1e-5)->epsilon,
-      3.0);
-}
-
-TEST(MaxStepsWithinBudget, AccountsForWhatWasSpent) {
-  RdpCurve spent;
-  ASSERT_TRUE(spent.Compose({.sampling_rate = 0.01, .noise_multiplier = 1.0, .steps = 500}).ok());
-  const int64_t fresh = *MaxStepsWithinBudget(RdpCurve(), 0.01, 1.0, 3.0, 1e-5);
-  const int64_t after = *MaxStepsWithinBudget(spent, 0.01, 1.0, 3.0, 1e-5);
-  EXPECT_EQ(after, fresh - 500);
-  RdpCurve overspent;
-  ASSERT_TRUE(overspent.Compose({.sampling_rate = 1.0, .noise_multiplier = 0.1, .steps = 1}).ok());
-  EXPECT_EQ(*MaxStepsWithinBudget(overspent, 0.01, 1.0, 3.0, 1e-5), 0);
-}
-
 }  // namespace
 }  // namespace dpfleet::accountant

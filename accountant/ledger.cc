@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "accountant/privacy_filter.h"
 #include "common/status.h"
 
 namespace dpfleet::accountant {
@@ -184,10 +185,10 @@ absl::StatusOr<BudgetSummary> Ledger::GetBudgetLocked(const std::string& dataset
   summary.delta = query->ColumnDouble(1);
   DPFLEET_ASSIGN_OR_RETURN(const RdpCurve committed, ComposeCharges(dataset, false));
   DPFLEET_ASSIGN_OR_RETURN(const RdpCurve reserved, ComposeCharges(dataset, true));
-  DPFLEET_ASSIGN_OR_RETURN(const EpsilonAndOrder committed_eps, committed.Epsilon(summary.delta));
-  DPFLEET_ASSIGN_OR_RETURN(const EpsilonAndOrder reserved_eps, reserved.Epsilon(summary.delta));
-  summary.epsilon_committed = committed_eps.epsilon;
-  summary.epsilon_reserved = reserved_eps.epsilon;
+  DPFLEET_ASSIGN_OR_RETURN(summary.epsilon_committed, FilterEpsilon(committed, summary.delta));
+  DPFLEET_ASSIGN_OR_RETURN(summary.epsilon_reserved, FilterEpsilon(reserved, summary.delta));
+  DPFLEET_ASSIGN_OR_RETURN(const EpsilonAndOrder fixed, committed.Epsilon(summary.delta));
+  summary.epsilon_committed_fixed_composition = fixed.epsilon;
   summary.epsilon_remaining = std::max(0.0, summary.epsilon_budget - summary.epsilon_reserved);
   DPFLEET_ASSIGN_OR_RETURN(
       auto open, db_->Prepare("SELECT count(*) FROM charges WHERE dataset = ? AND state = ?"));
@@ -200,6 +201,13 @@ absl::StatusOr<BudgetSummary> Ledger::GetBudgetLocked(const std::string& dataset
 absl::StatusOr<BudgetSummary> Ledger::GetBudget(const std::string& dataset) {
   absl::MutexLock lock(&mu_);
   return GetBudgetLocked(dataset);
+}
+
+absl::StatusOr<int64_t> Ledger::MaxSteps(const std::string& dataset, double q, double sigma) {
+  absl::MutexLock lock(&mu_);
+  DPFLEET_ASSIGN_OR_RETURN(const BudgetSummary budget, GetBudgetLocked(dataset));
+  DPFLEET_ASSIGN_OR_RETURN(const RdpCurve reserved, ComposeCharges(dataset, true));
+  return MaxStepsWithinFilter(reserved, q, sigma, budget.epsilon_budget, budget.delta);
 }
 
 absl::StatusOr<Reservation> Ledger::Reserve(const std::string& principal,
@@ -237,16 +245,15 @@ absl::StatusOr<Reservation> Ledger::Reserve(const std::string& principal,
       }
       DPFLEET_ASSIGN_OR_RETURN(RdpCurve total, ComposeCharges(dataset, true));
       DPFLEET_RETURN_IF_ERROR(total.Compose(mechanism));
-      DPFLEET_ASSIGN_OR_RETURN(const EpsilonAndOrder after, total.Epsilon(budget.delta));
-      if (after.epsilon > budget.epsilon_budget) {
+      DPFLEET_ASSIGN_OR_RETURN(const double after, FilterEpsilon(total, budget.delta));
+      if (after > budget.epsilon_budget) {
         return absl::ResourceExhaustedError(absl::StrFormat(
             "dataset '%s' cannot pay for job '%s': its epsilon would reach %.4f of a budget of %.4f "
             "(delta %g; %.4f already committed or reserved)",
-            dataset, job_id, after.epsilon, budget.epsilon_budget, budget.delta,
-            budget.epsilon_reserved));
+            dataset, job_id, after, budget.epsilon_budget, budget.delta, budget.epsilon_reserved));
       }
       DPFLEET_ASSIGN_OR_RETURN(reservation.reservation_id, NewReservationId());
-      reservation.epsilon_after = after.epsilon;
+      reservation.epsilon_after = after;
       DPFLEET_ASSIGN_OR_RETURN(
           auto insert,
           db_->Prepare("INSERT INTO charges(reservation_id, dataset, job_id, idempotency_key, "

@@ -8,8 +8,9 @@
 // (nothing ran). Until it is resolved a reservation counts as if all its steps ran, so a job whose fate
 // is unknown (its coordinator crashed) can never make the ledger under-count.
 //
-// Admission: Reserve composes the RDP curves (rdp.h) of every committed charge, every open reservation
-// and the new one, and admits it only if the composition is (epsilon_budget, delta)-DP.
+// Admission: Reserve admits a charge only if the Renyi privacy filter (privacy_filter.h) at the
+// dataset's (epsilon_budget, delta) admits every committed charge, every open reservation and the new
+// one; this stays valid when jobs are chosen after seeing earlier results.
 //
 // Durability: SQLite in WAL mode with synchronous=FULL; each request is one transaction, so a request
 // that returned OK survives kill -9 or power loss, and one that did not return left no partial change.
@@ -35,14 +36,17 @@ struct LedgerOptions {
   std::string path;
 };
 
+// Epsilons are FilterEpsilon (privacy_filter.h) of the charges, unless said otherwise.
 struct BudgetSummary {
   std::string dataset;
   double epsilon_budget = 0;
   double delta = 0;
-  double epsilon_committed = 0;  // Committed charges composed.
-  double epsilon_reserved = 0;   // Committed charges and open reservations composed.
+  double epsilon_committed = 0;  // Committed charges.
+  double epsilon_reserved = 0;   // Committed charges and open reservations.
   double epsilon_remaining = 0;  // max(0, epsilon_budget - epsilon_reserved).
   int open_reservations = 0;
+  // Committed charges composed as if fixed in advance (RdpCurve::Epsilon): tighter, not adaptive.
+  double epsilon_committed_fixed_composition = 0;
 };
 
 struct Reservation {
@@ -68,6 +72,10 @@ class Ledger {
 
   // Returns what `dataset` has spent and has left. Errors: kNotFound for an unknown dataset.
   absl::StatusOr<BudgetSummary> GetBudget(const std::string& dataset);
+
+  // Returns the most steps of the mechanism (q, sigma) that `dataset`'s budget still admits after
+  // every committed charge and open reservation. Errors: kNotFound; kInvalidArgument for q or sigma.
+  absl::StatusOr<int64_t> MaxSteps(const std::string& dataset, double q, double sigma);
 
   // Reserves `mechanism` for `job_id` on `dataset`. A retry with the same idempotency key and the same
   // contents returns the original reservation. Errors: kInvalidArgument for a bad mechanism, empty

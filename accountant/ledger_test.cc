@@ -5,6 +5,7 @@
 #include <thread>
 #include <vector>
 
+#include "accountant/privacy_filter.h"
 #include "gtest/gtest.h"
 
 namespace dpfleet::accountant {
@@ -25,8 +26,11 @@ std::unique_ptr<Ledger> OpenLedger(const std::string& path) {
   return std::move(ledger).value();
 }
 
+// What the ledger charges for `mechanism` alone: the filter's epsilon.
 double EpsilonOf(const SubsampledGaussian& mechanism, double delta) {
-  return RdpEpsilon(mechanism, delta)->epsilon;
+  RdpCurve curve;
+  EXPECT_TRUE(curve.Compose(mechanism).ok());
+  return *FilterEpsilon(curve, delta);
 }
 
 TEST(Ledger, RegisterIsIdempotentButRefusesAChangedBudget) {
@@ -62,12 +66,32 @@ TEST(Ledger, ReservationCountsInFullUntilCommitted) {
   EXPECT_NEAR(budget.epsilon_committed, budget.epsilon_reserved, 1e-12);
   EXPECT_EQ(budget.open_reservations, 0);
   EXPECT_NEAR(budget.epsilon_remaining, 5.0 - budget.epsilon_reserved, 1e-12);
+  EXPECT_NEAR(budget.epsilon_committed_fixed_composition, RdpEpsilon(ran, 1e-5)->epsilon, 1e-12);
+  EXPECT_LT(budget.epsilon_committed_fixed_composition, budget.epsilon_committed);
+}
+
+TEST(Ledger, MaxStepsIsWhatReserveStillAdmits) {
+  auto ledger = OpenLedger(FreshPath("maxsteps.db"));
+  ASSERT_TRUE(ledger->RegisterDataset("admin", "mnist", 2.0, 1e-5).ok());
+  ASSERT_TRUE(ledger->Reserve("coordinator", "mnist", "job-1", kSmallJob, "k1").ok());
+  const int64_t steps = *ledger->MaxSteps("mnist", 0.01, 1.0);
+  ASSERT_GT(steps, 0);
+  SubsampledGaussian fits = kSmallJob;
+  fits.steps = steps + 1;
+  EXPECT_EQ(ledger->Reserve("coordinator", "mnist", "job-2", fits, "k2").status().code(),
+            absl::StatusCode::kResourceExhausted);
+  fits.steps = steps;
+  EXPECT_TRUE(ledger->Reserve("coordinator", "mnist", "job-2", fits, "k3").ok());
+  EXPECT_EQ(*ledger->MaxSteps("mnist", 0.01, 1.0), 0);
+  EXPECT_EQ(ledger->MaxSteps("nope", 0.01, 1.0).status().code(), absl::StatusCode::kNotFound);
 }
 
 TEST(Ledger, RefusesWhatTheBudgetCannotPayAndChangesNothing) {
   auto ledger = OpenLedger(FreshPath("refuse.db"));
-  const double one_job = EpsilonOf(kSmallJob, 1e-5);
-  ASSERT_TRUE(ledger->RegisterDataset("admin", "mnist", one_job * 1.2, 1e-5).ok());
+  SubsampledGaussian two_jobs = kSmallJob;
+  two_jobs.steps *= 2;
+  const double between = (EpsilonOf(kSmallJob, 1e-5) + EpsilonOf(two_jobs, 1e-5)) / 2;
+  ASSERT_TRUE(ledger->RegisterDataset("admin", "mnist", between, 1e-5).ok());
   ASSERT_TRUE(ledger->Reserve("coordinator", "mnist", "job-1", kSmallJob, "k1").ok());
   const BudgetSummary before = *ledger->GetBudget("mnist");
   const auto second = ledger->Reserve("coordinator", "mnist", "job-2", kSmallJob, "k2");
@@ -80,8 +104,10 @@ TEST(Ledger, RefusesWhatTheBudgetCannotPayAndChangesNothing) {
 
 TEST(Ledger, ReleaseFreesTheBudget) {
   auto ledger = OpenLedger(FreshPath("release.db"));
-  const double one_job = EpsilonOf(kSmallJob, 1e-5);
-  ASSERT_TRUE(ledger->RegisterDataset("admin", "mnist", one_job * 1.2, 1e-5).ok());
+  SubsampledGaussian two_jobs = kSmallJob;
+  two_jobs.steps *= 2;
+  const double between = (EpsilonOf(kSmallJob, 1e-5) + EpsilonOf(two_jobs, 1e-5)) / 2;
+  ASSERT_TRUE(ledger->RegisterDataset("admin", "mnist", between, 1e-5).ok());
   const Reservation first = *ledger->Reserve("coordinator", "mnist", "job-1", kSmallJob, "k1");
   ASSERT_TRUE(ledger->Release("coordinator", first.reservation_id).ok());
   EXPECT_TRUE(ledger->Release("coordinator", first.reservation_id).ok());
@@ -149,9 +175,10 @@ TEST(Ledger, SurvivesReopening) {
 
 TEST(Ledger, ConcurrentReservationsNeverExceedTheBudget) {
   auto ledger = OpenLedger(FreshPath("race.db"));
-  const double one_job = EpsilonOf(kSmallJob, 1e-5);
-  // Room for a few jobs, not for all of them.
-  ASSERT_TRUE(ledger->RegisterDataset("admin", "mnist", one_job * 2.5, 1e-5).ok());
+  // Room for a few jobs, not for all 32 of them.
+  SubsampledGaussian four_jobs = kSmallJob;
+  four_jobs.steps *= 4;
+  ASSERT_TRUE(ledger->RegisterDataset("admin", "mnist", EpsilonOf(four_jobs, 1e-5) * 1.01, 1e-5).ok());
   std::atomic<int> admitted{0};
   std::vector<std::thread> clients;
   for (int c = 0; c < 8; ++c) {

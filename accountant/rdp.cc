@@ -4,30 +4,13 @@
 #include <limits>
 
 #include "absl/strings/str_cat.h"
+#include "accountant/numerics.h"
 #include "common/status.h"
 
 namespace dpfleet::accountant {
 namespace {
 
 constexpr double kInf = std::numeric_limits<double>::infinity();
-
-// log(exp(a) + exp(b)) without overflow.
-double LogAdd(double a, double b) {
-  if (a == -kInf) return b;
-  if (b == -kInf) return a;
-  const double hi = std::max(a, b);
-  return hi + std::log1p(std::exp(std::min(a, b) - hi));
-}
-
-// log(erfc(x)), accurate where erfc(x) underflows: for x >= 20 the asymptotic expansion
-// erfc(x) = exp(-x^2) / (x sqrt(pi)) * (1 - 1/(2x^2) + 3/(2x^2)^2 - 15/(2x^2)^3 + 105/(2x^2)^4 ...)
-// (Abramowitz and Stegun 7.1.23), whose truncation error there is below 1e-12 relative.
-double LogErfc(double x) {
-  if (x < 20.0) return std::log(std::erfc(x));
-  const double u = 1.0 / (2.0 * x * x);
-  const double series = 1.0 - u + 3.0 * u * u - 15.0 * u * u * u + 105.0 * u * u * u * u;
-  return -x * x - std::log(x) - 0.5 * std::log(M_PI) + std::log(series);
-}
 
 // log A_alpha for integer alpha (Mironov, Talwar, Zhang 2019, Section 3.3):
 // A_alpha = sum_{i=0}^{alpha} C(alpha, i) q^i (1-q)^(alpha-i) exp((i^2 - i) / (2 sigma^2)).
