@@ -1,7 +1,6 @@
 #include "accountant/accountant_service.h"
 
-#include "accountant/calibration.h"
-#include "accountant/rdp.h"
+#include "accountant/accounting.h"
 #include "common/grpc_status.h"
 
 namespace dpfleet::accountant {
@@ -9,6 +8,33 @@ namespace {
 
 // Who made a request, for the audit log. Authentication arrives with roles; until then the peer.
 std::string Principal(const grpc::ServerContext* context) { return context->peer(); }
+
+// The proto enum and the library enum share their order: AUTO, RDP, PLD, EXACT.
+AccountingMethod FromProto(v1::AccountingMethod method) {
+  switch (method) {
+    case v1::ACCOUNTING_RDP:
+      return AccountingMethod::kRdp;
+    case v1::ACCOUNTING_PLD:
+      return AccountingMethod::kPld;
+    case v1::ACCOUNTING_EXACT:
+      return AccountingMethod::kExact;
+    default:
+      return AccountingMethod::kAuto;
+  }
+}
+
+v1::AccountingMethod ToProto(AccountingMethod method) {
+  switch (method) {
+    case AccountingMethod::kRdp:
+      return v1::ACCOUNTING_RDP;
+    case AccountingMethod::kPld:
+      return v1::ACCOUNTING_PLD;
+    case AccountingMethod::kExact:
+      return v1::ACCOUNTING_EXACT;
+    default:
+      return v1::ACCOUNTING_METHOD_AUTO;
+  }
+}
 
 }  // namespace
 
@@ -88,21 +114,26 @@ grpc::Status AccountantServiceImpl::ComputeEpsilon(grpc::ServerContext*,
                                                    v1::ComputeEpsilonResponse* response) {
   const absl::StatusOr<SubsampledGaussian> mechanism = MechanismFromProto(request->mechanism());
   if (!mechanism.ok()) return ToGrpcStatus(mechanism.status());
-  const absl::StatusOr<EpsilonAndOrder> epsilon = RdpEpsilon(*mechanism, request->delta());
+  const AccountingMethod method = ResolveMethod(FromProto(request->method()), mechanism->sampling_rate);
+  const absl::StatusOr<double> epsilon = MechanismEpsilon(*mechanism, request->delta(), method);
   if (!epsilon.ok()) return ToGrpcStatus(epsilon.status());
-  response->set_epsilon(epsilon->epsilon);
-  response->set_optimal_order(epsilon->order);
+  response->set_epsilon(*epsilon);
+  response->set_method(ToProto(method));
   return grpc::Status::OK;
 }
 
 grpc::Status AccountantServiceImpl::CalibrateNoise(grpc::ServerContext*,
                                                    const v1::CalibrateNoiseRequest* request,
                                                    v1::CalibrateNoiseResponse* response) {
-  const absl::StatusOr<CalibratedNoise> noise = CalibrateNoiseMultiplier(
-      request->sampling_rate(), request->steps(), request->target_epsilon(), request->delta());
+  const AccountingMethod method =
+      ResolveMethod(FromProto(request->method()), request->sampling_rate());
+  const absl::StatusOr<CalibratedNoise> noise =
+      accountant::CalibrateNoise(request->sampling_rate(), request->steps(),
+                                 request->target_epsilon(), request->delta(), method);
   if (!noise.ok()) return ToGrpcStatus(noise.status());
   response->set_noise_multiplier(noise->noise_multiplier);
   response->set_epsilon(noise->epsilon);
+  response->set_method(ToProto(method));
   return grpc::Status::OK;
 }
 

@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "accountant/rdp.h"
+#include "accountant/accounting.h"
 #include "common/grpc_status.h"
 #include "common/status.h"
 #include "grpcpp/grpcpp.h"
@@ -46,11 +46,13 @@ absl::Status ForEachPeer(const std::vector<Peer>& peers, const std::string& what
   return absl::OkStatus();
 }
 
+// The job's own epsilon after `steps` steps, by the tightest method for its mechanism (exact for full
+// batch, RDP otherwise), as the accountant's ComputeEpsilon reports it.
 double EpsilonAfter(const v1::Job& job, int64_t steps) {
-  const auto epsilon = accountant::RdpEpsilon(
+  const absl::StatusOr<double> epsilon = accountant::MechanismEpsilon(
       {.sampling_rate = job.sampling_rate(), .noise_multiplier = job.noise_multiplier(), .steps = steps},
-      job.spec().delta());
-  return epsilon.ok() ? epsilon->epsilon : 0.0;
+      job.spec().delta(), accountant::AccountingMethod::kAuto);
+  return epsilon.ok() ? *epsilon : 0.0;
 }
 
 std::string HostOf(const std::string& address) { return address.substr(0, address.rfind(':')); }

@@ -10,8 +10,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "accountant/calibration.h"
-#include "accountant/rdp.h"
+#include "accountant/accounting.h"
 #include "common/grpc_status.h"
 #include "dpctl/args.h"
 #include "google/protobuf/text_format.h"
@@ -41,8 +40,11 @@ Budgets (accountant at --accountant-address or $DPFLEET_ACCOUNTANT):
   dpctl budget NAME [--json]
 
 Privacy math, offline:
-  dpctl privacy epsilon --sampling-rate Q --noise-multiplier S --steps T --delta D [--accountant rdp] [--json]
-  dpctl privacy noise --sampling-rate Q --steps T --delta D --target-epsilon E [--accountant rdp] [--json]
+  dpctl privacy epsilon --sampling-rate Q --noise-multiplier S --steps T --delta D
+                        [--accountant auto|rdp|exact] [--json]
+  dpctl privacy noise --sampling-rate Q --steps T --delta D --target-epsilon E
+                      [--accountant auto|rdp|exact] [--json]
+  (auto: exact for --sampling-rate 1, RDP otherwise; pld is not available yet)
 )";
 
 #define DPCTL_ASSIGN_OR_FAIL(lhs, expr)          \
@@ -342,41 +344,41 @@ int BudgetCommand(Args& args, const std::string& command) {
 }
 
 int Privacy(Args& args) {
-  if (args.positional().size() != 2) return Fail(absl::InvalidArgumentError("privacy needs 'epsilon' or 'noise'"));
+  if (args.positional().size() != 2) {
+    return Fail(absl::InvalidArgumentError("privacy needs 'epsilon' or 'noise'"));
+  }
   const std::string what = args.positional()[1];
   const bool json = args.Bool("json");
-  const std::string method = *args.String("accountant", "rdp");
+  DPCTL_ASSIGN_OR_FAIL(requested, accountant::ParseAccountingMethod(*args.String("accountant", "auto")));
   DPCTL_ASSIGN_OR_FAIL(q, args.Double("sampling-rate"));
   DPCTL_ASSIGN_OR_FAIL(steps, args.Int("steps"));
   DPCTL_ASSIGN_OR_FAIL(delta, args.Double("delta"));
-  if (method != "rdp") {
-    return Fail(absl::UnimplementedError(absl::StrCat("--accountant ", method, " is not available yet; use rdp")));
-  }
+  const std::string method = accountant::AccountingMethodName(accountant::ResolveMethod(requested, q));
   if (what == "epsilon") {
     DPCTL_ASSIGN_OR_FAIL(sigma, args.Double("noise-multiplier"));
     if (absl::Status unused = args.CheckAllUsed(); !unused.ok()) return Fail(unused);
-    DPCTL_ASSIGN_OR_FAIL(result, accountant::RdpEpsilon({.sampling_rate = q, .noise_multiplier = sigma, .steps = steps}, delta));
+    DPCTL_ASSIGN_OR_FAIL(epsilon, accountant::MechanismEpsilon(
+                                      {.sampling_rate = q, .noise_multiplier = sigma, .steps = steps},
+                                      delta, requested));
     if (json) {
-      std::cout << absl::StrFormat(
-          "{\"epsilon\": %.17g, \"delta\": %.17g, \"accountant\": \"rdp\", \"optimal_order\": %.17g}\n",
-          result.epsilon, delta, result.order);
+      std::cout << absl::StrFormat("{\"epsilon\": %.17g, \"delta\": %.17g, \"accountant\": \"%s\"}\n",
+                                   epsilon, delta, method);
     } else {
-      std::cout << absl::StrFormat("epsilon = %.6f at delta = %g (RDP, order %g)\n", result.epsilon,
-                                   delta, result.order);
+      std::cout << absl::StrFormat("epsilon = %.6f at delta = %g (%s)\n", epsilon, delta, method);
     }
     return 0;
   }
   if (what == "noise") {
     DPCTL_ASSIGN_OR_FAIL(target, args.Double("target-epsilon"));
     if (absl::Status unused = args.CheckAllUsed(); !unused.ok()) return Fail(unused);
-    DPCTL_ASSIGN_OR_FAIL(noise, accountant::CalibrateNoiseMultiplier(q, steps, target, delta));
+    DPCTL_ASSIGN_OR_FAIL(noise, accountant::CalibrateNoise(q, steps, target, delta, requested));
     if (json) {
       std::cout << absl::StrFormat(
-          "{\"noise_multiplier\": %.17g, \"epsilon\": %.17g, \"delta\": %.17g, \"accountant\": \"rdp\"}\n",
-          noise.noise_multiplier, noise.epsilon, delta);
+          "{\"noise_multiplier\": %.17g, \"epsilon\": %.17g, \"delta\": %.17g, \"accountant\": \"%s\"}\n",
+          noise.noise_multiplier, noise.epsilon, delta, method);
     } else {
-      std::cout << absl::StrFormat("noise multiplier = %.6f (epsilon %.6f at delta %g, RDP)\n",
-                                   noise.noise_multiplier, noise.epsilon, delta);
+      std::cout << absl::StrFormat("noise multiplier = %.6f (epsilon %.6f at delta %g, %s)\n",
+                                   noise.noise_multiplier, noise.epsilon, delta, method);
     }
     return 0;
   }

@@ -1,0 +1,39 @@
+#include "accountant/accounting.h"
+
+#include "accountant/gaussian.h"
+#include "accountant/rdp.h"
+#include "gtest/gtest.h"
+
+namespace dpfleet::accountant {
+namespace {
+
+TEST(Accounting, AutoIsExactForFullBatchAndRdpOtherwise) {
+  const SubsampledGaussian full{.sampling_rate = 1.0, .noise_multiplier = 2.0, .steps = 3};
+  EXPECT_EQ(*MechanismEpsilon(full, 1e-6, AccountingMethod::kAuto), *FullBatchEpsilon(2.0, 3, 1e-6));
+  const SubsampledGaussian sampled{.sampling_rate = 0.01, .noise_multiplier = 1.0, .steps = 100};
+  EXPECT_EQ(*MechanismEpsilon(sampled, 1e-6, AccountingMethod::kAuto),
+            RdpEpsilon(sampled, 1e-6)->epsilon);
+  // For full batch, RDP is valid but looser than exact: RDP >= exact.
+  EXPECT_GT(*MechanismEpsilon(full, 1e-6, AccountingMethod::kRdp),
+            *MechanismEpsilon(full, 1e-6, AccountingMethod::kExact));
+}
+
+TEST(Accounting, MethodsThatDoNotApplySaySo) {
+  const SubsampledGaussian sampled{.sampling_rate = 0.01, .noise_multiplier = 1.0, .steps = 100};
+  const auto exact = MechanismEpsilon(sampled, 1e-6, AccountingMethod::kExact);
+  EXPECT_EQ(exact.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(exact.status().message().find("sampling_rate"), std::string::npos);
+  EXPECT_EQ(MechanismEpsilon(sampled, 1e-6, AccountingMethod::kPld).status().code(),
+            absl::StatusCode::kUnimplemented);
+  EXPECT_EQ(ParseAccountingMethod("moments").status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(*ParseAccountingMethod("exact"), AccountingMethod::kExact);
+}
+
+TEST(Accounting, CalibrationUsesTheChosenMethod) {
+  const CalibratedNoise exact = *CalibrateNoise(1.0, 1, 4.0, 1e-6, AccountingMethod::kAuto);
+  const CalibratedNoise rdp = *CalibrateNoise(1.0, 1, 4.0, 1e-6, AccountingMethod::kRdp);
+  EXPECT_LT(exact.noise_multiplier, rdp.noise_multiplier);
+}
+
+}  // namespace
+}  // namespace dpfleet::accountant
