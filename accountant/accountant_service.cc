@@ -6,9 +6,6 @@
 namespace dpfleet::accountant {
 namespace {
 
-// Who made a request, for the audit log. Authentication arrives with roles; until then the peer.
-std::string Principal(const grpc::ServerContext* context) { return context->peer(); }
-
 // The proto enum and the library enum share their order: AUTO, RDP, PLD, EXACT.
 AccountingMethod FromProto(v1::AccountingMethod method) {
   switch (method) {
@@ -38,6 +35,15 @@ v1::AccountingMethod ToProto(AccountingMethod method) {
 
 }  // namespace
 
+absl::StatusOr<Principal> AccountantServiceImpl::Authorize(const grpc::ServerContext* context,
+                                                            Role role) const {
+  const auto& metadata = context->client_metadata();
+  const auto header = metadata.find("authorization");
+  const std::string authorization =
+      header == metadata.end() ? "" : std::string(header->second.data(), header->second.size());
+  return auth_->Authorize(authorization, role);
+}
+
 absl::StatusOr<SubsampledGaussian> MechanismFromProto(const v1::MechanismSpec& spec) {
   const SubsampledGaussian mechanism{.sampling_rate = spec.sampling_rate(),
                                      .noise_multiplier = spec.noise_multiplier(),
@@ -50,13 +56,16 @@ absl::StatusOr<SubsampledGaussian> MechanismFromProto(const v1::MechanismSpec& s
 grpc::Status AccountantServiceImpl::RegisterDataset(grpc::ServerContext* context,
                                                     const v1::RegisterDatasetRequest* request,
                                                     v1::RegisterDatasetResponse*) {
-  return ToGrpcStatus(ledger_->RegisterDataset(Principal(context), request->dataset(),
+  const absl::StatusOr<Principal> who = Authorize(context, Role::kAdmin);
+  if (!who.ok()) return ToGrpcStatus(who.status());
+  return ToGrpcStatus(ledger_->RegisterDataset(who->name, request->dataset(),
                                                request->epsilon_budget(), request->delta()));
 }
 
-grpc::Status AccountantServiceImpl::GetBudget(grpc::ServerContext*,
+grpc::Status AccountantServiceImpl::GetBudget(grpc::ServerContext* context,
                                               const v1::GetBudgetRequest* request,
                                               v1::GetBudgetResponse* response) {
+  if (const auto who = Authorize(context, Role::kReader); !who.ok()) return ToGrpcStatus(who.status());
   const absl::StatusOr<BudgetSummary> budget = ledger_->GetBudget(request->dataset());
   if (!budget.ok()) return ToGrpcStatus(budget.status());
   if (request->has_mechanism()) {
@@ -82,10 +91,12 @@ grpc::Status AccountantServiceImpl::GetBudget(grpc::ServerContext*,
 grpc::Status AccountantServiceImpl::Reserve(grpc::ServerContext* context,
                                             const v1::ReserveRequest* request,
                                             v1::ReserveResponse* response) {
+  const absl::StatusOr<Principal> who = Authorize(context, Role::kCoordinator);
+  if (!who.ok()) return ToGrpcStatus(who.status());
   const absl::StatusOr<SubsampledGaussian> mechanism = MechanismFromProto(request->mechanism());
   if (!mechanism.ok()) return ToGrpcStatus(mechanism.status());
   const absl::StatusOr<Reservation> reservation =
-      ledger_->Reserve(Principal(context), request->dataset(), request->job_id(), *mechanism,
+      ledger_->Reserve(who->name, request->dataset(), request->job_id(), *mechanism,
                        request->idempotency_key());
   if (!reservation.ok()) return ToGrpcStatus(reservation.status());
   response->set_reservation_id(reservation->reservation_id);
@@ -96,8 +107,10 @@ grpc::Status AccountantServiceImpl::Reserve(grpc::ServerContext* context,
 grpc::Status AccountantServiceImpl::Commit(grpc::ServerContext* context,
                                            const v1::CommitRequest* request,
                                            v1::CommitResponse* response) {
+  const absl::StatusOr<Principal> who = Authorize(context, Role::kCoordinator);
+  if (!who.ok()) return ToGrpcStatus(who.status());
   const absl::StatusOr<double> committed =
-      ledger_->Commit(Principal(context), request->reservation_id(), request->steps_run());
+      ledger_->Commit(who->name, request->reservation_id(), request->steps_run());
   if (!committed.ok()) return ToGrpcStatus(committed.status());
   response->set_epsilon_committed(*committed);
   return grpc::Status::OK;
@@ -106,12 +119,15 @@ grpc::Status AccountantServiceImpl::Commit(grpc::ServerContext* context,
 grpc::Status AccountantServiceImpl::Release(grpc::ServerContext* context,
                                             const v1::ReleaseRequest* request,
                                             v1::ReleaseResponse*) {
-  return ToGrpcStatus(ledger_->Release(Principal(context), request->reservation_id()));
+  const absl::StatusOr<Principal> who = Authorize(context, Role::kCoordinator);
+  if (!who.ok()) return ToGrpcStatus(who.status());
+  return ToGrpcStatus(ledger_->Release(who->name, request->reservation_id()));
 }
 
-grpc::Status AccountantServiceImpl::ComputeEpsilon(grpc::ServerContext*,
+grpc::Status AccountantServiceImpl::ComputeEpsilon(grpc::ServerContext* context,
                                                    const v1::ComputeEpsilonRequest* request,
                                                    v1::ComputeEpsilonResponse* response) {
+  if (const auto who = Authorize(context, Role::kReader); !who.ok()) return ToGrpcStatus(who.status());
   const absl::StatusOr<SubsampledGaussian> mechanism = MechanismFromProto(request->mechanism());
   if (!mechanism.ok()) return ToGrpcStatus(mechanism.status());
   const AccountingMethod method = ResolveMethod(FromProto(request->method()), mechanism->sampling_rate);
@@ -122,9 +138,10 @@ grpc::Status AccountantServiceImpl::ComputeEpsilon(grpc::ServerContext*,
   return grpc::Status::OK;
 }
 
-grpc::Status AccountantServiceImpl::CalibrateNoise(grpc::ServerContext*,
+grpc::Status AccountantServiceImpl::CalibrateNoise(grpc::ServerContext* context,
                                                    const v1::CalibrateNoiseRequest* request,
                                                    v1::CalibrateNoiseResponse* response) {
+  if (const auto who = Authorize(context, Role::kReader); !who.ok()) return ToGrpcStatus(who.status());
   const AccountingMethod method =
       ResolveMethod(FromProto(request->method()), request->sampling_rate());
   const absl::StatusOr<CalibratedNoise> noise =

@@ -2,12 +2,18 @@
 
 #include <cstdio>
 
+#include "absl/strings/str_cat.h"
+#include "common/serve.h"
 #include "gtest/gtest.h"
 
 namespace dpfleet::accountant {
 namespace {
 
-// The service is called directly, without a server: it only translates protos.
+constexpr char kAdmin[] = "admin-token-0123456789";
+constexpr char kCoordinator[] = "coord-token-0123456789";
+constexpr char kReader[] = "reader-token-012345678";
+
+// The service behind a real in-process gRPC server, so metadata and status codes cross the wire.
 class AccountantServiceTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -15,45 +21,95 @@ class AccountantServiceTest : public ::testing::Test {
         std::string(getenv("TEST_TMPDIR") ? getenv("TEST_TMPDIR") : "/tmp") + "/service.db";
     for (const char* suffix : {"", "-wal", "-shm"}) std::remove((path + suffix).c_str());
     ledger_ = *Ledger::Open({.path = path});
-    service_ = std::make_unique<AccountantServiceImpl>(ledger_.get());
+    auth_ = *TokenAuthenticator::FromText(absl::StrCat(kAdmin, " admin alice\n", kCoordinator,
+                                                       " coordinator coordinator-1\n", kReader,
+                                                       " reader dashboards\n"));
+    service_ = std::make_unique<AccountantServiceImpl>(ledger_.get(), auth_.get());
+    server_ = *StartServer({.listen_address = "127.0.0.1:0"}, {service_.get()});
+    stub_ = v1::AccountantService::NewStub(grpc::CreateChannel(
+        absl::StrCat("127.0.0.1:", server_.port), grpc::InsecureChannelCredentials()));
+  }
+
+  void TearDown() override { server_.server->Shutdown(); }
+
+  static std::unique_ptr<grpc::ClientContext> As(const char* token) {
+    auto context = std::make_unique<grpc::ClientContext>();
+    if (token != nullptr) context->AddMetadata("authorization", absl::StrCat("Bearer ", token));
+    return context;
+  }
+
+  grpc::Status Register(const char* token, const std::string& dataset) {
+    v1::RegisterDatasetRequest request;
+    request.set_dataset(dataset);
+    request.set_epsilon_budget(4.0);
+    request.set_delta(1e-5);
+    v1::RegisterDatasetResponse response;
+    return stub_->RegisterDataset(As(token).get(), request, &response);
+  }
+
+  static v1::ReserveRequest SmallReservation(const std::string& key) {
+    v1::ReserveRequest reserve;
+    reserve.set_dataset("fashion-mnist");
+    reserve.set_job_id("job-" + key);
+    reserve.set_idempotency_key(key);
+    reserve.mutable_mechanism()->set_sampling_rate(0.01);
+    reserve.mutable_mechanism()->set_noise_multiplier(1.0);
+    reserve.mutable_mechanism()->set_steps(100);
+    return reserve;
   }
 
   std::unique_ptr<Ledger> ledger_;
+  std::unique_ptr<TokenAuthenticator> auth_;
   std::unique_ptr<AccountantServiceImpl> service_;
-  grpc::ServerContext context_;
+  RunningServer server_;
+  std::unique_ptr<v1::AccountantService::Stub> stub_;
 };
 
 TEST_F(AccountantServiceTest, ReserveCommitAndReadBudget) {
-  v1::RegisterDatasetRequest register_request;
-  register_request.set_dataset("fashion-mnist");
-  register_request.set_epsilon_budget(4.0);
-  register_request.set_delta(1e-5);
-  v1::RegisterDatasetResponse register_response;
-  ASSERT_TRUE(service_->RegisterDataset(&context_, &register_request, &register_response).ok());
-
-  v1::ReserveRequest reserve;
-  reserve.set_dataset("fashion-mnist");
-  reserve.set_job_id("job-1");
-  reserve.set_idempotency_key("job-1");
-  reserve.mutable_mechanism()->set_sampling_rate(0.01);
-  reserve.mutable_mechanism()->set_noise_multiplier(1.0);
-  reserve.mutable_mechanism()->set_steps(100);
+  ASSERT_TRUE(Register(kAdmin, "fashion-mnist").ok());
   v1::ReserveResponse reserved;
-  ASSERT_TRUE(service_->Reserve(&context_, &reserve, &reserved).ok());
+  ASSERT_TRUE(stub_->Reserve(As(kCoordinator).get(), SmallReservation("k1"), &reserved).ok());
   EXPECT_FALSE(reserved.reservation_id().empty());
 
   v1::CommitRequest commit;
   commit.set_reservation_id(reserved.reservation_id());
   commit.set_steps_run(100);
   v1::CommitResponse committed;
-  ASSERT_TRUE(service_->Commit(&context_, &commit, &committed).ok());
+  ASSERT_TRUE(stub_->Commit(As(kCoordinator).get(), commit, &committed).ok());
   EXPECT_NEAR(committed.epsilon_committed(), reserved.epsilon_after(), 1e-12);
 
   v1::GetBudgetRequest get;
   get.set_dataset("fashion-mnist");
+  get.mutable_mechanism()->set_sampling_rate(0.01);
+  get.mutable_mechanism()->set_noise_multiplier(1.0);
   v1::GetBudgetResponse budget;
-  ASSERT_TRUE(service_->GetBudget(&context_, &get, &budget).ok());
+  ASSERT_TRUE(stub_->GetBudget(As(kReader).get(), get, &budget).ok());
   EXPECT_NEAR(budget.epsilon_remaining(), 4.0 - committed.epsilon_committed(), 1e-12);
+  EXPECT_GT(budget.max_steps(), 100);
+  EXPECT_LT(budget.epsilon_committed_fixed_composition(), budget.epsilon_committed());
+}
+
+TEST_F(AccountantServiceTest, RolesGuardTheBudget) {
+  // Only admins register datasets.
+  EXPECT_EQ(Register(kCoordinator, "x").error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(Register(kReader, "x").error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(Register(nullptr, "x").error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(Register("not-a-real-token-at-all", "x").error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  ASSERT_TRUE(Register(kAdmin, "fashion-mnist").ok());
+  // Only the coordinator reserves.
+  v1::ReserveResponse reserved;
+  for (const char* token : {kAdmin, kReader}) {
+    const grpc::Status status = stub_->Reserve(As(token).get(), SmallReservation("k"), &reserved);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+    EXPECT_NE(status.error_message().find("coordinator"), std::string::npos);
+  }
+  v1::GetBudgetRequest get;
+  get.set_dataset("fashion-mnist");
+  v1::GetBudgetResponse budget;
+  ASSERT_TRUE(stub_->GetBudget(As(kReader).get(), get, &budget).ok());
+  EXPECT_EQ(budget.open_reservations(), 0);
+  EXPECT_EQ(stub_->GetBudget(As(nullptr).get(), get, &budget).error_code(),
+            grpc::StatusCode::UNAUTHENTICATED);
 }
 
 TEST_F(AccountantServiceTest, BadMechanismIsInvalidArgumentNamingTheField) {
@@ -63,28 +119,36 @@ TEST_F(AccountantServiceTest, BadMechanismIsInvalidArgumentNamingTheField) {
   request.mutable_mechanism()->set_steps(10);
   request.set_delta(1e-5);
   v1::ComputeEpsilonResponse response;
-  const grpc::Status status = service_->ComputeEpsilon(&context_, &request, &response);
+  const grpc::Status status = stub_->ComputeEpsilon(As(kReader).get(), request, &response);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_NE(status.error_message().find("mechanism.noise_multiplier"), std::string::npos);
 }
 
-TEST_F(AccountantServiceTest, CalibrateNoiseMeetsTheTarget) {
+TEST_F(AccountantServiceTest, CalibrateNoiseMeetsTheTargetWithTheTightestMethod) {
   v1::CalibrateNoiseRequest request;
   request.set_sampling_rate(256.0 / 60000);
   request.set_steps(1000);
   request.set_target_epsilon(2.0);
   request.set_delta(1e-5);
   v1::CalibrateNoiseResponse response;
-  ASSERT_TRUE(service_->CalibrateNoise(&context_, &request, &response).ok());
+  ASSERT_TRUE(stub_->CalibrateNoise(As(kReader).get(), request, &response).ok());
   EXPECT_LE(response.epsilon(), 2.0);
-  EXPECT_GT(response.noise_multiplier(), 0.3);
+  EXPECT_EQ(response.method(), v1::ACCOUNTING_RDP);
+  request.set_sampling_rate(1.0);
+  request.set_steps(1);
+  request.set_target_epsilon(4.0);
+  request.set_delta(1e-6);
+  ASSERT_TRUE(stub_->CalibrateNoise(As(kReader).get(), request, &response).ok());
+  EXPECT_EQ(response.method(), v1::ACCOUNTING_EXACT);
+  EXPECT_NEAR(response.noise_multiplier(), 1.19, 0.01);
 }
 
 TEST_F(AccountantServiceTest, UnknownDatasetIsNotFound) {
   v1::GetBudgetRequest get;
   get.set_dataset("imagenet");
   v1::GetBudgetResponse budget;
-  EXPECT_EQ(service_->GetBudget(&context_, &get, &budget).error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(stub_->GetBudget(As(kReader).get(), get, &budget).error_code(),
+            grpc::StatusCode::NOT_FOUND);
 }
 
 }  // namespace

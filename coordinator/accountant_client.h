@@ -16,8 +16,12 @@ namespace dpfleet::coordinator {
 // Thread-safe.
 class AccountantClient {
  public:
-  AccountantClient(std::shared_ptr<grpc::Channel> channel, absl::Duration deadline)
-      : stub_(v1::AccountantService::NewStub(std::move(channel))), deadline_(deadline) {}
+  // `token` is sent as "authorization: Bearer <token>"; the accountant must know it with the
+  // coordinator role.
+  AccountantClient(std::shared_ptr<grpc::Channel> channel, std::string token, absl::Duration deadline)
+      : stub_(v1::AccountantService::NewStub(std::move(channel))),
+        authorization_("Bearer " + std::move(token)),
+        deadline_(deadline) {}
 
   absl::StatusOr<v1::CalibrateNoiseResponse> CalibrateNoise(const v1::CalibrateNoiseRequest& request);
   absl::StatusOr<v1::ComputeEpsilonResponse> ComputeEpsilon(const v1::ComputeEpsilonRequest& request);
@@ -33,6 +37,7 @@ class AccountantClient {
                                 const Request& request);
 
   std::unique_ptr<v1::AccountantService::Stub> stub_;
+  const std::string authorization_;
   const absl::Duration deadline_;
 };
 

@@ -1,5 +1,6 @@
 // dpfleet-coordinator: serves JobService to clients and WorkerRegistry to workers.
 
+#include <fstream>
 #include <iostream>
 
 #include "absl/flags/flag.h"
@@ -10,6 +11,8 @@
 ABSL_FLAG(std::string, listen, "127.0.0.1:0", "host:port to serve on (port 0: any free port)");
 ABSL_FLAG(std::string, accountant, "", "host:port of the accountant (required)");
 ABSL_FLAG(std::string, port_file, "", "write the bound port here once serving");
+ABSL_FLAG(std::string, accountant_token_file, "",
+          "file holding this coordinator's accountant token (role coordinator; required)");
 ABSL_FLAG(int, heartbeat_interval_ms, 1000, "how often workers report that they are alive");
 ABSL_FLAG(int, heartbeat_timeout_ms, 5000, "silence after which a worker counts as dead");
 ABSL_FLAG(int, collective_timeout_s, 60, "how long workers wait for a peer in a collective");
@@ -21,11 +24,17 @@ int main(int argc, char** argv) {
     std::cerr << "dpfleet-coordinator: --accountant is required\n";
     return 2;
   }
+  std::ifstream token_file(absl::GetFlag(FLAGS_accountant_token_file));
+  std::string token;
+  if (!(token_file >> token)) {
+    std::cerr << "dpfleet-coordinator: --accountant_token_file must name a file holding a token\n";
+    return 2;
+  }
   using namespace dpfleet::coordinator;
   JobTable jobs;
   WorkerPool workers(absl::Milliseconds(absl::GetFlag(FLAGS_heartbeat_timeout_ms)));
   AccountantClient accountant(
-      grpc::CreateChannel(absl::GetFlag(FLAGS_accountant), grpc::InsecureChannelCredentials()),
+      grpc::CreateChannel(absl::GetFlag(FLAGS_accountant), grpc::InsecureChannelCredentials()), token,
       absl::Seconds(30));
   WorkerRegistryImpl registry(&workers, absl::Milliseconds(absl::GetFlag(FLAGS_heartbeat_interval_ms)));
   auto job_service = std::make_unique<JobServiceImpl>(

@@ -60,6 +60,25 @@ print_env() {
     die "no cluster running under $state_dir"
   echo "export DPFLEET_COORDINATOR=127.0.0.1:$(cat "$state_dir/coordinator.port")"
   echo "export DPFLEET_ACCOUNTANT=127.0.0.1:$(cat "$state_dir/accountant.port")"
+  echo "export DPFLEET_TOKEN=$(cat "$state_dir/admin.token")"
+}
+
+new_token() { head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n'; }
+
+# One token per role: the admin's for dpctl, the coordinator's, and a read-only one. Kept across
+# restarts of the same state folder.
+make_tokens() {
+  [[ -s $state_dir/tokens ]] && return
+  (
+    umask 077
+    for role in admin coordinator reader; do new_token >"$state_dir/$role.token"; done
+    {
+      echo "# <token> <role> <principal>"
+      echo "$(cat "$state_dir/admin.token") admin local-admin"
+      echo "$(cat "$state_dir/coordinator.token") coordinator local-coordinator"
+      echo "$(cat "$state_dir/reader.token") reader local-reader"
+    } >"$state_dir/tokens"
+  )
 }
 
 stop() {
@@ -91,12 +110,13 @@ start() {
   fi
   rm -f "$state_dir"/*.port
   trap 'stop; exit 1' ERR
+  make_tokens
 
   start_process accountant "$accountant" --ledger "$state_dir/ledger.db" \
-    --port_file "$state_dir/accountant.port"
+    --tokens "$state_dir/tokens" --port_file "$state_dir/accountant.port"
   wait_for_file "$state_dir/accountant.port" accountant "$state_dir/accountant.pid"
   start_process coordinator "$coordinator" --accountant "127.0.0.1:$(cat "$state_dir/accountant.port")" \
-    --port_file "$state_dir/coordinator.port" --collective_timeout_s "$collective_timeout_s"
+    --accountant_token_file "$state_dir/coordinator.token" --port_file "$state_dir/coordinator.port" --collective_timeout_s "$collective_timeout_s"
   wait_for_file "$state_dir/coordinator.port" coordinator "$state_dir/coordinator.pid"
   local coordinator_address=127.0.0.1:$(cat "$state_dir/coordinator.port")
   for ((i = 0; i < workers; i++)); do

@@ -35,7 +35,7 @@ Jobs (coordinator at --coordinator or $DPFLEET_COORDINATOR):
   dpctl cancel JOB_ID
   dpctl workers [--json]    registered workers; prints "N alive" last
 
-Budgets (accountant at --accountant-address or $DPFLEET_ACCOUNTANT):
+Budgets (accountant at --accountant-address or $DPFLEET_ACCOUNTANT, token --token or $DPFLEET_TOKEN):
   dpctl register-dataset NAME --epsilon E --delta D
   dpctl budget NAME [--json]
 
@@ -57,7 +57,8 @@ int Fail(const absl::Status& status) {
   return 1;
 }
 
-std::string Address(Args& args, const std::string& flag, const char* env) {
+// Returns --flag, or the environment variable `env` when the flag is absent.
+std::string FlagOrEnv(Args& args, const std::string& flag, const char* env) {
   std::string address = *args.String(flag);
   if (address.empty() && std::getenv(env) != nullptr) address = std::getenv(env);
   return address;
@@ -65,7 +66,7 @@ std::string Address(Args& args, const std::string& flag, const char* env) {
 
 absl::StatusOr<std::shared_ptr<grpc::Channel>> Channel(Args& args, const std::string& flag,
                                                        const char* env) {
-  const std::string address = Address(args, flag, env);
+  const std::string address = FlagOrEnv(args, flag, env);
   if (address.empty()) {
     return absl::InvalidArgumentError(absl::StrCat("no address: pass --", flag, " or set ", env,
                                                    " (deploy/local_cluster.sh env prints it)"));
@@ -76,6 +77,14 @@ absl::StatusOr<std::shared_ptr<grpc::Channel>> Channel(Args& args, const std::st
 std::unique_ptr<grpc::ClientContext> Context(absl::Duration deadline = absl::Seconds(60)) {
   auto context = std::make_unique<grpc::ClientContext>();
   context->set_deadline(absl::ToChronoTime(absl::Now() + deadline));
+  return context;
+}
+
+// A context for the accountant, carrying the caller's bearer token.
+std::unique_ptr<grpc::ClientContext> AccountantContext(Args& args) {
+  auto context = Context();
+  const std::string token = FlagOrEnv(args, "token", "DPFLEET_TOKEN");
+  if (!token.empty()) context->AddMetadata("authorization", "Bearer " + token);
   return context;
 }
 
@@ -316,29 +325,35 @@ int BudgetCommand(Args& args, const std::string& command) {
     request.set_dataset(dataset);
     DPCTL_ASSIGN_OR_FAIL(epsilon, args.Double("epsilon"));
     DPCTL_ASSIGN_OR_FAIL(delta, args.Double("delta"));
+    auto context = AccountantContext(args);
     if (absl::Status unused = args.CheckAllUsed(); !unused.ok()) return Fail(unused);
     request.set_epsilon_budget(epsilon);
     request.set_delta(delta);
     v1::RegisterDatasetResponse response;
-    const grpc::Status status = accountant->RegisterDataset(Context().get(), request, &response);
+    const grpc::Status status = accountant->RegisterDataset(context.get(), request, &response);
     if (!status.ok()) return Fail(FromGrpcStatus(status));
     std::cout << absl::StrFormat("registered dataset %s with budget epsilon=%g delta=%g\n", dataset,
                                  epsilon, delta);
     return 0;
   }
+  auto context = AccountantContext(args);
   if (absl::Status unused = args.CheckAllUsed(); !unused.ok()) return Fail(unused);
   v1::GetBudgetRequest request;
   request.set_dataset(dataset);
   v1::GetBudgetResponse budget;
-  const grpc::Status status = accountant->GetBudget(Context().get(), request, &budget);
+  const grpc::Status status = accountant->GetBudget(context.get(), request, &budget);
   if (!status.ok()) return Fail(FromGrpcStatus(status));
   if (json) {
     std::cout << Json(budget) << "\n";
   } else {
     std::cout << absl::StrFormat(
-        "%s: budget epsilon=%g at delta=%g\n  spent (committed) %.4f\n  spent + reserved   %.4f  (%d open reservation(s))\n  remaining          %.4f\n",
+        "%s: budget epsilon=%g at delta=%g (privacy filter)\n"
+        "  spent (committed) %.4f  (%.4f if all jobs had been fixed in advance)\n"
+        "  spent + reserved   %.4f  (%d open reservation(s))\n"
+        "  remaining          %.4f\n",
         budget.dataset(), budget.epsilon_budget(), budget.delta(), budget.epsilon_committed(),
-        budget.epsilon_reserved(), budget.open_reservations(), budget.epsilon_remaining());
+        budget.epsilon_committed_fixed_composition(), budget.epsilon_reserved(),
+        budget.open_reservations(), budget.epsilon_remaining());
   }
   return 0;
 }

@@ -66,14 +66,21 @@ class LocalClusterTest : public ::testing::Test {
         &output);
   }
 
+  // A context for the accountant carrying the local cluster's admin token.
+  std::unique_ptr<grpc::ClientContext> AsAdmin() {
+    auto context = std::make_unique<grpc::ClientContext>();
+    std::string token = ReadFile(state_dir_ + "/admin.token");
+    context->AddMetadata("authorization", "Bearer " + token);
+    return context;
+  }
+
   void RegisterDataset(double epsilon_budget) {
-    grpc::ClientContext context;
     v1::RegisterDatasetRequest request;
     request.set_dataset("fashion-mnist");
     request.set_epsilon_budget(epsilon_budget);
     request.set_delta(kDelta);
     v1::RegisterDatasetResponse response;
-    ASSERT_TRUE(accountant_->RegisterDataset(&context, request, &response).ok());
+    ASSERT_TRUE(accountant_->RegisterDataset(AsAdmin().get(), request, &response).ok());
   }
 
   static v1::JobSpec SmallJob(int64_t steps) {
@@ -139,11 +146,10 @@ class LocalClusterTest : public ::testing::Test {
   }
 
   v1::GetBudgetResponse Budget() {
-    grpc::ClientContext context;
     v1::GetBudgetRequest request;
     request.set_dataset("fashion-mnist");
     v1::GetBudgetResponse budget;
-    EXPECT_TRUE(accountant_->GetBudget(&context, request, &budget).ok());
+    EXPECT_TRUE(accountant_->GetBudget(AsAdmin().get(), request, &budget).ok());
     return budget;
   }
 
