@@ -1,0 +1,136 @@
+// Accountant benchmarks: the accounting math, and the service's throughput with 8 concurrent clients
+// over loopback gRPC on a real SQLite ledger (WAL, synchronous=FULL).
+//
+//   bazel run -c opt //bench:accountant_bench
+
+#include <stdlib.h>
+
+#include <atomic>
+#include <memory>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "accountant/accountant_service.h"
+#include "accountant/accounting.h"
+#include "accountant/privacy_filter.h"
+#include "benchmark/benchmark.h"
+#include "common/serve.h"
+
+namespace dpfleet::accountant {
+namespace {
+
+// The MNIST DP-SGD setting of Abadi et al. (2016): batch 256 of 60000, sigma 1.1, 60 epochs.
+constexpr SubsampledGaussian kMnist{.sampling_rate = 256.0 / 60000, .noise_multiplier = 1.1,
+                                    .steps = 14063};
+constexpr double kDelta = 1e-5;
+
+void BM_RdpEpsilon(benchmark::State& state) {
+  for (auto _ : state) benchmark::DoNotOptimize(MechanismEpsilon(kMnist, kDelta, AccountingMethod::kRdp));
+}
+BENCHMARK(BM_RdpEpsilon)->Unit(benchmark::kMillisecond);
+
+void BM_RdpCalibrateNoise(benchmark::State& state) {
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(
+        CalibrateNoise(kMnist.sampling_rate, kMnist.steps, 2.0, kDelta, AccountingMethod::kRdp));
+  }
+}
+BENCHMARK(BM_RdpCalibrateNoise)->Unit(benchmark::kMillisecond);
+
+void BM_ExactFullBatchEpsilon(benchmark::State& state) {
+  const SubsampledGaussian full{.sampling_rate = 1.0, .noise_multiplier = 1.19, .steps = 3};
+  for (auto _ : state) benchmark::DoNotOptimize(MechanismEpsilon(full, 1e-6, AccountingMethod::kExact));
+}
+BENCHMARK(BM_ExactFullBatchEpsilon)->Unit(benchmark::kMillisecond);
+
+void BM_ExactCalibrateNoise(benchmark::State& state) {
+  for (auto _ : state) benchmark::DoNotOptimize(CalibrateNoise(1.0, 1, 4.0, 1e-6, AccountingMethod::kExact));
+}
+BENCHMARK(BM_ExactCalibrateNoise)->Unit(benchmark::kMillisecond);
+
+void BM_FilterEpsilon(benchmark::State& state) {
+  RdpCurve curve;
+  curve.Compose(kMnist).IgnoreError();
+  for (auto _ : state) benchmark::DoNotOptimize(FilterEpsilon(curve, kDelta));
+}
+BENCHMARK(BM_FilterEpsilon)->Unit(benchmark::kMicrosecond);
+
+constexpr char kAdmin[] = "bench-admin-token-000001";
+constexpr char kCoordinator[] = "bench-coordinator-token-01";
+
+// One accountant server shared by the service benchmarks' threads.
+struct Service {
+  Service() {
+    char dir_template[] = "/tmp/dpfleet-bench-XXXXXX";
+    const std::string dir = mkdtemp(dir_template);
+    ledger = *Ledger::Open({.path = dir + "/ledger.db"});
+    auth = *TokenAuthenticator::FromText(
+        absl::StrCat(kAdmin, " admin bench\n", kCoordinator, " coordinator bench\n"));
+    service = std::make_unique<AccountantServiceImpl>(ledger.get(), auth.get());
+    server = *StartServer({.listen_address = "127.0.0.1:0"}, {service.get()});
+    ledger->RegisterDataset("bench", "mnist", 1e6, kDelta).IgnoreError();
+  }
+
+  std::unique_ptr<v1::AccountantService::Stub> NewStub() const {
+    return v1::AccountantService::NewStub(grpc::CreateChannel(
+        absl::StrCat("127.0.0.1:", server.port), grpc::InsecureChannelCredentials()));
+  }
+
+  std::unique_ptr<Ledger> ledger;
+  std::unique_ptr<TokenAuthenticator> auth;
+  std::unique_ptr<AccountantServiceImpl> service;
+  RunningServer server;
+};
+
+Service& SharedService() {
+  static Service* const service = new Service();
+  return *service;
+}
+
+std::unique_ptr<grpc::ClientContext> As(const char* token) {
+  auto context = std::make_unique<grpc::ClientContext>();
+  context->AddMetadata("authorization", absl::StrCat("Bearer ", token));
+  return context;
+}
+
+void BM_ServiceGetBudget(benchmark::State& state) {
+  auto stub = SharedService().NewStub();
+  v1::GetBudgetRequest request;
+  request.set_dataset("mnist");
+  for (auto _ : state) {
+    v1::GetBudgetResponse response;
+    if (!stub->GetBudget(As(kAdmin).get(), request, &response).ok()) state.SkipWithError("GetBudget");
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_ServiceGetBudget)->Threads(8)->UseRealTime()->Unit(benchmark::kMillisecond);
+
+void BM_ServiceReserveCommit(benchmark::State& state) {
+  static std::atomic<int64_t> next_key{0};
+  auto stub = SharedService().NewStub();
+  for (auto _ : state) {
+    const std::string key = absl::StrCat("bench-", next_key++);
+    v1::ReserveRequest reserve;
+    reserve.set_dataset("mnist");
+    reserve.set_job_id(key);
+    reserve.set_idempotency_key(key);
+    reserve.mutable_mechanism()->set_sampling_rate(0.01);
+    reserve.mutable_mechanism()->set_noise_multiplier(1.0);
+    reserve.mutable_mechanism()->set_steps(10);
+    v1::ReserveResponse reserved;
+    if (!stub->Reserve(As(kCoordinator).get(), reserve, &reserved).ok()) {
+      state.SkipWithError("Reserve");
+      break;
+    }
+    v1::CommitRequest commit;
+    commit.set_reservation_id(reserved.reservation_id());
+    commit.set_steps_run(10);
+    v1::CommitResponse committed;
+    if (!stub->Commit(As(kCoordinator).get(), commit, &committed).ok()) state.SkipWithError("Commit");
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_ServiceReserveCommit)->Threads(8)->UseRealTime()->Unit(benchmark::kMillisecond);
+
+}  // namespace
+}  // namespace dpfleet::accountant
