@@ -13,9 +13,9 @@
 namespace dpfleet::accountant {
 
 enum class AccountingMethod {
-  kAuto,   // Exact for full batch (q = 1), RDP otherwise.
+  kAuto,   // Exact for full batch (q = 1), RDP otherwise (fast enough for every step).
   kRdp,    // rdp.h: Renyi DP of the subsampled Gaussian, any q.
-  kPld,    // Privacy loss distributions: not available yet.
+  kPld,    // pld.h: privacy loss distributions, any q; the tightest, and slower.
   kExact,  // gaussian.h: exact, full batch only.
 };
 
@@ -27,7 +27,7 @@ std::string AccountingMethodName(AccountingMethod method);
 AccountingMethod ResolveMethod(AccountingMethod method, double q);
 
 // Returns epsilon at `delta` of `mechanism` by `method`. Errors: those of the method's library;
-// kInvalidArgument for kExact with q < 1; kUnimplemented for kPld.
+// kInvalidArgument for kExact with q < 1.
 absl::StatusOr<double> MechanismEpsilon(const SubsampledGaussian& mechanism, double delta,
                                         AccountingMethod method);
 

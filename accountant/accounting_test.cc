@@ -23,8 +23,8 @@ TEST(Accounting, MethodsThatDoNotApplySaySo) {
   const auto exact = MechanismEpsilon(sampled, 1e-6, AccountingMethod::kExact);
   EXPECT_EQ(exact.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(exact.status().message().find("sampling_rate"), std::string::npos);
-  EXPECT_EQ(MechanismEpsilon(sampled, 1e-6, AccountingMethod::kPld).status().code(),
-            absl::StatusCode::kUnimplemented);
+  EXPECT_LT(*MechanismEpsilon(sampled, 1e-6, AccountingMethod::kPld),
+            *MechanismEpsilon(sampled, 1e-6, AccountingMethod::kRdp));
   EXPECT_EQ(ParseAccountingMethod("moments").status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(*ParseAccountingMethod("exact"), AccountingMethod::kExact);
 }
@@ -33,6 +33,10 @@ TEST(Accounting, CalibrationUsesTheChosenMethod) {
   const CalibratedNoise exact = *CalibrateNoise(1.0, 1, 4.0, 1e-6, AccountingMethod::kAuto);
   const CalibratedNoise rdp = *CalibrateNoise(1.0, 1, 4.0, 1e-6, AccountingMethod::kRdp);
   EXPECT_LT(exact.noise_multiplier, rdp.noise_multiplier);
+  const CalibratedNoise pld = *CalibrateNoise(0.01, 500, 2.0, 1e-5, AccountingMethod::kPld);
+  const CalibratedNoise sampled_rdp = *CalibrateNoise(0.01, 500, 2.0, 1e-5, AccountingMethod::kRdp);
+  EXPECT_LT(pld.noise_multiplier, sampled_rdp.noise_multiplier);
+  EXPECT_LE(pld.epsilon, 2.0);
 }
 
 }  // namespace

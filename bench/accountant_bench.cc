@@ -37,6 +37,22 @@ void BM_RdpCalibrateNoise(benchmark::State& state) {
 }
 BENCHMARK(BM_RdpCalibrateNoise)->Unit(benchmark::kMillisecond);
 
+void BM_PldEpsilon(benchmark::State& state) {
+  double epsilon = 0;
+  for (auto _ : state) epsilon = *MechanismEpsilon(kMnist, kDelta, AccountingMethod::kPld);
+  state.counters["epsilon"] = epsilon;
+  state.counters["rdp_epsilon"] = *MechanismEpsilon(kMnist, kDelta, AccountingMethod::kRdp);
+}
+BENCHMARK(BM_PldEpsilon)->Unit(benchmark::kMillisecond);
+
+void BM_PldCalibrateNoise(benchmark::State& state) {
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(
+        CalibrateNoise(kMnist.sampling_rate, kMnist.steps, 2.0, kDelta, AccountingMethod::kPld));
+  }
+}
+BENCHMARK(BM_PldCalibrateNoise)->Unit(benchmark::kMillisecond);
+
 void BM_ExactFullBatchEpsilon(benchmark::State& state) {
   const SubsampledGaussian full{.sampling_rate = 1.0, .noise_multiplier = 1.19, .steps = 3};
   for (auto _ : state) benchmark::DoNotOptimize(MechanismEpsilon(full, 1e-6, AccountingMethod::kExact));

@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "accountant/accounting.h"
+#include "accountant/pld.h"
 #include "common/grpc_status.h"
 #include "dpctl/args.h"
 #include "google/protobuf/text_format.h"
@@ -41,10 +42,10 @@ Budgets (accountant at --accountant-address or $DPFLEET_ACCOUNTANT, token --toke
 
 Privacy math, offline:
   dpctl privacy epsilon --sampling-rate Q --noise-multiplier S --steps T --delta D
-                        [--accountant auto|rdp|exact] [--json]
+                        [--accountant auto|rdp|pld|exact] [--json]
   dpctl privacy noise --sampling-rate Q --steps T --delta D --target-epsilon E
-                      [--accountant auto|rdp|exact] [--json]
-  (auto: exact for --sampling-rate 1, RDP otherwise; pld is not available yet)
+                      [--accountant auto|rdp|pld|exact] [--json]
+  (auto: exact for --sampling-rate 1, RDP otherwise; pld is the tightest for sampled jobs)
 )";
 
 #define DPCTL_ASSIGN_OR_FAIL(lhs, expr)          \
@@ -372,9 +373,23 @@ int Privacy(Args& args) {
   if (what == "epsilon") {
     DPCTL_ASSIGN_OR_FAIL(sigma, args.Double("noise-multiplier"));
     if (absl::Status unused = args.CheckAllUsed(); !unused.ok()) return Fail(unused);
-    DPCTL_ASSIGN_OR_FAIL(epsilon, accountant::MechanismEpsilon(
-                                      {.sampling_rate = q, .noise_multiplier = sigma, .steps = steps},
-                                      delta, requested));
+    const accountant::SubsampledGaussian mechanism{.sampling_rate = q, .noise_multiplier = sigma,
+                                                   .steps = steps};
+    if (method == "pld") {  // Also show what the discretisation costs.
+      DPCTL_ASSIGN_OR_FAIL(pld, accountant::PldEpsilon(mechanism, delta, {.estimate_error = true}));
+      if (json) {
+        std::cout << absl::StrFormat(
+            "{\"epsilon\": %.17g, \"delta\": %.17g, \"accountant\": \"pld\", "
+            "\"discretization_error_estimate\": %.3g, \"delta_slack\": %.3g}\n",
+            pld.epsilon, delta, pld.discretization_error_estimate, pld.delta_slack);
+      } else {
+        std::cout << absl::StrFormat(
+            "epsilon = %.6f at delta = %g (pld: an upper bound; discretization error about %.1g)\n",
+            pld.epsilon, delta, pld.discretization_error_estimate);
+      }
+      return 0;
+    }
+    DPCTL_ASSIGN_OR_FAIL(epsilon, accountant::MechanismEpsilon(mechanism, delta, requested));
     if (json) {
       std::cout << absl::StrFormat("{\"epsilon\": %.17g, \"delta\": %.17g, \"accountant\": \"%s\"}\n",
                                    epsilon, delta, method);
