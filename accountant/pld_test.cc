@@ -1,6 +1,7 @@
 #include "accountant/pld.h"
 
 #include <cmath>
+#include <random>
 
 #include "accountant/gaussian.h"
 #include "accountant/rdp.h"
@@ -32,6 +33,21 @@ TEST(Pld, IsTighterThanRdpOnDpSgd) {
   EXPECT_LT(pld.epsilon, rdp);
   EXPECT_GT(pld.epsilon, 0.85 * rdp);
   EXPECT_LT(pld.delta_slack, 1e-9);
+}
+
+TEST(Pld, OrderingRdpAbovePldAboveExactOnRandomFullBatchJobs) {
+  std::mt19937_64 rng(7);  // Public test seed.
+  std::uniform_real_distribution<double> sigma_dist(0.6, 5.0);
+  std::uniform_int_distribution<int64_t> steps_dist(1, 50);
+  for (int trial = 0; trial < 10; ++trial) {
+    const SubsampledGaussian job{.sampling_rate = 1.0, .noise_multiplier = sigma_dist(rng),
+                                 .steps = steps_dist(rng)};
+    const double exact = *FullBatchEpsilon(job.noise_multiplier, job.steps, 1e-6);
+    const double pld = PldEpsilon(job, 1e-6)->epsilon;
+    const double rdp = RdpEpsilon(job, 1e-6)->epsilon;
+    EXPECT_LE(exact, pld + 1e-9) << job.noise_multiplier << " " << job.steps;
+    EXPECT_LE(pld, rdp + 1e-9) << job.noise_multiplier << " " << job.steps;
+  }
 }
 
 TEST(Pld, FinerGridsConverge) {
