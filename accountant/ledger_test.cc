@@ -33,6 +33,13 @@ double EpsilonOf(const SubsampledGaussian& mechanism, double delta) {
   return *FilterEpsilon(curve, delta);
 }
 
+// A budget with room for one kSmallJob but not two.
+double RoomForOneSmallJob() {
+  SubsampledGaussian two_jobs = kSmallJob;
+  two_jobs.steps *= 2;
+  return (EpsilonOf(kSmallJob, 1e-5) + EpsilonOf(two_jobs, 1e-5)) / 2;
+}
+
 TEST(Ledger, RegisterIsIdempotentButRefusesAChangedBudget) {
   auto ledger = OpenLedger(FreshPath("register.db"));
   ASSERT_TRUE(ledger->RegisterDataset("admin", "mnist", 3.0, 1e-5).ok());
@@ -88,10 +95,7 @@ TEST(Ledger, MaxStepsIsWhatReserveStillAdmits) {
 
 TEST(Ledger, RefusesWhatTheBudgetCannotPayAndChangesNothing) {
   auto ledger = OpenLedger(FreshPath("refuse.db"));
-  SubsampledGaussian two_jobs = kSmallJob;
-  two_jobs.steps *= 2;
-  const double between = (EpsilonOf(kSmallJob, 1e-5) + EpsilonOf(two_jobs, 1e-5)) / 2;
-  ASSERT_TRUE(ledger->RegisterDataset("admin", "mnist", between, 1e-5).ok());
+  ASSERT_TRUE(ledger->RegisterDataset("admin", "mnist", RoomForOneSmallJob(), 1e-5).ok());
   ASSERT_TRUE(ledger->Reserve("coordinator", "mnist", "job-1", kSmallJob, "k1").ok());
   const BudgetSummary before = *ledger->GetBudget("mnist");
   const auto second = ledger->Reserve("coordinator", "mnist", "job-2", kSmallJob, "k2");
@@ -104,10 +108,7 @@ TEST(Ledger, RefusesWhatTheBudgetCannotPayAndChangesNothing) {
 
 TEST(Ledger, ReleaseFreesTheBudget) {
   auto ledger = OpenLedger(FreshPath("release.db"));
-  SubsampledGaussian two_jobs = kSmallJob;
-  two_jobs.steps *= 2;
-  const double between = (EpsilonOf(kSmallJob, 1e-5) + EpsilonOf(two_jobs, 1e-5)) / 2;
-  ASSERT_TRUE(ledger->RegisterDataset("admin", "mnist", between, 1e-5).ok());
+  ASSERT_TRUE(ledger->RegisterDataset("admin", "mnist", RoomForOneSmallJob(), 1e-5).ok());
   const Reservation first = *ledger->Reserve("coordinator", "mnist", "job-1", kSmallJob, "k1");
   ASSERT_TRUE(ledger->Release("coordinator", first.reservation_id).ok());
   EXPECT_TRUE(ledger->Release("coordinator", first.reservation_id).ok());

@@ -33,32 +33,41 @@ absl::StatusOr<std::string> Args::String(const std::string& name, const std::str
   return it == flags_.end() ? fallback : it->second;
 }
 
+namespace {
+
+// Parses `text` with `parse` (absl::SimpleAtod or SimpleAtoi), naming the flag and `what` on failure.
+template <typename T, typename Parse>
+absl::StatusOr<T> ParseFlag(const std::string& name, const std::string& text, const char* what,
+                            Parse parse) {
+  T value;
+  if (!parse(text, &value)) {
+    return absl::InvalidArgumentError(absl::StrCat("--", name, " needs ", what, ", got '", text, "'"));
+  }
+  return value;
+}
+
+}  // namespace
+
 absl::StatusOr<double> Args::Double(const std::string& name, std::optional<double> fallback) {
   used_.insert(name);
   auto it = flags_.find(name);
-  if (it == flags_.end()) {
-    if (fallback) return *fallback;
-    return absl::InvalidArgumentError(absl::StrCat("--", name, " is required"));
+  if (it != flags_.end()) {
+    return ParseFlag<double>(name, it->second, "a number",
+                             [](absl::string_view t, double* v) { return absl::SimpleAtod(t, v); });
   }
-  double value;
-  if (!absl::SimpleAtod(it->second, &value)) {
-    return absl::InvalidArgumentError(absl::StrCat("--", name, " needs a number, got '", it->second, "'"));
-  }
-  return value;
+  if (fallback) return *fallback;
+  return absl::InvalidArgumentError(absl::StrCat("--", name, " is required"));
 }
 
 absl::StatusOr<int64_t> Args::Int(const std::string& name, std::optional<int64_t> fallback) {
   used_.insert(name);
   auto it = flags_.find(name);
-  if (it == flags_.end()) {
-    if (fallback) return *fallback;
-    return absl::InvalidArgumentError(absl::StrCat("--", name, " is required"));
+  if (it != flags_.end()) {
+    return ParseFlag<int64_t>(name, it->second, "an integer",
+                              [](absl::string_view t, int64_t* v) { return absl::SimpleAtoi(t, v); });
   }
-  int64_t value;
-  if (!absl::SimpleAtoi(it->second, &value)) {
-    return absl::InvalidArgumentError(absl::StrCat("--", name, " needs an integer, got '", it->second, "'"));
-  }
-  return value;
+  if (fallback) return *fallback;
+  return absl::InvalidArgumentError(absl::StrCat("--", name, " is required"));
 }
 
 bool Args::Bool(const std::string& name) {

@@ -13,6 +13,7 @@
 #include "accountant/accounting.h"
 #include "accountant/pld.h"
 #include "common/grpc_status.h"
+#include "common/status.h"
 #include "dpctl/args.h"
 #include "google/protobuf/text_format.h"
 #include "google/protobuf/util/json_util.h"
@@ -160,70 +161,65 @@ int Watch(v1::JobService::Stub& jobs, const std::string& job_id, bool json) {
   return last.state() == v1::SUCCEEDED ? 0 : 1;
 }
 
+// Builds a job spec from submit's flags. Which of each exclusive group (batching, duration, privacy)
+// is missing or out of range is left to the coordinator's validation, which names the field.
 absl::StatusOr<v1::JobSpec> SpecFromArgs(Args& args) {
   v1::JobSpec spec;
   spec.set_dataset(*args.String("dataset"));
   spec.set_model(*args.String("model"));
   spec.set_display_name(*args.String("name"));
-  const std::string optimizer = *args.String("optimizer", "sgd");
-  if (optimizer == "sgd") {
-    spec.mutable_optimizer()->set_type(v1::DP_SGD);
-  } else if (optimizer == "adam") {
-    spec.mutable_optimizer()->set_type(v1::DP_ADAM);
-  } else if (optimizer == "lamb") {
-    spec.mutable_optimizer()->set_type(v1::DP_LAMB);
+  v1::OptimizerSpec* optimizer = spec.mutable_optimizer();
+  const std::string optimizer_name = *args.String("optimizer", "sgd");
+  if (optimizer_name == "sgd") {
+    optimizer->set_type(v1::DP_SGD);
+  } else if (optimizer_name == "adam") {
+    optimizer->set_type(v1::DP_ADAM);
+  } else if (optimizer_name == "lamb") {
+    optimizer->set_type(v1::DP_LAMB);
   } else {
-    return absl::InvalidArgumentError(absl::StrCat("--optimizer must be sgd, adam or lamb, got ", optimizer));
+    return absl::InvalidArgumentError(
+        absl::StrCat("--optimizer must be sgd, adam or lamb, got ", optimizer_name));
   }
-  auto set = [](absl::StatusOr<double> v, auto setter) -> absl::Status {
-    if (!v.ok()) return v.status();
-    setter(*v);
-    return absl::OkStatus();
-  };
-  v1::OptimizerSpec* opt = spec.mutable_optimizer();
-  for (absl::Status s : {
-           set(args.Double("learning-rate", 0.1), [&](double v) { opt->set_learning_rate(v); }),
-           set(args.Double("momentum", 0.0), [&](double v) { opt->set_momentum(v); }),
-           set(args.Double("weight-decay", 0.0), [&](double v) { opt->set_weight_decay(v); }),
-           set(args.Double("clip-norm"), [&](double v) { spec.set_clip_norm(v); }),
-           set(args.Double("delta"), [&](double v) { spec.set_delta(v); }),
-       }) {
-    if (!s.ok()) return s;
-  }
+  DPFLEET_ASSIGN_OR_RETURN(const double learning_rate, args.Double("learning-rate", 0.1));
+  DPFLEET_ASSIGN_OR_RETURN(const double momentum, args.Double("momentum", 0.0));
+  DPFLEET_ASSIGN_OR_RETURN(const double weight_decay, args.Double("weight-decay", 0.0));
+  optimizer->set_learning_rate(learning_rate);
+  optimizer->set_momentum(momentum);
+  optimizer->set_weight_decay(weight_decay);
+  DPFLEET_ASSIGN_OR_RETURN(const double clip_norm, args.Double("clip-norm"));
+  DPFLEET_ASSIGN_OR_RETURN(const double delta, args.Double("delta"));
+  spec.set_clip_norm(clip_norm);
+  spec.set_delta(delta);
+
   if (args.Has("batch-size")) {
-    auto b = args.Int("batch-size");
-    if (!b.ok()) return b.status();
-    spec.set_expected_batch_size(*b);
+    DPFLEET_ASSIGN_OR_RETURN(const int64_t batch_size, args.Int("batch-size"));
+    spec.set_expected_batch_size(batch_size);
   } else if (args.Has("sampling-rate")) {
-    if (absl::Status s = set(args.Double("sampling-rate"), [&](double v) { spec.set_sampling_rate(v); });
-        !s.ok()) return s;
+    DPFLEET_ASSIGN_OR_RETURN(const double sampling_rate, args.Double("sampling-rate"));
+    spec.set_sampling_rate(sampling_rate);
   } else if (args.Bool("full-batch")) {
     spec.set_full_batch(true);
   }
   if (args.Has("steps")) {
-    auto t = args.Int("steps");
-    if (!t.ok()) return t.status();
-    spec.set_steps(*t);
+    DPFLEET_ASSIGN_OR_RETURN(const int64_t steps, args.Int("steps"));
+    spec.set_steps(steps);
   } else if (args.Has("epochs")) {
-    if (absl::Status s = set(args.Double("epochs"), [&](double v) { spec.set_epochs(v); }); !s.ok()) return s;
+    DPFLEET_ASSIGN_OR_RETURN(const double epochs, args.Double("epochs"));
+    spec.set_epochs(epochs);
   }
   if (args.Has("noise-multiplier")) {
-    if (absl::Status s = set(args.Double("noise-multiplier"), [&](double v) { spec.set_noise_multiplier(v); });
-        !s.ok()) return s;
+    DPFLEET_ASSIGN_OR_RETURN(const double noise_multiplier, args.Double("noise-multiplier"));
+    spec.set_noise_multiplier(noise_multiplier);
   } else if (args.Has("target-epsilon")) {
-    if (absl::Status s = set(args.Double("target-epsilon"), [&](double v) { spec.set_target_epsilon(v); });
-        !s.ok()) return s;
+    DPFLEET_ASSIGN_OR_RETURN(const double target_epsilon, args.Double("target-epsilon"));
+    spec.set_target_epsilon(target_epsilon);
   }
-  for (const auto& [flag, setter] :
-       std::vector<std::pair<std::string, std::function<void(int64_t)>>>{
-           {"workers", [&](int64_t v) { spec.set_num_workers(static_cast<int32_t>(v)); }},
-           {"seed", [&](int64_t v) { spec.set_seed(static_cast<uint64_t>(v)); }},
-           {"micro-batch-size", [&](int64_t v) { spec.set_micro_batch_size(static_cast<int32_t>(v)); }},
-       }) {
-    auto v = args.Int(flag, flag == "workers" ? 1 : 0);
-    if (!v.ok()) return v.status();
-    setter(*v);
-  }
+  DPFLEET_ASSIGN_OR_RETURN(const int64_t workers, args.Int("workers", 1));
+  DPFLEET_ASSIGN_OR_RETURN(const int64_t seed, args.Int("seed", 0));
+  DPFLEET_ASSIGN_OR_RETURN(const int64_t micro_batch_size, args.Int("micro-batch-size", 0));
+  spec.set_num_workers(static_cast<int32_t>(workers));
+  spec.set_seed(static_cast<uint64_t>(seed));
+  spec.set_micro_batch_size(static_cast<int32_t>(micro_batch_size));
   return spec;
 }
 
