@@ -26,10 +26,11 @@ namespace {
 constexpr char kUsage[] = R"(dpctl: submit and watch differentially private training jobs.
 
 Jobs (coordinator at --coordinator or $DPFLEET_COORDINATOR):
-  dpctl submit --dataset NAME --model linear|mlp --clip-norm C --delta D
+  dpctl submit --dataset NAME --model linear|mlp|cnn_tb|wrn16_4 --clip-norm C --delta D
                (--batch-size B | --sampling-rate Q | --full-batch) (--steps T | --epochs E)
                (--noise-multiplier S | --target-epsilon E)
                [--optimizer sgd|adam] [--learning-rate LR] [--momentum M] [--weight-decay W]
+               [--clipping flat|per-layer] [--automatic-clipping]
                [--workers N] [--seed S] [--micro-batch-size M] [--name TEXT] [--watch] [--json]
   dpctl watch JOB_ID        live progress until the job ends (exit 0 only if it succeeded)
   dpctl get JOB_ID [--json]
@@ -190,6 +191,13 @@ absl::StatusOr<v1::JobSpec> SpecFromArgs(Args& args) {
   DPFLEET_ASSIGN_OR_RETURN(const double delta, args.Double("delta"));
   spec.set_clip_norm(clip_norm);
   spec.set_delta(delta);
+  const std::string clipping = *args.String("clipping", "flat");
+  if (clipping == "per-layer") {
+    spec.set_clipping_mode(v1::CLIPPING_PER_LAYER);
+  } else if (clipping != "flat") {
+    return absl::InvalidArgumentError(absl::StrCat("--clipping must be flat or per-layer, got ", clipping));
+  }
+  spec.set_automatic_clipping(args.Bool("automatic-clipping"));
 
   if (args.Has("batch-size")) {
     DPFLEET_ASSIGN_OR_RETURN(const int64_t batch_size, args.Int("batch-size"));

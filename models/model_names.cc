@@ -6,8 +6,10 @@ namespace dpfleet::models {
 
 const std::vector<std::string>& KnownModelNames() {
   static const std::vector<std::string>* const names = new std::vector<std::string>{
-      "linear",  // Softmax regression over flattened inputs or frozen features.
-      "mlp",     // One hidden layer of 256 ReLU units.
+      "linear",   // Softmax regression over flattened inputs or frozen features.
+      "mlp",      // One hidden layer of 256 ReLU units.
+      "cnn_tb",   // The CNN of Tramer and Boneh (2021) for 28x28 images.
+      "wrn16_4",  // WideResNet-16-4 with GroupNorm and weight standardisation (De et al. 2022).
   };
   return *names;
 }

@@ -1,5 +1,7 @@
 #include "models/model.h"
 
+#include <fstream>
+
 #include "gtest/gtest.h"
 
 namespace dpfleet::models {
@@ -22,18 +24,57 @@ TEST(CreateModel, UnknownModelListsKnownOnes) {
   EXPECT_NE(model.status().message().find("mlp"), std::string::npos);
 }
 
-TEST(Model, ForwardShapesAndTrace) {
-  for (const char* name : {"linear", "mlp"}) {
-    auto model = *CreateModel(name, kMnistShape, 1);
+TEST(Model, EveryModelTracesEveryParameterOnce) {
+  const struct {
+    const char* name;
+    std::vector<int64_t> shape;
+  } kCases[] = {{"linear", {1, 28, 28}}, {"mlp", {1, 28, 28}}, {"cnn_tb", {1, 28, 28}},
+                {"wrn16_4", {3, 16, 16}}};
+  for (const auto& c : kCases) {
+    auto model = *CreateModel(c.name, {.input_shape = c.shape, .num_classes = 10}, 1);
+    std::vector<int64_t> batch_shape = {5};
+    batch_shape.insert(batch_shape.end(), c.shape.begin(), c.shape.end());
     ForwardTrace trace;
-    const at::Tensor logits = model->Forward(at::randn({5, 1, 28, 28}), &trace);
-    EXPECT_EQ(logits.sizes(), (at::IntArrayRef{5, 10}));
-    EXPECT_EQ(trace.linear_layers.size(), model->parameters().size() / 2) << name;
-    for (const LinearLayerTrace& layer : trace.linear_layers) {
-      EXPECT_EQ(layer.input.size(0), 5);
-      EXPECT_EQ(layer.output.size(1), model->parameters()[layer.weight_index].size(0));
+    const at::Tensor logits = model->Forward(at::randn(batch_shape), &trace);
+    EXPECT_EQ(logits.sizes(), (at::IntArrayRef{5, 10})) << c.name;
+    std::vector<int> owners(model->parameters().size(), 0);
+    for (const auto& layer : trace.layers) {
+      for (int index : layer->parameter_indices()) ++owners[index];
+    }
+    for (size_t i = 0; i < owners.size(); ++i) {
+      EXPECT_EQ(owners[i], 1) << c.name << " " << model->parameter_names()[i];
     }
   }
+}
+
+TEST(Model, SizesMatchThePapers) {
+  auto count = [](const Model& model) {
+    int64_t n = 0;
+    for (const at::Tensor& p : model.parameters()) n += p.numel();
+    return n;
+  };
+  // Tramer and Boneh (2021), Table 9: 26,010 parameters for MNIST.
+  EXPECT_EQ(count(**CreateModel("cnn_tb", kMnistShape, 1)), 26010);
+  // WRN-16-4 has about 2.75M parameters for 3-channel inputs and 10 classes.
+  const int64_t wrn = count(**CreateModel("wrn16_4", {.input_shape = {3, 32, 32}, .num_classes = 10}, 1));
+  EXPECT_GT(wrn, 2'700'000);
+  EXPECT_LT(wrn, 2'800'000);
+}
+
+TEST(Checkpoint, SaveAndLoadRoundTrip) {
+  const std::string path = std::string(getenv("TEST_TMPDIR") ? getenv("TEST_TMPDIR") : "/tmp") + "/cnn.pt";
+  auto trained = *CreateModel("cnn_tb", kMnistShape, 1);
+  ASSERT_TRUE(SaveParameters(*trained, path).ok());
+  auto fresh = *CreateModel("cnn_tb", kMnistShape, 2);
+  ASSERT_NE(Fingerprint(fresh->parameters()), Fingerprint(trained->parameters()));
+  ASSERT_TRUE(LoadParameters(path, *fresh).ok());
+  EXPECT_EQ(Fingerprint(fresh->parameters()), Fingerprint(trained->parameters()));
+
+  auto other = *CreateModel("mlp", kMnistShape, 1);
+  EXPECT_EQ(LoadParameters(path, *other).code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(LoadParameters(path + ".missing", *fresh).code(), absl::StatusCode::kNotFound);
+  std::ofstream(path + ".bad") << "not a checkpoint";
+  EXPECT_EQ(LoadParameters(path + ".bad", *fresh).code(), absl::StatusCode::kDataLoss);
 }
 
 TEST(Fingerprint, SeesEveryBit) {

@@ -5,14 +5,63 @@
 #include <cmath>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 
 namespace dpfleet::worker {
+namespace {
+
+// Returns OK when the traced layers of `trace` train every parameter exactly once and nothing mixes
+// examples.
+absl::Status CheckTrace(const models::Model& model, const models::ForwardTrace& trace) {
+  if (!trace.example_mixing_modules.empty()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "cannot train privately: ", absl::StrJoin(trace.example_mixing_modules, ", "),
+        " mixes the examples of a batch (use GroupNorm or LayerNorm)"));
+  }
+  std::vector<int> owners(model.parameters().size(), 0);
+  for (const auto& layer : trace.layers) {
+    for (int index : layer->parameter_indices()) {
+      if (++owners[index] > 1) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "parameter ", model.parameter_names()[index], " is trained by two layers; shared "
+            "parameters are not supported by per-example clipping"));
+      }
+    }
+  }
+  for (size_t i = 0; i < owners.size(); ++i) {
+    if (owners[i] == 0) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "parameter ", model.parameter_names()[i], " is not trained by any traced layer, so its "
+          "per-example gradients cannot be clipped"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+// c = C / (norm + stability) for automatic clipping, else min(1, C / (norm + 1e-6)) (the 1e-6
+// follows Opacus and only matters for zero gradients).
+at::Tensor ClipFactors(const at::Tensor& squared_norms, double clip_norm, const ClippingOptions& options) {
+  const at::Tensor norms = squared_norms.sqrt();
+  if (options.automatic) return clip_norm / (norms + options.automatic_stability);
+  return (clip_norm / (norms + 1e-6)).clamp_max(1.0);
+}
+
+}  // namespace
+
+absl::Status CheckPrivatelyTrainable(models::Model& model, const at::Tensor& example_batch) {
+  models::ForwardTrace trace;
+  at::NoGradGuard no_grad;
+  model.Forward(example_batch, &trace);
+  return CheckTrace(model, trace);
+}
 
 absl::StatusOr<ClippedBatch> AccumulateClippedGradients(models::Model& model, const at::Tensor& inputs,
-                                                        const at::Tensor& labels, double clip_norm,
+                                                        const at::Tensor& labels,
+                                                        const ClippingOptions& options,
                                                         std::vector<at::Tensor>& sums) {
-  if (!std::isfinite(clip_norm) || clip_norm <= 0) {
-    return absl::InvalidArgumentError(absl::StrCat("clip_norm must be finite and > 0, got ", clip_norm));
+  if (!std::isfinite(options.clip_norm) || options.clip_norm <= 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("clip_norm must be finite and > 0, got ", options.clip_norm));
   }
   if (inputs.size(0) != labels.size(0)) {
     return absl::InvalidArgumentError(absl::StrCat("batch of ", inputs.size(0), " inputs but ",
@@ -28,33 +77,37 @@ absl::StatusOr<ClippedBatch> AccumulateClippedGradients(models::Model& model, co
 
   models::ForwardTrace trace;
   const at::Tensor logits = model.Forward(inputs, &trace);
+  if (absl::Status valid = CheckTrace(model, trace); !valid.ok()) return valid;
   // Summed (not averaged) loss: the gradient w.r.t. each layer output is then exactly the per-example
-  // output gradient dy_i, row by row.
+  // output gradient, row by row.
   const at::Tensor loss = at::cross_entropy_loss(logits, labels, {}, at::Reduction::Sum);
   batch.loss_sum = loss.item<double>();
 
   std::vector<at::Tensor> outputs;
-  outputs.reserve(trace.linear_layers.size());
-  for (const models::LinearLayerTrace& layer : trace.linear_layers) outputs.push_back(layer.output);
-  const std::vector<at::Tensor> output_grads = torch::autograd::grad({loss}, outputs);
+  outputs.reserve(trace.layers.size());
+  for (const auto& layer : trace.layers) outputs.push_back(layer->output());
+  std::vector<at::Tensor> output_grads =
+      torch::autograd::grad({loss}, outputs, {}, /*retain_graph=*/false, /*create_graph=*/false,
+                            /*allow_unused=*/true);
 
   at::NoGradGuard no_grad;
-  at::Tensor squared_norms = at::zeros({batch.examples}, logits.options().dtype(at::kDouble));
-  for (size_t l = 0; l < trace.linear_layers.size(); ++l) {
-    const models::LinearLayerTrace& layer = trace.linear_layers[l];
-    const at::Tensor dy_sq = output_grads[l].to(at::kDouble).pow(2).sum(1);
-    const at::Tensor x_sq = layer.input.to(at::kDouble).pow(2).sum(1);
-    squared_norms += dy_sq * x_sq;
-    if (layer.bias_index >= 0) squared_norms += dy_sq;
+  for (size_t l = 0; l < outputs.size(); ++l) {
+    if (!output_grads[l].defined()) output_grads[l] = at::zeros_like(outputs[l]);
   }
-  // c_i = min(1, C / ||g_i||); the 1e-6 guard follows Opacus and only matters for zero gradients.
-  const at::Tensor factors =
-      (clip_norm / (squared_norms.sqrt() + 1e-6)).clamp_max(1.0).to(logits.scalar_type());
-  for (size_t l = 0; l < trace.linear_layers.size(); ++l) {
-    const models::LinearLayerTrace& layer = trace.linear_layers[l];
-    const at::Tensor scaled = output_grads[l] * factors.unsqueeze(1);
-    sums[layer.weight_index].add_(scaled.t().mm(layer.input));
-    if (layer.bias_index >= 0) sums[layer.bias_index].add_(scaled.sum(0));
+  if (options.mode == ClippingMode::kFlat) {
+    at::Tensor squared = at::zeros({batch.examples}, logits.options().dtype(at::kDouble));
+    for (size_t l = 0; l < trace.layers.size(); ++l) squared += trace.layers[l]->SquaredNorms(output_grads[l]);
+    const at::Tensor factors = ClipFactors(squared, options.clip_norm, options);
+    for (size_t l = 0; l < trace.layers.size(); ++l) {
+      trace.layers[l]->AccumulateScaled(output_grads[l], factors, sums);
+    }
+  } else {
+    const double per_layer_norm = options.clip_norm / std::sqrt(static_cast<double>(trace.layers.size()));
+    for (size_t l = 0; l < trace.layers.size(); ++l) {
+      const at::Tensor factors =
+          ClipFactors(trace.layers[l]->SquaredNorms(output_grads[l]), per_layer_norm, options);
+      trace.layers[l]->AccumulateScaled(output_grads[l], factors, sums);
+    }
   }
   return batch;
 }

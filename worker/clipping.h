@@ -2,9 +2,11 @@
 #define DPFLEET_WORKER_CLIPPING_H_
 
 // Per-example gradient clipping, the core of DP-SGD (Abadi et al. 2016, Algorithm 1): each example's
-// gradient g_i over all parameters is scaled to L2 norm at most C, and the scaled gradients are summed:
+// gradient g_i is scaled to L2 norm at most C and the scaled gradients are summed,
 //   S = sum_i min(1, C / ||g_i||) g_i,
 // so adding or removing one example moves S by at most C (the sensitivity the accountant assumes).
+// The per-example norms and S come from ONE forward and ONE backward pass: every layer's trace
+// (models/layers.h) turns its per-example output gradients into its parameters' norms and sums.
 
 #include <ATen/ATen.h>
 
@@ -15,21 +17,41 @@
 
 namespace dpfleet::worker {
 
+enum class ClippingMode {
+  // One norm over all parameters: c_i = min(1, C / ||g_i||).
+  kFlat,
+  // Each of the L traced layers clipped on its own to C / sqrt(L), so the whole gradient still has
+  // norm at most C (McMahan et al. 2018, per-layer clipping).
+  kPerLayer,
+};
+
+struct ClippingOptions {
+  double clip_norm = 1.0;  // C.
+  ClippingMode mode = ClippingMode::kFlat;
+  // Automatic clipping (Bu et al. 2022): scale every gradient to C / (||g_i|| + stability) instead of
+  // min(1, C / ||g_i||); the norm still stays below C.
+  bool automatic = false;
+  double automatic_stability = 0.01;
+};
+
 struct ClippedBatch {
   double loss_sum = 0;   // Sum of the examples' cross-entropy losses.
   int64_t examples = 0;  // Examples in the batch.
 };
 
-// Adds S (above) for the batch (inputs [B, ...], labels [B] int64) to `sums`, one tensor per
-// model parameter with the parameter's shape, using ONE forward and ONE backward pass (book-keeping,
-// Bu et al. 2023): the backward pass yields each linear layer's per-example output gradients dy_i;
-// per-example norms follow from ||dy_i x_i^T||^2 = ||dy_i||^2 ||x_i||^2 (Goodfellow 2015; ghost
-// clipping, Li et al. 2021), and the clipped sum is (c * dy)^T x with c_i = min(1, C / ||g_i||).
-// Errors: kInvalidArgument for clip_norm not finite and > 0, mismatched batch sizes, or `sums` of the
-// wrong layout.
+// Adds S (above) for the batch (inputs [B, ...], labels [B] int64) to `sums`, one tensor per model
+// parameter with the parameter's shape. Errors: kInvalidArgument for a clip norm not finite and > 0,
+// mismatched batch sizes or `sums` of the wrong layout; kFailedPrecondition naming a module that mixes
+// examples (BatchNorm), a parameter no traced layer trains, or one trained by two layers.
 absl::StatusOr<ClippedBatch> AccumulateClippedGradients(models::Model& model, const at::Tensor& inputs,
-                                                        const at::Tensor& labels, double clip_norm,
+                                                        const at::Tensor& labels,
+                                                        const ClippingOptions& options,
                                                         std::vector<at::Tensor>& sums);
+
+// Checks, with one traced forward pass on `example_batch`, that the engine can train `model`
+// privately: no module mixes examples and every parameter belongs to exactly one traced layer.
+// Errors: kFailedPrecondition naming the module or parameter.
+absl::Status CheckPrivatelyTrainable(models::Model& model, const at::Tensor& example_batch);
 
 }  // namespace dpfleet::worker
 

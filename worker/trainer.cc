@@ -20,9 +20,9 @@ absl::StatusOr<std::unique_ptr<ShardTrainer>> ShardTrainer::Create(
     return absl::InvalidArgumentError(
         absl::StrCat("noise_multiplier must be finite and >= 0, got ", options.noise_multiplier));
   }
-  if (!std::isfinite(options.clip_norm) || options.clip_norm <= 0) {
+  if (!std::isfinite(options.clipping.clip_norm) || options.clipping.clip_norm <= 0) {
     return absl::InvalidArgumentError(
-        absl::StrCat("clip_norm must be finite and > 0, got ", options.clip_norm));
+        absl::StrCat("clip_norm must be finite and > 0, got ", options.clipping.clip_norm));
   }
   if (options.micro_batch_size <= 0) {
     return absl::InvalidArgumentError(
@@ -33,6 +33,7 @@ absl::StatusOr<std::unique_ptr<ShardTrainer>> ShardTrainer::Create(
       models::CreateModel(options.model,
                           {.input_shape = dataset->ExampleShape(), .num_classes = dataset->num_classes},
                           options.seed));
+  DPFLEET_RETURN_IF_ERROR(CheckPrivatelyTrainable(*model, dataset->train_images.slice(0, 0, 2)));
   DPFLEET_ASSIGN_OR_RETURN(std::unique_ptr<Optimizer> optimizer, CreateOptimizer(options.optimizer));
   return std::unique_ptr<ShardTrainer>(new ShardTrainer(
       options, std::move(dataset), std::move(reducer), std::move(model), std::move(optimizer)));
@@ -75,14 +76,14 @@ absl::StatusOr<ShardTrainer::StepResult> ShardTrainer::RunStep() {
         const ClippedBatch batch,
         AccumulateClippedGradients(*model_, dataset_->train_images.index_select(0, indices),
                                    dataset_->train_labels.index_select(0, indices),
-                                   options_.clip_norm, gradient_views_));
+                                   options_.clipping, gradient_views_));
     result.loss_sum += batch.loss_sum;
   }
   // The noise is added exactly once, by rank 0, before the sum: the all-reduced buffer is then
   // sum_i clip(g_i) + N(0, (sigma C)^2 I) on every rank.
   if (reducer_->rank() == 0 && options_.noise_multiplier > 0) {
     AddSecureGaussianNoise(flat_gradient_.data_ptr<float>(), flat_gradient_.numel(),
-                           options_.noise_multiplier * options_.clip_norm);
+                           options_.noise_multiplier * options_.clipping.clip_norm);
   }
   DPFLEET_RETURN_IF_ERROR(reducer_->AllReduceSum(flat_gradient_));
   const double expected_batch_size =

@@ -20,6 +20,7 @@
 
 #include "absl/status/statusor.h"
 #include "models/model.h"
+#include "worker/clipping.h"
 #include "worker/idx_dataset.h"
 #include "worker/optimizer.h"
 #include "worker/reducer.h"
@@ -31,7 +32,8 @@ struct TrainerOptions {
   uint64_t seed = 0;  // Public: model initialisation only.
   double sampling_rate = 0;
   double noise_multiplier = 0;
-  double clip_norm = 0;
+  // Clip norm C (the noise std is noise_multiplier * C) and how examples are clipped.
+  ClippingOptions clipping;
   // Largest number of examples pushed through the model at once.
   int64_t micro_batch_size = 256;
   OptimizerOptions optimizer;
@@ -39,9 +41,10 @@ struct TrainerOptions {
 
 class ShardTrainer {
  public:
-  // Builds the model and optimizer and selects this rank's shard of `dataset`: training examples
-  // [rank N / W, (rank + 1) N / W). The reducer fixes rank and world size W. Errors: kInvalidArgument
-  // for a bad option (naming it), from CreateModel or CreateOptimizer.
+  // Builds the model and optimizer, checks that the model can be trained privately, and selects this
+  // rank's shard of `dataset`: training examples [rank N / W, (rank + 1) N / W). The reducer fixes
+  // rank and world size W. Errors: kInvalidArgument for a bad option (naming it), from CreateModel or
+  // CreateOptimizer; kFailedPrecondition from CheckPrivatelyTrainable.
   static absl::StatusOr<std::unique_ptr<ShardTrainer>> Create(
       const TrainerOptions& options, std::shared_ptr<const ImageDataset> dataset,
       std::unique_ptr<Reducer> reducer);

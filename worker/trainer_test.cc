@@ -21,7 +21,7 @@ std::shared_ptr<const ImageDataset> ToyDataset(int64_t train, int64_t test) {
 
 TrainerOptions ToyOptions(double noise_multiplier) {
   return {.model = "linear", .seed = 3, .sampling_rate = 0.25, .noise_multiplier = noise_multiplier,
-          .clip_norm = 1.0, .micro_batch_size = 64,
+          .clipping = {.clip_norm = 1.0}, .micro_batch_size = 64,
           .optimizer = {.kind = OptimizerKind::kSgd, .learning_rate = 0.5, .momentum = 0.5}};
 }
 
@@ -57,7 +57,7 @@ TEST(ShardTrainer, TwoRanksEndEveryStepBitIdentical) {
 
 TEST(ShardTrainer, RejectsBadOptions) {
   TrainerOptions options = ToyOptions(1.0);
-  options.clip_norm = std::nan("");
+  options.clipping.clip_norm = std::nan("");
   const auto trainer = ShardTrainer::Create(options, ToyDataset(10, 10), SingleRank());
   ASSERT_EQ(trainer.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(trainer.status().message().find("clip_norm"), std::string::npos);

@@ -49,7 +49,10 @@ absl::StatusOr<TrainerOptions> TrainerOptionsFromAssignment(const v1::ShardAssig
   options.seed = spec.seed();
   options.sampling_rate = assignment.sampling_rate();
   options.noise_multiplier = assignment.noise_multiplier();
-  options.clip_norm = spec.clip_norm();
+  options.clipping.clip_norm = spec.clip_norm();
+  options.clipping.mode =
+      spec.clipping_mode() == v1::CLIPPING_PER_LAYER ? ClippingMode::kPerLayer : ClippingMode::kFlat;
+  options.clipping.automatic = spec.automatic_clipping();
   if (spec.micro_batch_size() > 0) options.micro_batch_size = spec.micro_batch_size();
   const v1::OptimizerSpec& optimizer = spec.optimizer();
   switch (optimizer.type()) {

@@ -24,7 +24,8 @@ v1::ShardAssignment Assignment() {
 TEST(TrainerOptionsFromAssignment, CopiesTheJobAndDefaultsAdam) {
   const TrainerOptions options = *TrainerOptionsFromAssignment(Assignment());
   EXPECT_EQ(options.model, "linear");
-  EXPECT_EQ(options.clip_norm, 2.0);
+  EXPECT_EQ(options.clipping.clip_norm, 2.0);
+  EXPECT_EQ(options.clipping.mode, ClippingMode::kFlat);
   EXPECT_EQ(options.noise_multiplier, 1.3);
   EXPECT_EQ(options.sampling_rate, 0.1);
   EXPECT_EQ(options.micro_batch_size, 32);

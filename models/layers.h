@@ -1,0 +1,155 @@
+#ifndef DPFLEET_MODELS_LAYERS_H_
+#define DPFLEET_MODELS_LAYERS_H_
+
+// Layers trainable with per-example gradient clipping. During a traced forward pass each layer
+// records a LayerTrace holding its input activations and its output; from the output's gradient
+// (the per-example output gradients dy_i, since the loss is a sum over examples) the trace computes
+// the per-example gradient norms and the clipped gradient sum of its own parameters, without any
+// per-example backward pass (book-keeping, Bu et al. 2023).
+//
+// Per layer the trace picks the cheaper of two exact methods:
+//   ghost norms (Goodfellow 2015; Li et al. 2021): ||sum_t dy_t x_t^T||^2 = sum_{t,s} (x_t.x_s)(dy_t.dy_s),
+//     cost ~ B T^2 (d + p) for T output positions;
+//   materialised per-example gradients G_i = dY_i^T X_i, cost ~ B T p d,
+// so ghost norms win for few positions (2T^2 < p d) and materialisation for early convolutions.
+
+#include <ATen/ATen.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace dpfleet::models {
+
+class LayerTrace {
+ public:
+  virtual ~LayerTrace() = default;
+
+  // The layer's output in the autograd graph. The engine differentiates the summed loss w.r.t. it.
+  virtual const at::Tensor& output() const = 0;
+
+  // Indices (in the model's parameter list) of the parameters this layer trains.
+  virtual std::vector<int> parameter_indices() const = 0;
+
+  // Returns [B] float64: per-example squared L2 norms of the gradients of this layer's parameters,
+  // given dL/d(output) (same shape as output; undefined when the output did not reach the loss).
+  virtual at::Tensor SquaredNorms(const at::Tensor& output_grad) = 0;
+
+  // Adds sum_i factors_i g_i(p) to sums[p] for each parameter p of the layer, factors [B].
+  virtual void AccumulateScaled(const at::Tensor& output_grad, const at::Tensor& factors,
+                                std::vector<at::Tensor>& sums) = 0;
+
+  // Human-readable name, e.g. "conv1 (Conv2d 1->16, k8)".
+  virtual const std::string& name() const = 0;
+};
+
+struct ForwardTrace {
+  std::vector<std::unique_ptr<LayerTrace>> layers;
+  // Modules that mix examples (BatchNorm) and so cannot be trained privately, by name.
+  std::vector<std::string> example_mixing_modules;
+};
+
+// The parameters of one model, with names, in a fixed order.
+struct ParameterSet {
+  std::vector<at::Tensor> tensors;
+  std::vector<std::string> names;
+
+  // Adds a trainable tensor; returns its index.
+  int Add(const std::string& name, at::Tensor tensor);
+};
+
+class Linear {
+ public:
+  // y = x W^T + b over the last dimension of x (any leading dimensions: [B, d] or [B, T, d]).
+  Linear(ParameterSet& parameters, const std::string& name, int64_t in, int64_t out, bool bias,
+         at::Generator& generator);
+  at::Tensor Forward(const ParameterSet& parameters, const at::Tensor& x, ForwardTrace* trace) const;
+
+ private:
+  std::string name_;
+  int weight_ = -1;
+  int bias_ = -1;
+};
+
+struct Conv2dOptions {
+  int64_t in_channels = 1;
+  int64_t out_channels = 1;
+  int64_t kernel = 3;
+  int64_t stride = 1;
+  int64_t padding = 0;
+  int64_t groups = 1;
+  bool bias = true;
+  // Weight standardisation (Qiao et al. 2019; De et al. 2022): each output filter is centred and
+  // scaled to unit variance before the convolution.
+  bool standardize_weight = false;
+};
+
+class Conv2d {
+ public:
+  Conv2d(ParameterSet& parameters, const std::string& name, const Conv2dOptions& options,
+         at::Generator& generator);
+  at::Tensor Forward(const ParameterSet& parameters, const at::Tensor& x, ForwardTrace* trace) const;
+
+ private:
+  std::string name_;
+  Conv2dOptions options_;
+  int weight_ = -1;
+  int bias_ = -1;
+};
+
+// GroupNorm (Wu and He 2018) with a per-channel affine; per-example statistics, so it is private.
+class GroupNorm {
+ public:
+  GroupNorm(ParameterSet& parameters, const std::string& name, int64_t groups, int64_t channels);
+  at::Tensor Forward(const ParameterSet& parameters, const at::Tensor& x, ForwardTrace* trace) const;
+
+ private:
+  std::string name_;
+  int64_t groups_;
+  int weight_ = -1;
+  int bias_ = -1;
+};
+
+// LayerNorm over the last dimension with an affine.
+class LayerNorm {
+ public:
+  LayerNorm(ParameterSet& parameters, const std::string& name, int64_t features);
+  at::Tensor Forward(const ParameterSet& parameters, const at::Tensor& x, ForwardTrace* trace) const;
+
+ private:
+  std::string name_;
+  int64_t features_;
+  int weight_ = -1;
+  int bias_ = -1;
+};
+
+// Token embedding: y[b, t] = W[ids[b, t]].
+class Embedding {
+ public:
+  Embedding(ParameterSet& parameters, const std::string& name, int64_t vocabulary, int64_t dim,
+            at::Generator& generator);
+  at::Tensor Forward(const ParameterSet& parameters, const at::Tensor& ids, ForwardTrace* trace) const;
+
+ private:
+  std::string name_;
+  int weight_ = -1;
+};
+
+// BatchNorm2d with batch statistics: every output depends on every example in the batch, so the
+// per-example sensitivity is unbounded. It exists so such models can be described, and is refused
+// by the DP engine by name (ForwardTrace::example_mixing_modules).
+class BatchNorm2d {
+ public:
+  BatchNorm2d(ParameterSet& parameters, const std::string& name, int64_t channels);
+  at::Tensor Forward(const ParameterSet& parameters, const at::Tensor& x, ForwardTrace* trace) const;
+
+ private:
+  std::string name_;
+  int weight_ = -1;
+  int bias_ = -1;
+};
+
+}  // namespace dpfleet::models
+
+#endif  // DPFLEET_MODELS_LAYERS_H_
