@@ -13,8 +13,10 @@ at::Tensor UniformInit(at::IntArrayRef shape, int64_t fan_in, at::Generator& gen
   return at::empty(shape, at::kFloat).uniform_(-bound, bound, generator);
 }
 
+// Per-example squared norms [B], computed in the tensors' own precision and returned as float64 so
+// that sums over layers do not lose it.
 at::Tensor SquaredNormPerExample(const at::Tensor& per_example) {
-  return per_example.to(at::kDouble).pow(2).flatten(1).sum(1);
+  return per_example.flatten(1).pow(2).sum(1).to(at::kDouble);
 }
 
 // Per-example gradients of one weight (+ bias), materialised; the simplest trace, used by the affine
@@ -72,18 +74,18 @@ class LinearTrace final : public LayerTrace {
 
   at::Tensor SquaredNorms(const at::Tensor& output_grad) override {
     const int64_t b = input_.size(0);
-    const at::Tensor x = input_.reshape({b, -1, input_.size(-1)}).to(at::kDouble);    // [B, T, d]
-    const at::Tensor dy = output_grad.reshape({b, -1, output_grad.size(-1)}).to(at::kDouble);  // [B, T, p]
+    const at::Tensor x = input_.reshape({b, -1, input_.size(-1)});                    // [B, T, d]
+    const at::Tensor dy = output_grad.reshape({b, -1, output_grad.size(-1)});          // [B, T, p]
     const int64_t t = x.size(1), d = x.size(2), p = dy.size(2);
     at::Tensor squared;
     if (t == 1) {
-      squared = x.pow(2).sum({1, 2}) * dy.pow(2).sum({1, 2});
+      squared = x.pow(2).sum({1, 2}).to(at::kDouble) * dy.pow(2).sum({1, 2}).to(at::kDouble);
     } else if (2 * t * t < p * d) {  // Ghost norm.
-      squared = (x.bmm(x.transpose(1, 2)) * dy.bmm(dy.transpose(1, 2))).sum({1, 2});
+      squared = (x.bmm(x.transpose(1, 2)) * dy.bmm(dy.transpose(1, 2))).sum({1, 2}).to(at::kDouble);
     } else {  // Materialised per-example weight gradients [B, p, d].
-      squared = dy.transpose(1, 2).bmm(x).pow(2).sum({1, 2});
+      squared = SquaredNormPerExample(dy.transpose(1, 2).bmm(x));
     }
-    if (bias_ >= 0) squared += dy.sum(1).pow(2).sum(1);
+    if (bias_ >= 0) squared += SquaredNormPerExample(dy.sum(1));
     return squared;
   }
 
@@ -108,11 +110,14 @@ class LinearTrace final : public LayerTrace {
 
 class Conv2dTrace final : public LayerTrace {
  public:
+  // Largest block of per-example weight gradients materialised at once.
+  static constexpr double kChunkBytes = 64.0 * (1 << 20);
+
   Conv2dTrace(std::string name, const Conv2dOptions& options, at::Tensor input, at::Tensor output,
-              at::Tensor standardized_weight, at::Tensor weight_scale, int weight, int bias)
+              at::Tensor weight_used, at::Tensor weight_scale, at::Tensor bias_used, int weight, int bias)
       : name_(std::move(name)), options_(options), input_(std::move(input)), output_(std::move(output)),
-        standardized_weight_(std::move(standardized_weight)), weight_scale_(std::move(weight_scale)),
-        weight_(weight), bias_(bias) {}
+        weight_used_(std::move(weight_used)), weight_scale_(std::move(weight_scale)),
+        bias_used_(std::move(bias_used)), weight_(weight), bias_(bias) {}
 
   const at::Tensor& output() const override { return output_; }
   const std::string& name() const override { return name_; }
@@ -120,88 +125,135 @@ class Conv2dTrace final : public LayerTrace {
     return bias_ >= 0 ? std::vector<int>{weight_, bias_} : std::vector<int>{weight_};
   }
 
+  // Ghost norms cost ~ L^2 (o + ck) per example and group (o output and ck input values per group, L
+  // output positions); materialising per-example gradients through a grouped convolution costs
+  // ~ L o ck, with about twice the constant in practice. The cheaper one is used.
   at::Tensor SquaredNorms(const at::Tensor& output_grad) override {
-    Prepare(output_grad);
-    at::Tensor squared;
-    if (use_ghost_) {
-      // sum over groups of sum_{l,m} (x_l.x_m)(dy_l.dy_m); x: [B, g, ck, L], dy: [B, g, o, L].
-      const at::Tensor x = unfolded_.to(at::kDouble).flatten(0, 1);
-      const at::Tensor dy = grad_.to(at::kDouble).flatten(0, 1);
-      squared = (x.transpose(1, 2).bmm(x) * dy.transpose(1, 2).bmm(dy))
-                    .sum({1, 2})
-                    .view({input_.size(0), options_.groups})
-                    .sum(1);
-    } else {
-      squared = SquaredNormPerExample(PerExampleWeightGradients());
-    }
-    if (bias_ >= 0) squared += SquaredNormPerExample(grad_.sum(-1).flatten(1));
+    const int64_t g = options_.groups;
+    const double o = static_cast<double>(options_.out_channels / g);
+    const double ck = static_cast<double>(options_.in_channels / g * options_.kernel * options_.kernel);
+    const double l = static_cast<double>(output_.size(2) * output_.size(3));
+    const bool ghost = l * l * (o + ck) < 2 * l * o * ck;
+    at::Tensor squared = ghost ? GhostNorms(output_grad) : MaterializedNorms(output_grad);
+    if (bias_ >= 0) squared += SquaredNormPerExample(output_grad.sum(at::IntArrayRef{2, 3}));
     return squared;
   }
 
+  // sum_i c_i g_i is the ordinary batch weight gradient of the convolution with each example's
+  // output gradient scaled by c_i: one call to the library's fast convolution backward.
   void AccumulateScaled(const at::Tensor& output_grad, const at::Tensor& factors,
                         std::vector<at::Tensor>& sums) override {
-    Prepare(output_grad);
-    const int64_t b = input_.size(0);
-    const at::Tensor c = factors.to(grad_.scalar_type());
-    if (use_ghost_) {
-      // sum_i c_i dY_i X_i^T per group: [g, o, B L] x [g, B L, ck].
-      const at::Tensor dy = (grad_ * c.view({b, 1, 1, 1})).permute({1, 2, 0, 3}).flatten(2);
-      const at::Tensor x = unfolded_.permute({1, 0, 3, 2}).flatten(1, 2);
-      sums[weight_].add_(dy.bmm(x).view_as(sums[weight_]));
-    } else {
-      const at::Tensor g = PerExampleWeightGradients();  // [B, O, n]
-      sums[weight_].add_((g * c.view({b, 1, 1})).sum(0).view_as(sums[weight_]));
+    const at::Tensor scaled =
+        output_grad * factors.to(output_grad.scalar_type()).view({output_grad.size(0), 1, 1, 1});
+    at::Tensor weight_grad = WeightGradient(scaled, input_, options_.groups, weight_used_.sizes());
+    if (options_.standardize_weight) {
+      weight_grad = PullBackThroughStandardization(weight_grad.view({1, options_.out_channels, -1}));
     }
-    if (bias_ >= 0) sums[bias_].add_((grad_.sum(-1).flatten(1) * c.view({b, 1})).sum(0));
+    sums[weight_].add_(weight_grad.view_as(sums[weight_]));
+    if (bias_ >= 0) sums[bias_].add_(scaled.sum(at::IntArrayRef{0, 2, 3}));
   }
 
  private:
-  // Unfolds the input once (im2col) and reshapes dL/d(output) by group; chooses the method by cost.
-  void Prepare(const at::Tensor& output_grad) {
-    if (unfolded_.defined()) return;
-    const int64_t b = input_.size(0), g = options_.groups;
-    const at::Tensor unfolded = at::im2col(input_, {options_.kernel, options_.kernel}, {1, 1},
-                                           {options_.padding, options_.padding},
-                                           {options_.stride, options_.stride});  // [B, C k k, L]
-    const int64_t positions = unfolded.size(2);
-    unfolded_ = unfolded.view({b, g, -1, positions});
-    grad_ = output_grad.reshape({b, g, options_.out_channels / g, positions});
-    const double ck = static_cast<double>(unfolded_.size(2));
-    const double o = static_cast<double>(grad_.size(2));
-    const double l = static_cast<double>(positions);
-    // Weight standardisation needs the per-example gradient to pull it back through the
-    // standardisation, so it always materialises.
-    use_ghost_ = !options_.standardize_weight && l * l * (o + ck) < o * ck * l;
+  at::Tensor WeightGradient(const at::Tensor& grad, const at::Tensor& input, int64_t groups,
+                            at::IntArrayRef weight_shape) const {
+    return std::get<1>(at::convolution_backward(
+        grad, input, at::empty(weight_shape, input.options()), c10::nullopt,
+        {options_.stride, options_.stride}, {options_.padding, options_.padding}, {1, 1},
+        /*transposed=*/false, {0, 0}, groups, {false, true, false}));
   }
 
-  // [B, O, (C/g) k k]: per-example gradients of the weight parameter.
-  at::Tensor PerExampleWeightGradients() {
-    if (per_example_.defined()) return per_example_;
-    const int64_t b = input_.size(0);
-    at::Tensor g = grad_.matmul(unfolded_.transpose(2, 3)).view({b, options_.out_channels, -1});
-    if (options_.standardize_weight) {
-      // W_hat = (W - mean) / s per output filter; the vector-Jacobian product of that map:
-      // dW = (dW_hat - mean(dW_hat) - W_hat mean(dW_hat * W_hat)) / s.
-      const at::Tensor w_hat = standardized_weight_.view({1, options_.out_channels, -1}).to(g.scalar_type());
-      g = (g - g.mean(-1, true) - w_hat * (g * w_hat).mean(-1, true)) /
-          weight_scale_.view({1, options_.out_channels, 1}).to(g.scalar_type());
+  // ||sum_l dy_l x_l^T||^2 = sum_{l,m} (x_l . x_m)(dy_l . dy_m), per group, from the unfolded input,
+  // in blocks of examples so the unfolded input and the L x L Gram matrices stay within kChunkBytes.
+  //
+  // With weight standardisation the parameter gradient of filter o is P_o g_o / s_o, where g_o is the
+  // gradient w.r.t. the standardised filter w_o (n = ck values) and P_o = I - 11^T/n - w_o w_o^T/n
+  // (PullBackThroughStandardization). Since 1 and w_o are orthogonal and ||w_o||^2 = n r_o with
+  // r_o = var_o / (var_o + eps),
+  //   ||P_o g_o||^2 = ||g_o||^2 - (1.g_o)^2 / n - (2 - r_o) (w_o.g_o)^2 / n,
+  // where 1.g_o = sum_l dy_ol (sum of patch l) and w_o.g_o = sum_l dy_ol z_ol, z the convolution's
+  // output before any bias: all three terms come from ghost quantities.
+  at::Tensor GhostNorms(const at::Tensor& output_grad) const {
+    const int64_t b = input_.size(0), g = options_.groups;
+    const int64_t o = options_.out_channels / g;
+    const int64_t positions = output_.size(2) * output_.size(3);
+    const int64_t ck = options_.in_channels / g * options_.kernel * options_.kernel;
+    at::Tensor dy_all = output_grad;
+    if (options_.standardize_weight) {  // Weight each filter's term by 1 / s_o^2.
+      dy_all = output_grad / weight_scale_.view({1, options_.out_channels, 1, 1}).to(output_grad.scalar_type());
     }
-    per_example_ = g;
-    return per_example_;
+    const double per_example_bytes = static_cast<double>(g * (ck * positions + positions * positions) *
+                                                         input_.element_size());
+    const int64_t chunk = std::max<int64_t>(1, static_cast<int64_t>(kChunkBytes / per_example_bytes));
+    std::vector<at::Tensor> norms;
+    for (int64_t start = 0; start < b; start += chunk) {
+      const int64_t n = std::min(chunk, b - start);
+      const at::Tensor unfolded = at::im2col(input_.slice(0, start, start + n),
+                                             {options_.kernel, options_.kernel}, {1, 1},
+                                             {options_.padding, options_.padding},
+                                             {options_.stride, options_.stride});  // [n, C k k, L]
+      const at::Tensor x = unfolded.view({n * g, ck, positions});
+      const at::Tensor dy = dy_all.slice(0, start, start + n).reshape({n * g, o, positions});
+      at::Tensor squared = (x.transpose(1, 2).bmm(x) * dy.transpose(1, 2).bmm(dy)).sum({1, 2});
+      if (options_.standardize_weight) {
+        const double inverse_n = 1.0 / static_cast<double>(ck);
+        // 1.g_o / s_o: patch sums [n g, L, 1].
+        const at::Tensor patch_sums = x.sum(1).unsqueeze(2);
+        const at::Tensor ones_term = dy.bmm(patch_sums).squeeze(2);  // [n g, o]
+        // w_o.g_o / s_o: z the bias-free output [n g, o, L].
+        at::Tensor z = output_.detach().slice(0, start, start + n);
+        if (bias_used_.defined()) z = z - bias_used_.view({1, options_.out_channels, 1, 1});
+        const at::Tensor w_term = (dy * z.reshape({n * g, o, positions})).sum(2);  // [n g, o]
+        const at::Tensor scale = weight_scale_.view({g, o}).repeat({n, 1}).to(dy.scalar_type());
+        const at::Tensor r = 1.0 - 1e-5 / scale.pow(2);  // var / (var + eps), with s^2 = var + eps.
+        squared = squared - inverse_n * ones_term.pow(2).sum(1) - inverse_n * ((2.0 - r) * w_term.pow(2)).sum(1);
+      }
+      norms.push_back(squared.view({n, g}).sum(1).to(at::kDouble));
+    }
+    return at::cat(norms);
+  }
+
+  // Per-example weight gradients in blocks of examples: example i's gradient is the weight gradient
+  // of a convolution with B * groups groups over the batch folded into channels.
+  at::Tensor MaterializedNorms(const at::Tensor& output_grad) const {
+    const int64_t b = input_.size(0);
+    const int64_t per_example = weight_used_.numel();
+    const int64_t chunk = std::max<int64_t>(
+        1, static_cast<int64_t>(kChunkBytes / (per_example * input_.element_size())));
+    std::vector<at::Tensor> norms;
+    for (int64_t start = 0; start < b; start += chunk) {
+      const int64_t n = std::min(chunk, b - start);
+      const at::Tensor x = input_.slice(0, start, start + n);
+      const at::Tensor dy = output_grad.slice(0, start, start + n);
+      std::vector<int64_t> shape = weight_used_.sizes().vec();
+      shape[0] *= n;
+      at::Tensor g = WeightGradient(dy.reshape({1, n * dy.size(1), dy.size(2), dy.size(3)}),
+                                    x.reshape({1, n * x.size(1), x.size(2), x.size(3)}),
+                                    n * options_.groups, shape)
+                         .view({n, options_.out_channels, -1});
+      if (options_.standardize_weight) g = PullBackThroughStandardization(g);
+      norms.push_back(SquaredNormPerExample(g));
+    }
+    return at::cat(norms);
+  }
+
+  // W_hat = (W - mean) / s per output filter; the vector-Jacobian product of that map, applied to
+  // gradients g [N, O, n] with respect to W_hat:
+  //   dW = (g - mean(g) - W_hat mean(g * W_hat)) / s.
+  at::Tensor PullBackThroughStandardization(const at::Tensor& g) const {
+    const at::Tensor w_hat = weight_used_.view({1, options_.out_channels, -1}).to(g.scalar_type());
+    return (g - g.mean(-1, true) - w_hat * (g * w_hat).mean(-1, true)) /
+           weight_scale_.view({1, options_.out_channels, 1}).to(g.scalar_type());
   }
 
   std::string name_;
   Conv2dOptions options_;
   at::Tensor input_;
   at::Tensor output_;
-  at::Tensor standardized_weight_;
-  at::Tensor weight_scale_;
+  at::Tensor weight_used_;   // The weight the convolution ran with (standardised if so).
+  at::Tensor weight_scale_;  // Per-filter s of the standardisation, if any.
+  at::Tensor bias_used_;     // The bias, if any.
   int weight_;
   int bias_;
-  at::Tensor unfolded_;
-  at::Tensor grad_;
-  at::Tensor per_example_;
-  bool use_ghost_ = false;
 };
 
 // y = x_hat * gamma + beta per channel: per-example gradients are sums of dy * x_hat and of dy over
@@ -247,9 +299,9 @@ class EmbeddingTrace final : public LayerTrace {
   at::Tensor SquaredNorms(const at::Tensor& output_grad) override {
     const int64_t b = ids_.size(0);
     const at::Tensor ids = ids_.reshape({b, -1});
-    const at::Tensor dy = output_grad.reshape({b, ids.size(1), -1}).to(at::kDouble);
-    const at::Tensor same = ids.unsqueeze(2).eq(ids.unsqueeze(1)).to(at::kDouble);
-    return (same * dy.bmm(dy.transpose(1, 2))).sum({1, 2});
+    const at::Tensor dy = output_grad.reshape({b, ids.size(1), -1});
+    const at::Tensor same = ids.unsqueeze(2).eq(ids.unsqueeze(1)).to(dy.scalar_type());
+    return (same * dy.bmm(dy.transpose(1, 2))).sum({1, 2}).to(at::kDouble);
   }
 
   void AccumulateScaled(const at::Tensor& output_grad, const at::Tensor& factors,
@@ -319,8 +371,8 @@ at::Tensor Conv2d::Forward(const ParameterSet& parameters, const at::Tensor& x, 
                                   {1, 1}, options_.groups);
   if (trace != nullptr) {
     trace->layers.push_back(std::make_unique<Conv2dTrace>(
-        name_, options_, x.detach(), y, standardized.defined() ? standardized.detach() : at::Tensor(),
-        scale.defined() ? scale.detach() : at::Tensor(), weight_, bias_));
+        name_, options_, x.detach(), y, weight.detach(), scale.defined() ? scale.detach() : at::Tensor(),
+        bias_ >= 0 ? parameters.tensors[bias_].detach() : at::Tensor(), weight_, bias_));
   }
   return y;
 }

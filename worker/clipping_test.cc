@@ -151,12 +151,17 @@ class GroupedConvModel final : public models::Model {
         conv1_(parameters_, "conv1", {.in_channels = 4, .out_channels = 8, .kernel = 3, .stride = 2, .padding = 1, .groups = 2}, generator_),
         norm_(parameters_, "norm", 4, 8),
         conv2_(parameters_, "conv2", {.in_channels = 8, .out_channels = 64, .kernel = 3, .stride = 2, .groups = 4}, generator_),
-        head_(parameters_, "head", 64, 10, true, generator_) {}
+        // Weight standardisation with a bias, on the ghost path (few positions, many weights) and on
+        // the materialised path (many positions).
+        conv3_(parameters_, "conv3", {.in_channels = 64, .out_channels = 32, .kernel = 1, .groups = 2, .standardize_weight = true}, generator_),
+        conv4_(parameters_, "conv4", {.in_channels = 4, .out_channels = 4, .kernel = 1, .standardize_weight = true}, generator_),
+        head_(parameters_, "head", 36, 10, true, generator_) {}
 
   at::Tensor Forward(const at::Tensor& x, models::ForwardTrace* trace) override {
+    const at::Tensor side = conv4_.Forward(parameters_, x, trace).mean(at::IntArrayRef{2, 3});
     at::Tensor h = at::relu(norm_.Forward(parameters_, conv1_.Forward(parameters_, x, trace), trace));
-    h = conv2_.Forward(parameters_, h, trace);
-    return head_.Forward(parameters_, h.mean(at::IntArrayRef{2, 3}), trace);
+    h = conv3_.Forward(parameters_, conv2_.Forward(parameters_, h, trace), trace);
+    return head_.Forward(parameters_, at::cat({h.mean(at::IntArrayRef{2, 3}), side}, 1), trace);
   }
 
  private:
@@ -164,6 +169,8 @@ class GroupedConvModel final : public models::Model {
   models::Conv2d conv1_;
   models::GroupNorm norm_;
   models::Conv2d conv2_;
+  models::Conv2d conv3_;
+  models::Conv2d conv4_;
   models::Linear head_;
 };
 
