@@ -41,7 +41,8 @@ struct ModelCase {
 
 const std::vector<ModelCase>& Cases() {
   static const auto* cases = new std::vector<ModelCase>{
-      {"linear", {1, 28, 28}}, {"mlp", {1, 28, 28}}, {"cnn_tb", {1, 28, 28}}, {"wrn16_4", {3, 32, 32}}};
+      {"linear", {1, 28, 28}},  {"mlp", {1, 28, 28}},    {"cnn_tb", {1, 28, 28}},
+      {"wrn16_4", {3, 32, 32}}, {"eq_cnn", {1, 28, 28}}, {"eq_resnet9", {3, 32, 32}}};
   return *cases;
 }
 

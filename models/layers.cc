@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "absl/strings/str_cat.h"
+#include "models/conv_gradients.h"
 
 namespace dpfleet::models {
 namespace {
@@ -145,7 +146,7 @@ class Conv2dTrace final : public LayerTrace {
                         std::vector<at::Tensor>& sums) override {
     const at::Tensor scaled =
         output_grad * factors.to(output_grad.scalar_type()).view({output_grad.size(0), 1, 1, 1});
-    at::Tensor weight_grad = WeightGradient(scaled, input_, options_.groups, weight_used_.sizes());
+    at::Tensor weight_grad = internal::ConvWeightGradient(scaled, input_, weight_used_.sizes(), Geometry());
     if (options_.standardize_weight) {
       weight_grad = PullBackThroughStandardization(weight_grad.view({1, options_.out_channels, -1}));
     }
@@ -154,12 +155,8 @@ class Conv2dTrace final : public LayerTrace {
   }
 
  private:
-  at::Tensor WeightGradient(const at::Tensor& grad, const at::Tensor& input, int64_t groups,
-                            at::IntArrayRef weight_shape) const {
-    return std::get<1>(at::convolution_backward(
-        grad, input, at::empty(weight_shape, input.options()), c10::nullopt,
-        {options_.stride, options_.stride}, {options_.padding, options_.padding}, {1, 1},
-        /*transposed=*/false, {0, 0}, groups, {false, true, false}));
+  internal::ConvGeometry Geometry() const {
+    return {.stride = options_.stride, .padding = options_.padding, .groups = options_.groups};
   }
 
   // ||sum_l dy_l x_l^T||^2 = sum_{l,m} (x_l . x_m)(dy_l . dy_m), per group, from the unfolded input,
@@ -212,27 +209,16 @@ class Conv2dTrace final : public LayerTrace {
     return at::cat(norms);
   }
 
-  // Per-example weight gradients in blocks of examples: example i's gradient is the weight gradient
-  // of a convolution with B * groups groups over the batch folded into channels.
+  // Per-example weight gradients in blocks of examples (conv_gradients.h).
   at::Tensor MaterializedNorms(const at::Tensor& output_grad) const {
-    const int64_t b = input_.size(0);
-    const int64_t per_example = weight_used_.numel();
-    const int64_t chunk = std::max<int64_t>(
-        1, static_cast<int64_t>(kChunkBytes / (per_example * input_.element_size())));
     std::vector<at::Tensor> norms;
-    for (int64_t start = 0; start < b; start += chunk) {
-      const int64_t n = std::min(chunk, b - start);
-      const at::Tensor x = input_.slice(0, start, start + n);
-      const at::Tensor dy = output_grad.slice(0, start, start + n);
-      std::vector<int64_t> shape = weight_used_.sizes().vec();
-      shape[0] *= n;
-      at::Tensor g = WeightGradient(dy.reshape({1, n * dy.size(1), dy.size(2), dy.size(3)}),
-                                    x.reshape({1, n * x.size(1), x.size(2), x.size(3)}),
-                                    n * options_.groups, shape)
-                         .view({n, options_.out_channels, -1});
-      if (options_.standardize_weight) g = PullBackThroughStandardization(g);
-      norms.push_back(SquaredNormPerExample(g));
-    }
+    internal::ForEachExampleBlockWeightGradient(
+        output_grad, input_, weight_used_.sizes(), Geometry(), kChunkBytes,
+        [&](int64_t, const at::Tensor& per_example) {
+          at::Tensor g = per_example.view({per_example.size(0), options_.out_channels, -1});
+          if (options_.standardize_weight) g = PullBackThroughStandardization(g);
+          norms.push_back(SquaredNormPerExample(g));
+        });
     return at::cat(norms);
   }
 
@@ -261,9 +247,9 @@ class Conv2dTrace final : public LayerTrace {
 class AffineTrace final : public MaterializedTrace {
  public:
   AffineTrace(std::string name, at::Tensor normalized, at::Tensor output, int64_t channel_dim,
-              int weight, int bias)
+              int64_t channels_per_affine, int weight, int bias)
       : MaterializedTrace(std::move(name), std::move(output)), normalized_(std::move(normalized)),
-        channel_dim_(channel_dim), weight_(weight), bias_(bias) {}
+        channel_dim_(channel_dim), channels_per_affine_(channels_per_affine), weight_(weight), bias_(bias) {}
 
   std::vector<int> parameter_indices() const override { return {weight_, bias_}; }
 
@@ -278,10 +264,14 @@ class AffineTrace final : public MaterializedTrace {
     } else {
       per_example_ = {(output_grad * normalized_).sum(reduce), output_grad.sum(reduce)};
     }
+    if (channels_per_affine_ > 1) {  // Channels sharing one affine parameter add up.
+      for (at::Tensor& g : per_example_) g = g.view({g.size(0), -1, channels_per_affine_}).sum(2);
+    }
   }
 
   at::Tensor normalized_;
   int64_t channel_dim_;
+  int64_t channels_per_affine_;
   int weight_;
   int bias_;
 };
@@ -377,19 +367,26 @@ at::Tensor Conv2d::Forward(const ParameterSet& parameters, const at::Tensor& x, 
   return y;
 }
 
-GroupNorm::GroupNorm(ParameterSet& parameters, const std::string& name, int64_t groups, int64_t channels)
-    : name_(absl::StrCat(name, " (GroupNorm ", groups, "x", channels / groups, ")")), groups_(groups) {
-  weight_ = parameters.Add(name + ".weight", at::ones({channels}));
-  bias_ = parameters.Add(name + ".bias", at::zeros({channels}));
+GroupNorm::GroupNorm(ParameterSet& parameters, const std::string& name, int64_t groups, int64_t channels,
+                     int64_t channels_per_affine)
+    : name_(absl::StrCat(name, " (GroupNorm ", groups, "x", channels / groups, ")")),
+      groups_(groups),
+      channels_per_affine_(channels_per_affine) {
+  weight_ = parameters.Add(name + ".weight", at::ones({channels / channels_per_affine}));
+  bias_ = parameters.Add(name + ".bias", at::zeros({channels / channels_per_affine}));
 }
 
 at::Tensor GroupNorm::Forward(const ParameterSet& parameters, const at::Tensor& x, ForwardTrace* trace) const {
   const at::Tensor normalized = at::group_norm(x, groups_, {}, {}, 1e-5);
   std::vector<int64_t> shape(x.dim(), 1);
   shape[1] = x.size(1);
-  const at::Tensor y = normalized * parameters.tensors[weight_].view(shape) + parameters.tensors[bias_].view(shape);
+  auto per_channel = [&](const at::Tensor& p) {
+    return (channels_per_affine_ > 1 ? p.repeat_interleave(channels_per_affine_) : p).view(shape);
+  };
+  const at::Tensor y = normalized * per_channel(parameters.tensors[weight_]) + per_channel(parameters.tensors[bias_]);
   if (trace != nullptr) {
-    trace->layers.push_back(std::make_unique<AffineTrace>(name_, normalized.detach(), y, 1, weight_, bias_));
+    trace->layers.push_back(std::make_unique<AffineTrace>(name_, normalized.detach(), y, 1,
+                                                          channels_per_affine_, weight_, bias_));
   }
   return y;
 }
@@ -405,7 +402,7 @@ at::Tensor LayerNorm::Forward(const ParameterSet& parameters, const at::Tensor& 
   const at::Tensor y = normalized * parameters.tensors[weight_] + parameters.tensors[bias_];
   if (trace != nullptr) {
     trace->layers.push_back(
-        std::make_unique<AffineTrace>(name_, normalized.detach(), y, x.dim() - 1, weight_, bias_));
+        std::make_unique<AffineTrace>(name_, normalized.detach(), y, x.dim() - 1, 1, weight_, bias_));
   }
   return y;
 }

@@ -98,15 +98,19 @@ class Conv2d {
   int bias_ = -1;
 };
 
-// GroupNorm (Wu and He 2018) with a per-channel affine; per-example statistics, so it is private.
+// GroupNorm (Wu and He 2018) with an affine; per-example statistics, so it is private. The affine
+// is per channel, or shared by each run of `channels_per_affine` consecutive channels (8 for the
+// fields of D4-equivariant maps, whose group channels must share it to stay equivariant).
 class GroupNorm {
  public:
-  GroupNorm(ParameterSet& parameters, const std::string& name, int64_t groups, int64_t channels);
+  GroupNorm(ParameterSet& parameters, const std::string& name, int64_t groups, int64_t channels,
+            int64_t channels_per_affine = 1);
   at::Tensor Forward(const ParameterSet& parameters, const at::Tensor& x, ForwardTrace* trace) const;
 
  private:
   std::string name_;
   int64_t groups_;
+  int64_t channels_per_affine_;
   int weight_ = -1;
   int bias_ = -1;
 };

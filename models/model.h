@@ -40,7 +40,8 @@ class Model {
   ParameterSet parameters_;
 };
 
-// Returns a freshly initialised model: "linear", "mlp", "cnn_tb" or "wrn16_4" (models/model_names.h).
+// Returns a freshly initialised model: "linear", "mlp", "cnn_tb", "wrn16_4", "eq_cnn" or "eq_resnet9"
+// (models/model_names.h).
 // Initialisation depends only on (name, shape, seed), so every worker given the same public seed
 // starts from bit-identical parameters. Errors: kInvalidArgument for an unknown name (listing the
 // known ones) or a shape the model cannot take.

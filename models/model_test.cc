@@ -3,6 +3,7 @@
 #include <fstream>
 
 #include "gtest/gtest.h"
+#include "models/equivariant.h"
 
 namespace dpfleet::models {
 namespace {
@@ -29,7 +30,7 @@ TEST(Model, EveryModelTracesEveryParameterOnce) {
     const char* name;
     std::vector<int64_t> shape;
   } kCases[] = {{"linear", {1, 28, 28}}, {"mlp", {1, 28, 28}}, {"cnn_tb", {1, 28, 28}},
-                {"wrn16_4", {3, 16, 16}}};
+                {"wrn16_4", {3, 16, 16}},   {"eq_cnn", {1, 28, 28}}, {"eq_resnet9", {3, 16, 16}}};
   for (const auto& c : kCases) {
     auto model = *CreateModel(c.name, {.input_shape = c.shape, .num_classes = 10}, 1);
     std::vector<int64_t> batch_shape = {5};
@@ -59,6 +60,42 @@ TEST(Model, SizesMatchThePapers) {
   const int64_t wrn = count(**CreateModel("wrn16_4", {.input_shape = {3, 32, 32}, .num_classes = 10}, 1));
   EXPECT_GT(wrn, 2'700'000);
   EXPECT_LT(wrn, 2'800'000);
+}
+
+TEST(Equivariance, RotatingOrFlippingTheInputLeavesTheLogitsUnchanged) {
+  for (const auto& [name, shape] :
+       std::vector<std::pair<std::string, std::vector<int64_t>>>{{"eq_cnn", {1, 28, 28}},
+                                                                {"eq_resnet9", {3, 16, 16}}}) {
+    auto model = *CreateModel(name, {.input_shape = shape, .num_classes = 10}, 3);
+    std::vector<int64_t> batch = {4};
+    batch.insert(batch.end(), shape.begin(), shape.end());
+    const at::Tensor x = at::randn(batch, at::kDouble);
+    for (at::Tensor& p : model->parameters()) p.set_data(p.data().to(at::kDouble));
+    at::NoGradGuard no_grad;
+    const at::Tensor logits = model->Forward(x, nullptr);
+    for (int element = 1; element < kD4Order; ++element) {
+      const at::Tensor transformed = model->Forward(TransformD4(x, element), nullptr);
+      EXPECT_LT((transformed - logits).abs().max().item<double>(), 1e-9 * (1 + logits.abs().max().item<double>()))
+          << name << " element " << element;
+    }
+    // And an ordinary (non-equivariant) model is not invariant, so the test can fail.
+    if (name == "eq_cnn") {
+      auto cnn = *CreateModel("cnn_tb", kMnistShape, 3);
+      const at::Tensor plain = cnn->Forward(x.to(at::kFloat), nullptr);
+      EXPECT_GT((cnn->Forward(TransformD4(x, 1).to(at::kFloat), nullptr) - plain).abs().max().item<float>(), 1e-3);
+    }
+  }
+}
+
+TEST(Equivariance, SharedFiltersAreFarSmallerThanTheirExpansion) {
+  auto count = [](const Model& model) {
+    int64_t n = 0;
+    for (const at::Tensor& p : model.parameters()) n += p.numel();
+    return n;
+  };
+  const int64_t eq = count(**CreateModel("eq_resnet9", {.input_shape = {3, 32, 32}, .num_classes = 10}, 1));
+  const int64_t wrn = count(**CreateModel("wrn16_4", {.input_shape = {3, 32, 32}, .num_classes = 10}, 1));
+  EXPECT_LT(eq, wrn / 3);
 }
 
 TEST(Checkpoint, SaveAndLoadRoundTrip) {

@@ -109,7 +109,8 @@ TEST_P(EngineMatchesReference, InFloat32AndFloat64ForEveryClippingMode) {
 INSTANTIATE_TEST_SUITE_P(
     Models, EngineMatchesReference,
     ::testing::Values(EngineCase{"linear", {1, 28, 28}, 9}, EngineCase{"mlp", {1, 28, 28}, 9},
-                      EngineCase{"cnn_tb", {1, 28, 28}, 6}, EngineCase{"wrn16_4", {3, 8, 8}, 3}),
+                      EngineCase{"cnn_tb", {1, 28, 28}, 6}, EngineCase{"wrn16_4", {3, 8, 8}, 3},
+                      EngineCase{"eq_cnn", {1, 28, 28}, 3}, EngineCase{"eq_resnet9", {3, 8, 8}, 2}),
     [](const ::testing::TestParamInfo<EngineCase>& info) { return info.param.model; });
 
 // Layers no zoo model uses yet: embeddings, sequence inputs to Linear (both the ghost and the
