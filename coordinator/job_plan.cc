@@ -37,6 +37,10 @@ absl::Status ValidateOptimizer(const v1::OptimizerSpec& optimizer) {
   if (!(optimizer.epsilon() >= 0 && std::isfinite(optimizer.epsilon()))) {
     return Invalid("optimizer.epsilon", "finite and >= 0 (0: default)", optimizer.epsilon());
   }
+  if (optimizer.warmup_steps() < 0) return Invalid("optimizer.warmup_steps", ">= 0", optimizer.warmup_steps());
+  if (!(optimizer.ema_decay() >= 0 && optimizer.ema_decay() < 1)) {
+    return Invalid("optimizer.ema_decay", "in [0, 1) (0: off)", optimizer.ema_decay());
+  }
   return absl::OkStatus();
 }
 
@@ -128,6 +132,11 @@ absl::StatusOr<JobPlan> PlanJob(const v1::JobSpec& spec, int64_t dataset_size) {
     const double steps = std::ceil(spec.epochs() / plan.sampling_rate);
     if (steps > kMaxSteps) return Invalid("epochs", "small enough for 2^32 steps", spec.epochs());
     plan.steps = static_cast<int64_t>(steps);
+  }
+  if (spec.optimizer().schedule() == v1::SCHEDULE_COSINE && plan.steps <= spec.optimizer().warmup_steps()) {
+    return absl::InvalidArgumentError(absl::StrCat("optimizer.warmup_steps (", spec.optimizer().warmup_steps(),
+                                                   ") must be below the job's ", plan.steps,
+                                                   " steps for a cosine schedule"));
   }
   return plan;
 }

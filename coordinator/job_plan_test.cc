@@ -72,6 +72,10 @@ TEST(ValidateJobSpec, NamesEachBadField) {
   spec = GoodSpec();
   spec.clear_dataset();
   ExpectInvalidNaming(spec, "dataset");
+
+  spec = GoodSpec();
+  spec.mutable_optimizer()->set_ema_decay(1.0);
+  ExpectInvalidNaming(spec, "optimizer.ema_decay");
 }
 
 TEST(PlanJob, DerivesRateAndSteps) {
@@ -85,6 +89,13 @@ TEST(PlanJob, DerivesRateAndSteps) {
   plan = *PlanJob(full, 60000);
   EXPECT_EQ(plan.sampling_rate, 1.0);
   EXPECT_EQ(plan.steps, 3);
+
+  v1::JobSpec short_cosine = GoodSpec();
+  short_cosine.mutable_optimizer()->set_schedule(v1::SCHEDULE_COSINE);
+  short_cosine.mutable_optimizer()->set_warmup_steps(500);
+  const auto refused = PlanJob(short_cosine, 60000);
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(refused.status().message().find("optimizer.warmup_steps"), std::string::npos);
 
   v1::JobSpec too_big = GoodSpec();
   too_big.set_expected_batch_size(70000);

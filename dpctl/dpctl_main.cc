@@ -29,7 +29,8 @@ Jobs (coordinator at --coordinator or $DPFLEET_COORDINATOR):
   dpctl submit --dataset NAME --model linear|mlp|cnn_tb|wrn16_4 --clip-norm C --delta D
                (--batch-size B | --sampling-rate Q | --full-batch) (--steps T | --epochs E)
                (--noise-multiplier S | --target-epsilon E)
-               [--optimizer sgd|adam] [--learning-rate LR] [--momentum M] [--weight-decay W]
+               [--optimizer sgd|adam|lamb] [--learning-rate LR] [--momentum M] [--weight-decay W]
+               [--schedule constant|cosine] [--warmup-steps N] [--ema-decay D]
                [--clipping flat|per-layer] [--automatic-clipping]
                [--workers N] [--seed S] [--micro-batch-size M] [--name TEXT] [--watch] [--json]
   dpctl watch JOB_ID        live progress until the job ends (exit 0 only if it succeeded)
@@ -187,6 +188,16 @@ absl::StatusOr<v1::JobSpec> SpecFromArgs(Args& args) {
   optimizer->set_learning_rate(learning_rate);
   optimizer->set_momentum(momentum);
   optimizer->set_weight_decay(weight_decay);
+  const std::string schedule = *args.String("schedule", "constant");
+  if (schedule == "cosine") {
+    optimizer->set_schedule(v1::SCHEDULE_COSINE);
+  } else if (schedule != "constant") {
+    return absl::InvalidArgumentError(absl::StrCat("--schedule must be constant or cosine, got ", schedule));
+  }
+  DPFLEET_ASSIGN_OR_RETURN(const int64_t warmup_steps, args.Int("warmup-steps", 0));
+  DPFLEET_ASSIGN_OR_RETURN(const double ema_decay, args.Double("ema-decay", 0.0));
+  optimizer->set_warmup_steps(warmup_steps);
+  optimizer->set_ema_decay(ema_decay);
   DPFLEET_ASSIGN_OR_RETURN(const double clip_norm, args.Double("clip-norm"));
   DPFLEET_ASSIGN_OR_RETURN(const double delta, args.Double("delta"));
   spec.set_clip_norm(clip_norm);

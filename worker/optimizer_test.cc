@@ -1,5 +1,7 @@
 #include "worker/optimizer.h"
 
+#include <cmath>
+
 #include "gtest/gtest.h"
 
 namespace dpfleet::worker {
@@ -25,12 +27,49 @@ TEST(Adam, FirstStepMovesByTheLearningRate) {
   EXPECT_NEAR(params[0][2].item<float>(), -0.01f, 1e-6);
 }
 
+TEST(Lamb, ScalesEachTensorByItsTrustRatio) {
+  auto lamb = *CreateOptimizer({.kind = OptimizerKind::kLamb, .learning_rate = 0.1, .weight_decay = 0.01});
+  // From zero weights (the linear head of Mehta et al. 2022) the trust ratio is 1: an Adam step.
+  std::vector<at::Tensor> zero = {at::zeros({4})};
+  lamb->Step(zero, {at::tensor({1.0f, -1.0f, 2.0f, -3.0f})});
+  EXPECT_NEAR(zero[0][0].item<float>(), -0.1f, 1e-5);
+  // From non-zero weights the step's norm is lr * ||w||, whatever the gradient's scale.
+  auto fresh = *CreateOptimizer({.kind = OptimizerKind::kLamb, .learning_rate = 0.1});
+  std::vector<at::Tensor> params = {at::full({4}, 3.0f)};  // ||w|| = 6
+  const at::Tensor before = params[0].clone();
+  fresh->Step(params, {at::tensor({1e-3f, -5.0f, 7.0f, 0.5f})});
+  EXPECT_NEAR((params[0] - before).norm().item<float>(), 0.1f * 6.0f, 1e-4);
+}
+
+TEST(LearningRateAt, WarmsUpThenFollowsTheCosine) {
+  const OptimizerOptions options{.learning_rate = 1.0, .schedule = LearningRateSchedule::kCosine,
+                                 .warmup_steps = 10, .total_steps = 110};
+  EXPECT_DOUBLE_EQ(LearningRateAt(options, 0), 0.1);
+  EXPECT_DOUBLE_EQ(LearningRateAt(options, 9), 1.0);
+  EXPECT_DOUBLE_EQ(LearningRateAt(options, 10), 1.0);
+  EXPECT_NEAR(LearningRateAt(options, 60), 0.5, 1e-12);
+  EXPECT_NEAR(LearningRateAt(options, 110), 0.0, 1e-12);
+  EXPECT_DOUBLE_EQ(LearningRateAt({.learning_rate = 0.3}, 1000), 0.3);
+}
+
+TEST(ParameterAverage, IsAnExponentialMovingAverage) {
+  std::vector<at::Tensor> params = {at::zeros({2})};
+  ParameterAverage ema(params, 0.9);
+  params[0].fill_(1.0);
+  ema.Update(params);
+  EXPECT_NEAR(ema.average()[0][0].item<float>(), 0.1f, 1e-7);
+  ema.Update(params);
+  EXPECT_NEAR(ema.average()[0][0].item<float>(), 0.19f, 1e-7);
+}
+
 TEST(CreateOptimizer, RejectsBadHyperparameters) {
   const auto bad_lr = CreateOptimizer({.learning_rate = -1});
   ASSERT_EQ(bad_lr.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(bad_lr.status().message().find("optimizer.learning_rate"), std::string::npos);
   EXPECT_FALSE(CreateOptimizer({.learning_rate = 0.1, .momentum = 1.0}).ok());
   EXPECT_FALSE(CreateOptimizer({.kind = OptimizerKind::kAdam, .learning_rate = 0.1, .beta2 = 1.5}).ok());
+  EXPECT_FALSE(CreateOptimizer({.learning_rate = 0.1, .schedule = LearningRateSchedule::kCosine}).ok());
+  EXPECT_FALSE(CreateOptimizer({.learning_rate = 0.1, .warmup_steps = -1}).ok());
 }
 
 }  // namespace

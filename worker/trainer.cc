@@ -24,6 +24,10 @@ absl::StatusOr<std::unique_ptr<ShardTrainer>> ShardTrainer::Create(
     return absl::InvalidArgumentError(
         absl::StrCat("clip_norm must be finite and > 0, got ", options.clipping.clip_norm));
   }
+  if (!(options.ema_decay >= 0 && options.ema_decay < 1)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("optimizer.ema_decay must be in [0, 1), got ", options.ema_decay));
+  }
   if (options.micro_batch_size <= 0) {
     return absl::InvalidArgumentError(
         absl::StrCat("micro_batch_size must be > 0, got ", options.micro_batch_size));
@@ -58,6 +62,9 @@ ShardTrainer::ShardTrainer(const TrainerOptions& options, std::shared_ptr<const 
     gradient_views_.push_back(flat_gradient_.slice(0, offset, offset + p.numel()).view(p.sizes()));
     offset += p.numel();
   }
+  if (options_.ema_decay > 0) {
+    average_ = std::make_unique<ParameterAverage>(model_->parameters(), options_.ema_decay);
+  }
 }
 
 absl::StatusOr<ShardTrainer::StepResult> ShardTrainer::RunStep() {
@@ -90,12 +97,21 @@ absl::StatusOr<ShardTrainer::StepResult> ShardTrainer::RunStep() {
       options_.sampling_rate * static_cast<double>(dataset_->train_images.size(0));
   flat_gradient_.div_(expected_batch_size);
   optimizer_->Step(model_->parameters(), gradient_views_);
+  if (average_ != nullptr) average_->Update(model_->parameters());
   ++steps_done_;
   return result;
 }
 
 ShardTrainer::Evaluation ShardTrainer::EvaluateTestShard() {
   at::NoGradGuard no_grad;
+  // Evaluate the average by swapping it in, then restore the trained weights.
+  std::vector<at::Tensor> trained;
+  if (average_ != nullptr) {
+    for (size_t i = 0; i < model_->parameters().size(); ++i) {
+      trained.push_back(model_->parameters()[i].detach().clone());
+      model_->parameters()[i].copy_(average_->average()[i]);
+    }
+  }
   const int64_t n = dataset_->test_images.size(0);
   const int64_t begin = n * reducer_->rank() / reducer_->world_size();
   const int64_t end = n * (reducer_->rank() + 1) / reducer_->world_size();
@@ -108,6 +124,7 @@ ShardTrainer::Evaluation ShardTrainer::EvaluateTestShard() {
         predictions.eq(dataset_->test_labels.slice(0, start, stop)).sum().item<int64_t>();
     evaluation.examples += stop - start;
   }
+  for (size_t i = 0; i < trained.size(); ++i) model_->parameters()[i].copy_(trained[i]);
   return evaluation;
 }
 

@@ -37,6 +37,8 @@ struct TrainerOptions {
   // Largest number of examples pushed through the model at once.
   int64_t micro_batch_size = 256;
   OptimizerOptions optimizer;
+  // Decay of the exponential moving average of the weights used for evaluation; 0: no average.
+  double ema_decay = 0;
 };
 
 class ShardTrainer {
@@ -65,7 +67,8 @@ class ShardTrainer {
     int64_t correct = 0;
     int64_t examples = 0;
   };
-  // Accuracy counts of the current parameters on this rank's slice of the test split.
+  // Accuracy counts on this rank's slice of the test split, of the weights' moving average when
+  // ema_decay > 0, else of the current parameters.
   Evaluation EvaluateTestShard();
 
   uint64_t ParameterFingerprint() const { return models::Fingerprint(model_->parameters()); }
@@ -81,6 +84,7 @@ class ShardTrainer {
   const std::unique_ptr<Reducer> reducer_;
   const std::unique_ptr<models::Model> model_;
   const std::unique_ptr<Optimizer> optimizer_;
+  std::unique_ptr<ParameterAverage> average_;  // Set when ema_decay > 0.
   int64_t shard_begin_ = 0;
   int64_t shard_end_ = 0;
   at::Tensor flat_gradient_;                // All parameters' gradient sums, one buffer.

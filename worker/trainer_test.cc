@@ -55,6 +55,28 @@ TEST(ShardTrainer, TwoRanksEndEveryStepBitIdentical) {
   EXPECT_EQ(fingerprints[0], fingerprints[1]);
 }
 
+TEST(ShardTrainer, LambWithCosineScheduleAndAverageLearnsAndStaysBitIdentical) {
+  const auto dataset = ToyDataset(2000, 1000);
+  TrainerOptions options = ToyOptions(0.5);
+  options.optimizer = {.kind = OptimizerKind::kLamb, .learning_rate = 0.5, .weight_decay = 1e-4,
+                       .schedule = LearningRateSchedule::kCosine, .warmup_steps = 3, .total_steps = 40};
+  options.ema_decay = 0.9;
+  std::vector<uint64_t> fingerprints[2];
+  int64_t correct[2] = {0, 0};
+  RunOnGlooRanks(2, [&](int rank, std::unique_ptr<Reducer> reducer) {
+    auto trainer = *ShardTrainer::Create(options, dataset, std::move(reducer));
+    for (int step = 0; step < 40; ++step) {
+      ASSERT_TRUE(trainer->RunStep().ok());
+      fingerprints[rank].push_back(trainer->ParameterFingerprint());
+    }
+    correct[rank] = trainer->EvaluateTestShard().correct;
+    // Evaluating the average must leave the trained weights in place.
+    EXPECT_EQ(trainer->ParameterFingerprint(), fingerprints[rank].back());
+  });
+  EXPECT_EQ(fingerprints[0], fingerprints[1]);
+  EXPECT_GT(correct[0] + correct[1], 800) << "accuracy of the weight average on the toy problem";
+}
+
 TEST(ShardTrainer, RejectsBadOptions) {
   TrainerOptions options = ToyOptions(1.0);
   options.clipping.clip_norm = std::nan("");

@@ -63,7 +63,8 @@ absl::StatusOr<TrainerOptions> TrainerOptionsFromAssignment(const v1::ShardAssig
       options.optimizer.kind = OptimizerKind::kAdam;
       break;
     case v1::DP_LAMB:
-      return absl::UnimplementedError("optimizer.type DP_LAMB is not implemented by this worker");
+      options.optimizer.kind = OptimizerKind::kLamb;
+      break;
     default:
       return absl::InvalidArgumentError("optimizer.type is missing");
   }
@@ -73,6 +74,12 @@ absl::StatusOr<TrainerOptions> TrainerOptionsFromAssignment(const v1::ShardAssig
   if (optimizer.beta1() > 0) options.optimizer.beta1 = optimizer.beta1();
   if (optimizer.beta2() > 0) options.optimizer.beta2 = optimizer.beta2();
   if (optimizer.epsilon() > 0) options.optimizer.epsilon = optimizer.epsilon();
+  options.optimizer.schedule = optimizer.schedule() == v1::SCHEDULE_COSINE
+                                   ? LearningRateSchedule::kCosine
+                                   : LearningRateSchedule::kConstant;
+  options.optimizer.warmup_steps = optimizer.warmup_steps();
+  options.optimizer.total_steps = assignment.total_steps();
+  options.ema_decay = optimizer.ema_decay();
   return options;
 }
 

@@ -33,11 +33,24 @@ TEST(TrainerOptionsFromAssignment, CopiesTheJobAndDefaultsAdam) {
   EXPECT_EQ(options.optimizer.beta2, 0.999);
 }
 
-TEST(TrainerOptionsFromAssignment, RefusesMissingOrUnimplementedOptimizers) {
+TEST(TrainerOptionsFromAssignment, MapsLambAndItsSchedule) {
   v1::ShardAssignment assignment = Assignment();
-  assignment.mutable_spec()->mutable_optimizer()->set_type(v1::DP_LAMB);
-  EXPECT_EQ(TrainerOptionsFromAssignment(assignment).status().code(),
-            absl::StatusCode::kUnimplemented);
+  assignment.set_total_steps(50);
+  v1::OptimizerSpec* optimizer = assignment.mutable_spec()->mutable_optimizer();
+  optimizer->set_type(v1::DP_LAMB);
+  optimizer->set_schedule(v1::SCHEDULE_COSINE);
+  optimizer->set_warmup_steps(5);
+  optimizer->set_ema_decay(0.99);
+  const TrainerOptions options = *TrainerOptionsFromAssignment(assignment);
+  EXPECT_EQ(options.optimizer.kind, OptimizerKind::kLamb);
+  EXPECT_EQ(options.optimizer.schedule, LearningRateSchedule::kCosine);
+  EXPECT_EQ(options.optimizer.warmup_steps, 5);
+  EXPECT_EQ(options.optimizer.total_steps, 50);
+  EXPECT_EQ(options.ema_decay, 0.99);
+}
+
+TEST(TrainerOptionsFromAssignment, RefusesAMissingOptimizer) {
+  v1::ShardAssignment assignment = Assignment();
   assignment.mutable_spec()->clear_optimizer();
   EXPECT_EQ(TrainerOptionsFromAssignment(assignment).status().code(),
             absl::StatusCode::kInvalidArgument);
