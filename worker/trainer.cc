@@ -102,6 +102,12 @@ absl::StatusOr<ShardTrainer::StepResult> ShardTrainer::RunStep() {
   return result;
 }
 
+std::vector<at::Tensor> ShardTrainer::Parameters() const {
+  std::vector<at::Tensor> copies;
+  for (const at::Tensor& p : model_->parameters()) copies.push_back(p.detach().clone());
+  return copies;
+}
+
 ShardTrainer::Evaluation ShardTrainer::EvaluateTestShard() {
   at::NoGradGuard no_grad;
   // Evaluate the average by swapping it in, then restore the trained weights.

@@ -72,6 +72,8 @@ class ShardTrainer {
   Evaluation EvaluateTestShard();
 
   uint64_t ParameterFingerprint() const { return models::Fingerprint(model_->parameters()); }
+  // Copies of the current parameters.
+  std::vector<at::Tensor> Parameters() const;
   int64_t steps_done() const { return steps_done_; }
 
  private:

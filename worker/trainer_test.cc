@@ -1,5 +1,6 @@
 #include "worker/trainer.h"
 
+#include "absl/synchronization/mutex.h"
 #include "gtest/gtest.h"
 #include "worker/gloo_testing.h"
 
@@ -75,6 +76,66 @@ TEST(ShardTrainer, LambWithCosineScheduleAndAverageLearnsAndStaysBitIdentical) {
   });
   EXPECT_EQ(fingerprints[0], fingerprints[1]);
   EXPECT_GT(correct[0] + correct[1], 800) << "accuracy of the weight average on the toy problem";
+}
+
+// Full batch (q = 1) and no noise make a step deterministic up to the order of the summation, so the
+// same job must reach the same parameters on 1, 2 and 4 workers.
+TEST(ShardTrainer, NoiselessFullBatchJobAgreesAcrossWorkerCounts) {
+  const auto dataset = ToyDataset(1000, 100);
+  TrainerOptions options = ToyOptions(0.0);
+  options.sampling_rate = 1.0;
+  std::vector<at::Tensor> reference;
+  for (int world : {1, 2, 4}) {
+    std::vector<at::Tensor> parameters;
+    absl::Mutex mu;
+    RunOnGlooRanks(world, [&](int rank, std::unique_ptr<Reducer> reducer) {
+      auto trainer = *ShardTrainer::Create(options, dataset, std::move(reducer));
+      for (int step = 0; step < 5; ++step) ASSERT_TRUE(trainer->RunStep().ok());
+      if (rank == 0) {
+        absl::MutexLock lock(&mu);
+        parameters = trainer->Parameters();
+      }
+    });
+    ASSERT_FALSE(parameters.empty());
+    if (reference.empty()) {
+      reference = parameters;
+      continue;
+    }
+    for (size_t i = 0; i < parameters.size(); ++i) {
+      EXPECT_TRUE(at::allclose(parameters[i], reference[i], /*rtol=*/1e-5, /*atol=*/1e-6))
+          << world << " workers, parameter " << i;
+    }
+  }
+}
+
+// The noise: each coordinate of the update gets N(0, (sigma C)^2) / (q N), exactly once.
+TEST(ShardTrainer, NoiseHasTheCalibratedVarianceAndNeverRepeats) {
+  const auto dataset = ToyDataset(1000, 10);
+  TrainerOptions options = ToyOptions(0.0);
+  options.sampling_rate = 1.0;
+  options.optimizer = {.kind = OptimizerKind::kSgd, .learning_rate = 1.0};
+  options.model = "mlp";  // 2308 parameters: enough coordinates to measure the variance.
+  options.noise_multiplier = 1e12;
+  options.clipping.clip_norm = 1e-12;  // Gradients (sum below 1e-9) vanish next to the noise (1 each).
+  std::vector<at::Tensor> updates[2];
+  // Two independent single-worker runs of the same job (same public seed).
+  for (int run = 0; run < 2; ++run) {
+    RunOnGlooRanks(1, [&](int, std::unique_ptr<Reducer> reducer) {
+      auto trainer = *ShardTrainer::Create(options, dataset, std::move(reducer));
+      const std::vector<at::Tensor> before = trainer->Parameters();
+      ASSERT_TRUE(trainer->RunStep().ok());
+      const std::vector<at::Tensor> after = trainer->Parameters();
+      for (size_t i = 0; i < before.size(); ++i) updates[run].push_back((after[i] - before[i]).flatten());
+    });
+  }
+  const at::Tensor first = at::cat(updates[0]).to(at::kDouble);
+  const at::Tensor second = at::cat(updates[1]).to(at::kDouble);
+  // update = -lr * noise / (q N), noise std sigma C per coordinate.
+  const double expected_std = 1e12 * 1e-12 / 1000.0;  // 1e-3: well above float32 resolution.
+  const double measured = first.std().item<double>();
+  // Over 2308 coordinates the sample std is within 10% of the truth (7 standard errors).
+  EXPECT_NEAR(measured / expected_std, 1.0, 0.1);
+  EXPECT_FALSE(at::equal(first, second)) << "the same job drew the same noise twice";
 }
 
 TEST(ShardTrainer, RejectsBadOptions) {
