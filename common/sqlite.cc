@@ -48,6 +48,13 @@ SqliteStatement& SqliteStatement::Bind(int index, double value) {
   return *this;
 }
 
+SqliteStatement& SqliteStatement::BindBlob(int index, const std::string& bytes) {
+  const int rc = sqlite3_bind_blob(stmt_, index, bytes.data(), static_cast<int>(bytes.size()),
+                                   SQLITE_TRANSIENT);
+  if (rc != SQLITE_OK && bind_status_.ok()) bind_status_ = SqliteError(rc, "bind in " + sql_);
+  return *this;
+}
+
 absl::StatusOr<bool> SqliteStatement::Step() {
   if (!bind_status_.ok()) return bind_status_;
   const int rc = sqlite3_step(stmt_);
@@ -71,6 +78,12 @@ std::string SqliteStatement::ColumnText(int column) const {
 }
 
 int64_t SqliteStatement::ColumnInt(int column) const { return sqlite3_column_int64(stmt_, column); }
+
+std::string SqliteStatement::ColumnBlob(int column) const {
+  const void* data = sqlite3_column_blob(stmt_, column);
+  if (data == nullptr) return "";
+  return std::string(static_cast<const char*>(data), sqlite3_column_bytes(stmt_, column));
+}
 
 double SqliteStatement::ColumnDouble(int column) const {
   return sqlite3_column_double(stmt_, column);

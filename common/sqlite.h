@@ -25,6 +25,8 @@ class SqliteStatement {
   SqliteStatement& Bind(int index, const std::string& value);
   SqliteStatement& Bind(int index, int64_t value);
   SqliteStatement& Bind(int index, double value);
+  // Binds bytes as a BLOB (no text encoding applied).
+  SqliteStatement& BindBlob(int index, const std::string& bytes);
 
   // Advances to the next row. Returns true when a row is available, false when the statement is done.
   // Errors: kUnavailable when the database is busy, kDataLoss when it is corrupt, kInternal otherwise.
@@ -35,6 +37,7 @@ class SqliteStatement {
   std::string ColumnText(int column) const;
   int64_t ColumnInt(int column) const;
   double ColumnDouble(int column) const;
+  std::string ColumnBlob(int column) const;
 
  private:
   friend class SqliteDb;

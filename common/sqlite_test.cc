@@ -45,6 +45,18 @@ TEST(SqliteDb, BindsAndReadsColumns) {
   EXPECT_FALSE(*select->Step());
 }
 
+TEST(SqliteDb, BlobsKeepEveryByte) {
+  const std::string path = TempPath("blob.db");
+  std::remove(path.c_str());
+  auto db = *SqliteDb::Open(path);
+  ASSERT_TRUE(db->Exec("CREATE TABLE t(b BLOB)").ok());
+  const std::string bytes("a\0b\xff\0", 5);
+  ASSERT_TRUE((*db->Prepare("INSERT INTO t VALUES (?)"))->BindBlob(1, bytes).Run().ok());
+  auto select = *db->Prepare("SELECT b FROM t");
+  ASSERT_TRUE(*select->Step());
+  EXPECT_EQ(select->ColumnBlob(0), bytes);
+}
+
 TEST(SqliteDb, RefusesAFileThatIsNotADatabase) {
   const std::string path = TempPath("garbage.db");
   std::ofstream(path) << std::string(8192, 'x');

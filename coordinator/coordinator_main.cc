@@ -11,6 +11,7 @@
 ABSL_FLAG(std::string, listen, "127.0.0.1:0", "host:port to serve on (port 0: any free port)");
 ABSL_FLAG(std::string, accountant, "", "host:port of the accountant (required)");
 ABSL_FLAG(std::string, port_file, "", "write the bound port here once serving");
+ABSL_FLAG(std::string, jobs_db, "", "SQLite file of the job store (created if missing; required)");
 ABSL_FLAG(std::string, accountant_token_file, "",
           "file holding this coordinator's accountant token (role coordinator; required)");
 ABSL_FLAG(int, heartbeat_interval_ms, 1000, "how often workers report that they are alive");
@@ -31,7 +32,16 @@ int main(int argc, char** argv) {
     return 2;
   }
   using namespace dpfleet::coordinator;
-  JobTable jobs;
+  if (absl::GetFlag(FLAGS_jobs_db).empty()) {
+    std::cerr << "dpfleet-coordinator: --jobs_db is required: jobs must survive a restart\n";
+    return 2;
+  }
+  auto store = JobStore::Open(absl::GetFlag(FLAGS_jobs_db));
+  if (!store.ok()) {
+    std::cerr << "dpfleet-coordinator: " << store.status() << "\n";
+    return 1;
+  }
+  JobTable jobs(store->get());
   WorkerPool workers(absl::Milliseconds(absl::GetFlag(FLAGS_heartbeat_timeout_ms)));
   AccountantClient accountant(
       grpc::CreateChannel(absl::GetFlag(FLAGS_accountant), grpc::InsecureChannelCredentials()), token,
@@ -40,6 +50,10 @@ int main(int argc, char** argv) {
   auto job_service = std::make_unique<JobServiceImpl>(
       &jobs, &workers, &accountant,
       JobRunnerOptions{.collective_timeout_s = absl::GetFlag(FLAGS_collective_timeout_s)});
+  if (absl::Status recovered = job_service->Recover(); !recovered.ok()) {
+    std::cerr << "dpfleet-coordinator: recovering jobs: " << recovered << "\n";
+    return 1;
+  }
   auto server = dpfleet::StartServer(
       {.listen_address = absl::GetFlag(FLAGS_listen), .port_file = absl::GetFlag(FLAGS_port_file)},
       {job_service.get(), &registry});

@@ -90,11 +90,30 @@ grpc::Status JobServiceImpl::SubmitJob(grpc::ServerContext*, const v1::SubmitJob
                                        v1::SubmitJobResponse* response) {
   const absl::StatusOr<v1::Job> job = Admit(request->spec());
   if (!job.ok()) return ToGrpcStatus(job.status());
-  jobs_->Insert(*job);
+  if (absl::Status stored = jobs_->Insert(*job); !stored.ok()) {
+    v1::ReleaseRequest release;  // Nothing ran and nothing will: give the budget back.
+    release.set_reservation_id(job->reservation_id());
+    accountant_->Release(release).IgnoreError();
+    return ToGrpcStatus(Annotate(stored, "cannot store the job"));
+  }
   *response->mutable_job() = *job;
   absl::MutexLock lock(&mu_);
   runner_threads_.emplace_back([this, id = job->job_id()] { runner_.Run(id); });
   return grpc::Status::OK;
+}
+
+absl::Status JobServiceImpl::Recover() {
+  DPFLEET_ASSIGN_OR_RETURN(const std::vector<StoredJob> stored, jobs_->Restore());
+  for (const StoredJob& s : stored) {
+    if (IsTerminal(s.job.state())) continue;
+    if (s.job.state() == v1::QUEUED && s.step_bound == 0) {  // Never started: queue it again.
+      absl::MutexLock lock(&mu_);
+      runner_threads_.emplace_back([this, id = s.job.job_id()] { runner_.Run(id); });
+    } else {
+      runner_.ResolveInterrupted(s.job, s.step_bound);
+    }
+  }
+  return absl::OkStatus();
 }
 
 grpc::Status JobServiceImpl::GetJob(grpc::ServerContext*, const v1::GetJobRequest* request,

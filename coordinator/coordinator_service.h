@@ -27,6 +27,11 @@ class JobServiceImpl final : public v1::JobService::Service {
   // Cancels the jobs still running and waits for their runners.
   ~JobServiceImpl() override;
 
+  // After a restart: reloads the stored jobs, queues again those that never started, and ends
+  // those that were running as FAILED, charged for their durable step bound. Call before serving.
+  // Errors: those of the job store.
+  absl::Status Recover();
+
   grpc::Status SubmitJob(grpc::ServerContext* context, const v1::SubmitJobRequest* request,
                          v1::SubmitJobResponse* response) override;
   grpc::Status GetJob(grpc::ServerContext* context, const v1::GetJobRequest* request,

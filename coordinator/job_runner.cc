@@ -59,6 +59,46 @@ std::string HostOf(const std::string& address) { return address.substr(0, addres
 
 }  // namespace
 
+void JobRunner::ChargeAndEnd(const v1::Job& job, v1::JobState state, const absl::Status& error,
+                             int64_t steps_started, v1::JobResult result) {
+  absl::Status charged;
+  if (steps_started > 0) {
+    v1::CommitRequest commit;
+    commit.set_reservation_id(job.reservation_id());
+    commit.set_steps_run(steps_started);
+    charged = accountant_->Commit(commit).status();
+  } else {
+    v1::ReleaseRequest release;
+    release.set_reservation_id(job.reservation_id());
+    charged = accountant_->Release(release);
+  }
+  std::string message = error.ok() ? "" : std::string(error.message());
+  if (!charged.ok()) {
+    // The reservation stays open and keeps counting in full: the ledger over-counts, never under.
+    absl::StrAppend(&message, message.empty() ? "" : "; ", "reservation ", job.reservation_id(),
+                    " stays open: ", charged.message());
+    if (state == v1::SUCCEEDED) state = v1::FAILED;
+  }
+  result.set_steps_run(steps_started);
+  result.set_epsilon_spent(EpsilonAfter(job, steps_started));
+  result.set_delta(job.spec().delta());
+  jobs_->Update(job.job_id(), [&](v1::Job& j) {
+    j.set_state(state);
+    j.set_error(message);
+    *j.mutable_result() = result;
+    j.mutable_progress()->set_epsilon_spent(result.epsilon_spent());
+  }).IgnoreError();
+}
+
+void JobRunner::ResolveInterrupted(const v1::Job& job, int64_t step_bound) {
+  const int64_t steps = std::min(step_bound, job.total_steps());
+  ChargeAndEnd(job, v1::FAILED,
+               absl::AbortedError(absl::StrCat(
+                   "the coordinator stopped while the job ran; it is charged for ", steps,
+                   " steps, the durable upper bound on the steps that started")),
+               steps, {});
+}
+
 void JobRunner::Run(const std::string& job_id) {
   const absl::StatusOr<v1::Job> snapshot = jobs_->Get(job_id);
   if (!snapshot.ok()) return;
@@ -77,34 +117,8 @@ void JobRunner::Run(const std::string& job_id) {
       peers[rank].stub->ReleaseShard(context.get(), request, &response);  // Best effort.
     }
     workers_->ReleaseJob(job_id);
-    absl::Status charged;
-    if (steps_started > 0) {
-      v1::CommitRequest commit;
-      commit.set_reservation_id(job.reservation_id());
-      commit.set_steps_run(steps_started);
-      charged = accountant_->Commit(commit).status();
-    } else {
-      v1::ReleaseRequest release;
-      release.set_reservation_id(job.reservation_id());
-      charged = accountant_->Release(release);
-    }
-    std::string message = error.ok() ? "" : std::string(error.message());
-    if (!charged.ok()) {
-      // The reservation stays open and keeps counting in full: the ledger over-counts, never under.
-      absl::StrAppend(&message, message.empty() ? "" : "; ", "reservation ", job.reservation_id(),
-                      " stays open: ", charged.message());
-      if (state == v1::SUCCEEDED) state = v1::FAILED;
-    }
-    result.set_steps_run(steps_started);
-    result.set_epsilon_spent(EpsilonAfter(job, steps_started));
-    result.set_delta(job.spec().delta());
     result.set_wall_seconds(absl::ToDoubleSeconds(absl::Now() - started));
-    jobs_->Update(job_id, [&](v1::Job& j) {
-      j.set_state(state);
-      j.set_error(message);
-      *j.mutable_result() = result;
-      j.mutable_progress()->set_epsilon_spent(result.epsilon_spent());
-    }).IgnoreError();
+    ChargeAndEnd(job, state, error, steps_started, result);
   };
 
   // Wait for idle workers.
@@ -160,6 +174,10 @@ void JobRunner::Run(const std::string& job_id) {
     if (jobs_->CancelRequested(job_id)) {
       return finish(v1::CANCELLED,
                     absl::CancelledError(absl::StrCat("cancelled after ", step, " steps")), {});
+    }
+    // The step is leased durably before it starts, so a crash can never under-charge it.
+    if (absl::Status leased = jobs_->LeaseSteps(job_id, step); !leased.ok()) {
+      return finish(v1::FAILED, Annotate(leased, "cannot record progress durably"), {});
     }
     steps_started = step + 1;  // From here on the step may release noised gradients: it is charged.
     std::vector<v1::RunStepResponse> responses(peers.size());

@@ -34,7 +34,16 @@ class JobRunner {
   // Blocks until then; call it on a thread of its own.
   void Run(const std::string& job_id);
 
+  // Ends a job that was running when the coordinator stopped: FAILED, charged for `step_bound`
+  // steps (the durable upper bound on the steps that started; never fewer than ran).
+  void ResolveInterrupted(const v1::Job& job, int64_t step_bound);
+
  private:
+  // Charges the accountant for `steps_started` steps (or releases the reservation when none ran) and
+  // records the job's end. A failed charge leaves the reservation open (counting in full) and says so.
+  void ChargeAndEnd(const v1::Job& job, v1::JobState state, const absl::Status& error,
+                    int64_t steps_started, v1::JobResult result);
+
   JobTable* const jobs_;
   WorkerPool* const workers_;
   AccountantClient* const accountant_;

@@ -1,5 +1,7 @@
 #include "coordinator/job_table.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 
 namespace dpfleet::coordinator {
@@ -15,9 +17,40 @@ bool IsTerminal(v1::JobState state) {
   return state == v1::SUCCEEDED || state == v1::FAILED || state == v1::CANCELLED;
 }
 
-void JobTable::Insert(const v1::Job& job) {
+absl::Status JobTable::Insert(const v1::Job& job) {
   absl::MutexLock lock(&mu_);
+  if (store_ != nullptr) {
+    if (absl::Status stored = store_->Put(job); !stored.ok()) return stored;
+  }
   jobs_[job.job_id()].job = job;
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<StoredJob>> JobTable::Restore() {
+  if (store_ == nullptr) return std::vector<StoredJob>{};
+  absl::StatusOr<std::vector<StoredJob>> stored = store_->LoadAll();
+  if (!stored.ok()) return stored.status();
+  absl::MutexLock lock(&mu_);
+  for (const StoredJob& s : *stored) {
+    Entry& entry = jobs_[s.job.job_id()];
+    entry.job = s.job;
+    entry.step_bound = s.step_bound;
+  }
+  return stored;
+}
+
+absl::Status JobTable::LeaseSteps(const std::string& job_id, int64_t step) {
+  absl::MutexLock lock(&mu_);
+  auto it = jobs_.find(job_id);
+  if (it == jobs_.end()) return UnknownJob(job_id);
+  Entry& entry = it->second;
+  if (step < entry.step_bound) return absl::OkStatus();
+  const int64_t bound = std::min(entry.job.total_steps(), step + kStepLease);
+  if (store_ != nullptr) {
+    if (absl::Status stored = store_->SetStepBound(job_id, bound); !stored.ok()) return stored;
+  }
+  entry.step_bound = bound;
+  return absl::OkStatus();
 }
 
 absl::StatusOr<v1::Job> JobTable::Get(const std::string& job_id) const {
@@ -39,8 +72,10 @@ absl::Status JobTable::Update(const std::string& job_id,
   absl::MutexLock lock(&mu_);
   auto it = jobs_.find(job_id);
   if (it == jobs_.end()) return UnknownJob(job_id);
+  const v1::JobState before = it->second.job.state();
   mutate(it->second.job);
   ++it->second.version;
+  if (store_ != nullptr && it->second.job.state() != before) return store_->Put(it->second.job);
   return absl::OkStatus();
 }
 

@@ -1,8 +1,8 @@
 #ifndef DPFLEET_COORDINATOR_JOB_TABLE_H_
 #define DPFLEET_COORDINATOR_JOB_TABLE_H_
 
-// The coordinator's jobs and their latest snapshots, with change notification for WatchJob.
-// TODO(issue 5): persist in SQLite so a coordinator restart loses no job.
+// The coordinator's jobs and their latest snapshots, with change notification for WatchJob. With a
+// JobStore, every state change and every step lease is written durably before it takes effect.
 
 #include <cstdint>
 #include <functional>
@@ -15,6 +15,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "coordinator/job_store.h"
 #include "proto/dpfleet.pb.h"
 
 namespace dpfleet::coordinator {
@@ -25,14 +26,29 @@ bool IsTerminal(v1::JobState state);
 // Thread-safe.
 class JobTable {
  public:
-  // Adds a job (its job_id must be new).
-  void Insert(const v1::Job& job);
+  // Steps leased durably at a time: after a crash a job is charged at most this many steps more
+  // than it ran.
+  static constexpr int64_t kStepLease = 32;
+
+  // `store` (may be null: nothing is persisted) must outlive the table.
+  explicit JobTable(JobStore* store = nullptr) : store_(store) {}
+
+  // Adds a job (its job_id must be new) and persists it. Errors: those of the store.
+  absl::Status Insert(const v1::Job& job);
+
+  // Loads every stored job into the table; returns them with their step bounds.
+  absl::StatusOr<std::vector<StoredJob>> Restore();
+
+  // Makes sure step `step` (0-based) of the job is covered by the durable step bound, extending it
+  // by kStepLease steps when it is not. Errors: kNotFound; those of the store.
+  absl::Status LeaseSteps(const std::string& job_id, int64_t step);
 
   // Errors: kNotFound for an unknown id.
   absl::StatusOr<v1::Job> Get(const std::string& job_id) const;
   std::vector<v1::Job> List() const;
 
-  // Applies `mutate` to the job and wakes its watchers. Errors: kNotFound.
+  // Applies `mutate` to the job, persists it when its state changed, and wakes its watchers.
+  // Errors: kNotFound; those of the store.
   absl::Status Update(const std::string& job_id, const std::function<void(v1::Job&)>& mutate);
 
   // Waits up to `timeout` for the job to change after version `seen_version` (0: never seen), and
@@ -50,8 +66,10 @@ class JobTable {
     v1::Job job;
     int64_t version = 1;
     bool cancel_requested = false;
+    int64_t step_bound = 0;
   };
 
+  JobStore* const store_;
   mutable absl::Mutex mu_;
   std::map<std::string, Entry> jobs_ ABSL_GUARDED_BY(mu_);
 };

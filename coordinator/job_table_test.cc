@@ -16,7 +16,7 @@ v1::Job NewJob(const std::string& id) {
 
 TEST(JobTable, WatchersSeeEveryUpdate) {
   JobTable table;
-  table.Insert(NewJob("job-1"));
+  ASSERT_TRUE(table.Insert(NewJob("job-1")).ok());
   auto [first, version] = *table.WaitForChange("job-1", 0, absl::Seconds(1));
   EXPECT_EQ(first.state(), v1::QUEUED);
   std::thread updater([&] {
@@ -33,7 +33,7 @@ TEST(JobTable, WatchersSeeEveryUpdate) {
 
 TEST(JobTable, CancelOnlyWhileRunning) {
   JobTable table;
-  table.Insert(NewJob("job-1"));
+  ASSERT_TRUE(table.Insert(NewJob("job-1")).ok());
   EXPECT_FALSE(table.CancelRequested("job-1"));
   ASSERT_TRUE(table.RequestCancel("job-1").ok());
   EXPECT_TRUE(table.CancelRequested("job-1"));

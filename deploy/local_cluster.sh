@@ -5,6 +5,7 @@
 #   deploy/local_cluster.sh start [--workers N] [--state-dir DIR] [--bin-dir DIR] [--data-dir DIR]
 #                                 [--collective-timeout-s S]
 #   deploy/local_cluster.sh env   [--state-dir DIR]   # prints the exports dpctl needs
+#   deploy/local_cluster.sh restart-coordinator [--state-dir DIR]   # on the same port, same job store
 #   deploy/local_cluster.sh stop  [--state-dir DIR]
 #
 # Binaries come from --bin-dir (default: the workspace's bazel-bin); build them with
@@ -98,12 +99,56 @@ stop() {
   rm -f "$state_dir"/*.port
 }
 
-start() {
-  local accountant coordinator worker dpctl
-  accountant=$(binary dpfleet-accountant accountant)
+start_coordinator() {  # start_coordinator PORT (0: any free port)
+  local coordinator
   coordinator=$(binary dpfleet-coordinator coordinator)
-  worker=$(binary dpfleet-worker worker)
+  rm -f "$state_dir/coordinator.port"
+  start_process coordinator "$coordinator" --accountant "127.0.0.1:$(cat "$state_dir/accountant.port")" \
+    --accountant_token_file "$state_dir/coordinator.token" --jobs_db "$state_dir/jobs.db" \
+    --listen "127.0.0.1:$1" --port_file "$state_dir/coordinator.port" \
+    --collective_timeout_s "$collective_timeout_s"
+  wait_for_file "$state_dir/coordinator.port" coordinator "$state_dir/coordinator.pid"
+}
+
+wait_for_workers() {  # wait_for_workers N: until the coordinator sees N workers alive
+  local dpctl deadline=$((SECONDS + ready_timeout_s)) alive=0
   dpctl=$(binary dpctl dpctl)
+  while ((alive < $1)); do
+    alive=$(DPFLEET_COORDINATOR=127.0.0.1:$(cat "$state_dir/coordinator.port") "$dpctl" workers 2>/dev/null |
+      tail -n 1 | cut -d' ' -f1)
+    alive=${alive:-0}
+    for pidfile in "$state_dir"/worker-*.pid; do
+      kill -0 "$(cat "$pidfile")" 2>/dev/null || die "$(basename "${pidfile%.pid}") exited; see ${pidfile%.pid}.log"
+    done
+    ((SECONDS < deadline)) || die "only $alive of $1 workers registered within ${ready_timeout_s}s"
+    ((alive >= $1)) || sleep 0.2
+  done
+}
+
+# Restarts the coordinator on its old port (so workers find it again) with the same job store.
+restart_coordinator() {
+  [[ -s $state_dir/coordinator.port ]] || die "no coordinator was started under $state_dir"
+  local port pid
+  port=$(cat "$state_dir/coordinator.port")
+  pid=$(cat "$state_dir/coordinator.pid" 2>/dev/null || true)
+  if [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null; then
+    kill -TERM "$pid"
+    while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
+  fi
+  mv -f "$state_dir/coordinator.log" "$state_dir/coordinator.previous.log" 2>/dev/null || true
+  start_coordinator "$port"
+  shopt -s nullglob
+  local workers=("$state_dir"/worker-*.pid)
+  wait_for_workers "${#workers[@]}"
+  echo "local_cluster: coordinator restarted on port $port" >&2
+}
+
+start() {
+  local accountant worker
+  accountant=$(binary dpfleet-accountant accountant)
+  worker=$(binary dpfleet-worker worker)
+  binary dpfleet-coordinator coordinator >/dev/null
+  binary dpctl dpctl >/dev/null
   mkdir -p "$state_dir"
   if compgen -G "$state_dir/*.pid" >/dev/null; then
     die "a cluster may already run under $state_dir; run '$0 stop --state-dir $state_dir' first"
@@ -115,9 +160,7 @@ start() {
   start_process accountant "$accountant" --ledger "$state_dir/ledger.db" \
     --tokens "$state_dir/tokens" --port_file "$state_dir/accountant.port"
   wait_for_file "$state_dir/accountant.port" accountant "$state_dir/accountant.pid"
-  start_process coordinator "$coordinator" --accountant "127.0.0.1:$(cat "$state_dir/accountant.port")" \
-    --accountant_token_file "$state_dir/coordinator.token" --port_file "$state_dir/coordinator.port" --collective_timeout_s "$collective_timeout_s"
-  wait_for_file "$state_dir/coordinator.port" coordinator "$state_dir/coordinator.pid"
+  start_coordinator 0
   local coordinator_address=127.0.0.1:$(cat "$state_dir/coordinator.port")
   for ((i = 0; i < workers; i++)); do
     # Workers share this machine's cores: one intra-op thread each, and passive OpenMP waiting.
@@ -125,18 +168,7 @@ start() {
       --coordinator "$coordinator_address" --data_dir "$data_dir" \
       --port_file "$state_dir/worker-$i.port" --threads 1
   done
-  # Healthy when the coordinator sees every worker alive.
-  local deadline=$((SECONDS + ready_timeout_s)) alive=0
-  while ((alive < workers)); do
-    alive=$(DPFLEET_COORDINATOR=$coordinator_address "$dpctl" workers 2>/dev/null | tail -n 1 | cut -d' ' -f1)
-    alive=${alive:-0}
-    for ((i = 0; i < workers; i++)); do
-      kill -0 "$(cat "$state_dir/worker-$i.pid")" 2>/dev/null ||
-        die "worker-$i exited during start-up; see $state_dir/worker-$i.log"
-    done
-    ((SECONDS < deadline)) || die "only $alive of $workers workers registered within ${ready_timeout_s}s"
-    ((alive >= workers)) || sleep 0.2
-  done
+  wait_for_workers "$workers"
   trap - ERR
   echo "local_cluster: accountant, coordinator and $workers worker(s) running under $state_dir" >&2
   print_env
@@ -144,7 +176,8 @@ start() {
 
 case $command in
   start) start ;;
+  restart-coordinator) restart_coordinator ;;
   stop) stop ;;
   env) print_env ;;
-  *) echo "usage: $0 start|stop|env [--workers N] [--state-dir DIR] [--bin-dir DIR] [--data-dir DIR]" >&2; exit 2 ;;
+  *) echo "usage: $0 start|stop|env|restart-coordinator [--workers N] [--state-dir DIR] [--bin-dir DIR] [--data-dir DIR]" >&2; exit 2 ;;
 esac

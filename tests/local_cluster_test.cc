@@ -125,11 +125,19 @@ class LocalClusterTest : public ::testing::Test {
   }
 
   v1::Job Get(const std::string& job_id) {
-    grpc::ClientContext context;
     v1::GetJobRequest request;
     request.set_job_id(job_id);
     v1::Job job;
-    EXPECT_TRUE(jobs_->GetJob(&context, request, &job).ok());
+    grpc::Status status;
+    // UNAVAILABLE means retry: a call can meet the connection of a coordinator that was restarted.
+    for (int attempt = 0; attempt < 3; ++attempt) {
+      grpc::ClientContext context;
+      context.set_wait_for_ready(true);
+      context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
+      status = jobs_->GetJob(&context, request, &job);
+      if (status.error_code() != grpc::StatusCode::UNAVAILABLE) break;
+    }
+    EXPECT_TRUE(status.ok()) << status.error_code() << ": " << status.error_message();
     return job;
   }
 
@@ -247,6 +255,62 @@ TEST_F(LocalClusterTest, WorkerKilledMidJobFailsTheJobAndChargesEveryStepThatRan
   EXPECT_EQ(budget.open_reservations(), 0);
   EXPECT_NEAR(budget.epsilon_committed(), ChargeOf(job.result().steps_run()), kEpsilonTolerance);
   EXPECT_NEAR(job.result().epsilon_spent(), EpsilonOf(job.result().steps_run()), kEpsilonTolerance);
+}
+
+TEST_F(LocalClusterTest, CancelledJobStopsAndIsChargedOnlyForTheStepsThatRan) {
+  RegisterDataset(100.0);
+  v1::Job job;
+  ASSERT_TRUE(Submit(SmallJob(100000), &job).ok());
+  job = WaitFor(job.job_id(), [](const v1::Job& j) { return j.progress().step() >= 3 || Ended(j); });
+  ASSERT_EQ(job.state(), v1::RUNNING) << job.error();
+  grpc::ClientContext context;
+  v1::CancelJobRequest cancel;
+  cancel.set_job_id(job.job_id());
+  v1::Job cancelled;
+  ASSERT_TRUE(jobs_->CancelJob(&context, cancel, &cancelled).ok());
+  job = WaitFor(job.job_id(), Ended, absl::Seconds(30));
+  ASSERT_EQ(job.state(), v1::CANCELLED) << job.error();
+  EXPECT_GE(job.result().steps_run(), 3);
+  EXPECT_LT(job.result().steps_run(), 100000);
+  const v1::GetBudgetResponse budget = Budget();
+  EXPECT_EQ(budget.open_reservations(), 0);
+  EXPECT_NEAR(budget.epsilon_committed(), ChargeOf(job.result().steps_run()), kEpsilonTolerance);
+  // Cancelling an ended job is refused.
+  grpc::ClientContext again;
+  EXPECT_EQ(jobs_->CancelJob(&again, cancel, &cancelled).error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+}
+
+TEST_F(LocalClusterTest, CoordinatorKilledMidJobLosesNoJobAndChargesTheStepsThatRan) {
+  RegisterDataset(100.0);
+  v1::Job job;
+  ASSERT_TRUE(Submit(SmallJob(100000), &job).ok());
+  const std::string job_id = job.job_id();
+  job = WaitFor(job_id, [](const v1::Job& j) { return j.progress().step() >= 5 || Ended(j); });
+  ASSERT_EQ(job.state(), v1::RUNNING) << job.error();
+  const int64_t steps_seen = job.progress().step();
+  ASSERT_EQ(kill(std::stoi(ReadFile(state_dir_ + "/coordinator.pid")), SIGKILL), 0);
+
+  std::string output;
+  ASSERT_EQ(RunCommand(absl::StrCat("bash ", Runfiles(), "/deploy/local_cluster.sh restart-coordinator",
+                                    " --collective-timeout-s 10 --state-dir ", state_dir_, " --bin-dir ",
+                                    Runfiles()),
+                       &output),
+            0)
+      << output << ReadFile(state_dir_ + "/coordinator.log");
+  // Same port: the old stub reaches the new coordinator, which still knows the job.
+  job = WaitFor(job_id, Ended, absl::Seconds(30));
+  ASSERT_EQ(job.state(), v1::FAILED);
+  EXPECT_NE(job.error().find("coordinator stopped"), std::string::npos) << job.error();
+  EXPECT_GE(job.result().steps_run(), steps_seen);
+  const v1::GetBudgetResponse budget = Budget();
+  EXPECT_EQ(budget.open_reservations(), 0);
+  EXPECT_NEAR(budget.epsilon_committed(), ChargeOf(job.result().steps_run()), kEpsilonTolerance);
+
+  // The restarted coordinator runs new jobs on the workers, which registered again.
+  v1::Job next;
+  ASSERT_TRUE(Submit(SmallJob(5), &next).ok());
+  next = WaitFor(next.job_id(), Ended);
+  EXPECT_EQ(next.state(), v1::SUCCEEDED) << next.error();
 }
 
 }  // namespace

@@ -1,0 +1,61 @@
+#include "coordinator/job_store.h"
+
+#include "absl/strings/str_cat.h"
+#include "common/status.h"
+
+namespace dpfleet::coordinator {
+
+absl::StatusOr<std::unique_ptr<JobStore>> JobStore::Open(const std::string& path) {
+  DPFLEET_ASSIGN_OR_RETURN(std::unique_ptr<SqliteDb> db, SqliteDb::Open(path));
+  DPFLEET_RETURN_IF_ERROR(db->Exec(R"sql(
+CREATE TABLE IF NOT EXISTS jobs (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  job_id TEXT NOT NULL UNIQUE,
+  snapshot BLOB NOT NULL,
+  step_bound INTEGER NOT NULL DEFAULT 0
+);
+)sql"));
+  return std::unique_ptr<JobStore>(new JobStore(std::move(db)));
+}
+
+absl::Status JobStore::Put(const v1::Job& job) {
+  absl::MutexLock lock(&mu_);
+  DPFLEET_ASSIGN_OR_RETURN(
+      auto statement,
+      db_->Prepare("INSERT INTO jobs(job_id, snapshot) VALUES (?, ?) "
+                   "ON CONFLICT(job_id) DO UPDATE SET snapshot = excluded.snapshot"));
+  return statement->Bind(1, job.job_id()).BindBlob(2, job.SerializeAsString()).Run();
+}
+
+absl::Status JobStore::SetStepBound(const std::string& job_id, int64_t bound) {
+  absl::MutexLock lock(&mu_);
+  DPFLEET_ASSIGN_OR_RETURN(auto statement,
+                           db_->Prepare("UPDATE jobs SET step_bound = ? WHERE job_id = ?"));
+  DPFLEET_RETURN_IF_ERROR(statement->Bind(1, bound).Bind(2, job_id).Run());
+  DPFLEET_ASSIGN_OR_RETURN(auto changed, db_->Prepare("SELECT changes()"));
+  DPFLEET_ASSIGN_OR_RETURN(const bool row, changed->Step());
+  if (!row || changed->ColumnInt(0) == 0) {
+    return absl::NotFoundError(absl::StrCat("no stored job '", job_id, "'"));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<StoredJob>> JobStore::LoadAll() {
+  absl::MutexLock lock(&mu_);
+  DPFLEET_ASSIGN_OR_RETURN(auto query,
+                           db_->Prepare("SELECT job_id, snapshot, step_bound FROM jobs ORDER BY seq"));
+  std::vector<StoredJob> jobs;
+  while (true) {
+    DPFLEET_ASSIGN_OR_RETURN(const bool row, query->Step());
+    if (!row) break;
+    StoredJob stored;
+    if (!stored.job.ParseFromString(query->ColumnBlob(1))) {
+      return absl::DataLossError(absl::StrCat("stored job '", query->ColumnText(0), "' is unreadable"));
+    }
+    stored.step_bound = query->ColumnInt(2);
+    jobs.push_back(std::move(stored));
+  }
+  return jobs;
+}
+
+}  // namespace dpfleet::coordinator

@@ -1,0 +1,51 @@
+#ifndef DPFLEET_COORDINATOR_JOB_STORE_H_
+#define DPFLEET_COORDINATOR_JOB_STORE_H_
+
+// The coordinator's durable record of its jobs (SQLite, WAL, synchronous=FULL), so a restart loses
+// no job. Two things are written: the job's snapshot whenever its state changes, and, ahead of the
+// steps, an upper bound on how many steps may have started (a "step lease"), so that after a crash
+// the accountant can be charged for at least every step that ran without writing once per step.
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "common/sqlite.h"
+#include "proto/dpfleet.pb.h"
+
+namespace dpfleet::coordinator {
+
+struct StoredJob {
+  v1::Job job;
+  int64_t step_bound = 0;  // No step at or beyond this index has started.
+};
+
+// Thread-safe.
+class JobStore {
+ public:
+  // Opens or creates the store. Errors: those of SqliteDb::Open.
+  static absl::StatusOr<std::unique_ptr<JobStore>> Open(const std::string& path);
+
+  // Writes the job's snapshot (insert or replace). Errors: kUnavailable/kInternal from SQLite.
+  absl::Status Put(const v1::Job& job);
+
+  // Durably records that steps below `bound` may start. Errors: kNotFound for an unknown job.
+  absl::Status SetStepBound(const std::string& job_id, int64_t bound);
+
+  // Every stored job, in submission order. Errors: kDataLoss for an unreadable snapshot.
+  absl::StatusOr<std::vector<StoredJob>> LoadAll();
+
+ private:
+  explicit JobStore(std::unique_ptr<SqliteDb> db) : db_(std::move(db)) {}
+
+  absl::Mutex mu_;
+  std::unique_ptr<SqliteDb> db_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace dpfleet::coordinator
+
+#endif  // DPFLEET_COORDINATOR_JOB_STORE_H_

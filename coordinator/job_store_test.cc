@@ -1,0 +1,56 @@
+#include "coordinator/job_store.h"
+
+#include <cstdio>
+
+#include "coordinator/job_table.h"
+#include "gtest/gtest.h"
+
+namespace dpfleet::coordinator {
+namespace {
+
+std::string FreshPath(const std::string& name) {
+  const std::string path = std::string(getenv("TEST_TMPDIR") ? getenv("TEST_TMPDIR") : "/tmp") + "/" + name;
+  for (const char* suffix : {"", "-wal", "-shm"}) std::remove((path + suffix).c_str());
+  return path;
+}
+
+v1::Job NewJob(const std::string& id, int64_t total_steps) {
+  v1::Job job;
+  job.set_job_id(id);
+  job.set_state(v1::QUEUED);
+  job.set_total_steps(total_steps);
+  job.mutable_spec()->set_dataset("fashion-mnist");
+  return job;
+}
+
+TEST(JobTable, StateChangesAndStepLeasesSurviveARestart) {
+  const std::string path = FreshPath("jobs.db");
+  {
+    auto store = *JobStore::Open(path);
+    JobTable table(store.get());
+    ASSERT_TRUE(table.Insert(NewJob("job-1", 100)).ok());
+    ASSERT_TRUE(table.Insert(NewJob("job-2", 10)).ok());
+    ASSERT_TRUE(table.Update("job-1", [](v1::Job& j) { j.set_state(v1::RUNNING); }).ok());
+    for (int64_t step = 0; step < 40; ++step) ASSERT_TRUE(table.LeaseSteps("job-1", step).ok());
+    ASSERT_TRUE(table.LeaseSteps("job-2", 0).ok());
+  }
+  auto store = *JobStore::Open(path);
+  JobTable table(store.get());
+  const std::vector<StoredJob> stored = *table.Restore();
+  ASSERT_EQ(stored.size(), 2u);
+  EXPECT_EQ(stored[0].job.job_id(), "job-1");
+  EXPECT_EQ(stored[0].job.state(), v1::RUNNING);
+  // Steps 0..39 started: the bound covers them, and exceeds them by less than one lease.
+  EXPECT_GE(stored[0].step_bound, 40);
+  EXPECT_LE(stored[0].step_bound, 40 + JobTable::kStepLease);
+  EXPECT_EQ(stored[1].step_bound, 10);  // Never beyond the job's steps.
+  EXPECT_EQ(table.Get("job-2")->spec().dataset(), "fashion-mnist");
+}
+
+TEST(JobStore, UnknownJobHasNoStepBound) {
+  auto store = *JobStore::Open(FreshPath("unknown.db"));
+  EXPECT_EQ(store->SetStepBound("job-404", 3).code(), absl::StatusCode::kNotFound);
+}
+
+}  // namespace
+}  // namespace dpfleet::coordinator
