@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "common/status.h"
 #include "worker/clipping.h"
 #include "worker/secure_random.h"
@@ -92,7 +93,9 @@ absl::StatusOr<ShardTrainer::StepResult> ShardTrainer::RunStep() {
     AddSecureGaussianNoise(flat_gradient_.data_ptr<float>(), flat_gradient_.numel(),
                            options_.noise_multiplier * options_.clipping.clip_norm);
   }
+  const absl::Time reduce_start = absl::Now();
   DPFLEET_RETURN_IF_ERROR(reducer_->AllReduceSum(flat_gradient_));
+  result.allreduce_seconds = absl::ToDoubleSeconds(absl::Now() - reduce_start);
   const double expected_batch_size =
       options_.sampling_rate * static_cast<double>(dataset_->train_images.size(0));
   flat_gradient_.div_(expected_batch_size);

@@ -58,6 +58,8 @@ class ShardTrainer {
     // Diagnostics of this rank's sample, before the update. Not covered by the DP guarantee.
     double loss_sum = 0;
     int64_t batch_size = 0;
+    // Time spent in the all-reduce (including waiting for slower peers).
+    double allreduce_seconds = 0;
   };
   // Runs one step (above). All ranks must call it the same number of times. Errors: kUnavailable from
   // the reducer (a peer died); the parameters are then unchanged.
