@@ -17,6 +17,9 @@ ABSL_FLAG(std::string, accountant_token_file, "",
 ABSL_FLAG(int, heartbeat_interval_ms, 1000, "how often workers report that they are alive");
 ABSL_FLAG(int, heartbeat_timeout_ms, 5000, "silence after which a worker counts as dead");
 ABSL_FLAG(int, collective_timeout_s, 60, "how long workers wait for a peer in a collective");
+ABSL_FLAG(int, checkpoint_every_steps, 25, "steps between checkpoints a failed job resumes from");
+ABSL_FLAG(int, max_attempts, 3, "how many times a job is started in all, resumptions included");
+ABSL_FLAG(int, resume_wait_s, 10, "after a failure, how long to wait for the job's workers before resuming on fewer");
 
 int main(int argc, char** argv) {
   dpfleet::BlockTerminationSignals();
@@ -49,7 +52,10 @@ int main(int argc, char** argv) {
   WorkerRegistryImpl registry(&workers, absl::Milliseconds(absl::GetFlag(FLAGS_heartbeat_interval_ms)));
   auto job_service = std::make_unique<JobServiceImpl>(
       &jobs, &workers, &accountant,
-      JobRunnerOptions{.collective_timeout_s = absl::GetFlag(FLAGS_collective_timeout_s)});
+      JobRunnerOptions{.checkpoint_every_steps = absl::GetFlag(FLAGS_checkpoint_every_steps),
+                       .max_attempts = absl::GetFlag(FLAGS_max_attempts),
+                       .resume_wait = absl::Seconds(absl::GetFlag(FLAGS_resume_wait_s)),
+                       .collective_timeout_s = absl::GetFlag(FLAGS_collective_timeout_s)});
   if (absl::Status recovered = job_service->Recover(); !recovered.ok()) {
     std::cerr << "dpfleet-coordinator: recovering jobs: " << recovered << "\n";
     return 1;

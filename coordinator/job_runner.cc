@@ -16,11 +16,6 @@
 namespace dpfleet::coordinator {
 namespace {
 
-struct Peer {
-  WorkerRecord record;
-  std::unique_ptr<v1::WorkerService::Stub> stub;
-};
-
 std::unique_ptr<grpc::ClientContext> ContextWithDeadline(absl::Duration deadline) {
   auto context = std::make_unique<grpc::ClientContext>();
   context->set_deadline(absl::ToChronoTime(absl::Now() + deadline));
@@ -28,6 +23,7 @@ std::unique_ptr<grpc::ClientContext> ContextWithDeadline(absl::Duration deadline
 }
 
 // Runs call(rank) for every rank concurrently; returns the first failure, naming the worker.
+template <typename Peer>
 absl::Status ForEachPeer(const std::vector<Peer>& peers, const std::string& what,
                          const std::function<grpc::Status(size_t rank)>& call) {
   std::vector<grpc::Status> statuses(peers.size());
@@ -60,24 +56,31 @@ std::string HostOf(const std::string& address) { return address.substr(0, addres
 }  // namespace
 
 void JobRunner::ChargeAndEnd(const v1::Job& job, v1::JobState state, const absl::Status& error,
-                             int64_t steps_started, v1::JobResult result) {
-  absl::Status charged;
-  if (steps_started > 0) {
-    v1::CommitRequest commit;
-    commit.set_reservation_id(job.reservation_id());
-    commit.set_steps_run(steps_started);
-    charged = accountant_->Commit(commit).status();
-  } else {
-    v1::ReleaseRequest release;
-    release.set_reservation_id(job.reservation_id());
-    charged = accountant_->Release(release);
-  }
+                             int64_t steps_started, const std::vector<Charge>& charges,
+                             v1::JobResult result) {
+  // Every started step is charged, reservation by reservation; what is left of each is freed.
   std::string message = error.ok() ? "" : std::string(error.message());
-  if (!charged.ok()) {
-    // The reservation stays open and keeps counting in full: the ledger over-counts, never under.
-    absl::StrAppend(&message, message.empty() ? "" : "; ", "reservation ", job.reservation_id(),
-                    " stays open: ", charged.message());
-    if (state == v1::SUCCEEDED) state = v1::FAILED;
+  int64_t remaining = steps_started;
+  for (const Charge& charge : charges) {
+    const int64_t steps = std::min(remaining, charge.steps);
+    remaining -= steps;
+    absl::Status charged;
+    if (steps > 0) {
+      v1::CommitRequest commit;
+      commit.set_reservation_id(charge.reservation_id);
+      commit.set_steps_run(steps);
+      charged = accountant_->Commit(commit).status();
+    } else {
+      v1::ReleaseRequest release;
+      release.set_reservation_id(charge.reservation_id);
+      charged = accountant_->Release(release);
+    }
+    if (!charged.ok()) {
+      // The reservation stays open and keeps counting in full: the ledger over-counts, never under.
+      absl::StrAppend(&message, message.empty() ? "" : "; ", "reservation ", charge.reservation_id,
+                      " stays open: ", charged.message());
+      if (state == v1::SUCCEEDED) state = v1::FAILED;
+    }
   }
   result.set_steps_run(steps_started);
   result.set_epsilon_spent(EpsilonAfter(job, steps_started));
@@ -91,12 +94,13 @@ void JobRunner::ChargeAndEnd(const v1::Job& job, v1::JobState state, const absl:
 }
 
 void JobRunner::ResolveInterrupted(const v1::Job& job, int64_t step_bound) {
+  // Reservations made to re-run lost steps are not in the snapshot; they stay open, counted in full.
   const int64_t steps = std::min(step_bound, job.total_steps());
   ChargeAndEnd(job, v1::FAILED,
                absl::AbortedError(absl::StrCat(
                    "the coordinator stopped while the job ran; it is charged for ", steps,
                    " steps, the durable upper bound on the steps that started")),
-               steps, {});
+               steps, {{job.reservation_id(), job.total_steps()}}, {});
 }
 
 void JobRunner::Run(const std::string& job_id) {
@@ -104,38 +108,103 @@ void JobRunner::Run(const std::string& job_id) {
   if (!snapshot.ok()) return;
   const v1::Job job = *snapshot;
   const absl::Time started = absl::Now();
+  const std::string& dataset = job.spec().dataset();
 
   std::vector<Peer> peers;
-  int64_t steps_started = 0;
-  // Ends the job: frees the workers, charges the accountant for every started step, records the state.
-  auto finish = [&](v1::JobState state, absl::Status error, v1::JobResult result) {
-    for (size_t rank = 0; rank < peers.size(); ++rank) {
+  int64_t steps_started = 0;  // Over every attempt: each started step is charged.
+  std::vector<Charge> charges = {{job.reservation_id(), job.total_steps()}};
+  std::string checkpoint;  // State after `checkpoint_step` steps; empty: the start.
+  int64_t checkpoint_step = 0;
+
+  // Frees the job's workers; a worker that does not answer is counted as dead.
+  auto release_peers = [&] {
+    for (const Peer& peer : peers) {
       auto context = ContextWithDeadline(absl::Seconds(5));
       v1::ReleaseShardRequest request;
       request.set_job_id(job_id);
       v1::ReleaseShardResponse response;
-      peers[rank].stub->ReleaseShard(context.get(), request, &response);  // Best effort.
+      if (!peer.stub->ReleaseShard(context.get(), request, &response).ok()) {
+        workers_->MarkDead(peer.record.worker_id);
+      }
     }
     workers_->ReleaseJob(job_id);
+    peers.clear();
+  };
+  // Ends the job: frees the workers, charges the accountant for every started step, records the state.
+  auto finish = [&](v1::JobState state, absl::Status error, v1::JobResult result) {
+    release_peers();
     result.set_wall_seconds(absl::ToDoubleSeconds(absl::Now() - started));
-    ChargeAndEnd(job, state, error, steps_started, result);
+    ChargeAndEnd(job, state, error, steps_started, charges, result);
   };
 
-  // Wait for idle workers.
-  std::vector<WorkerRecord> acquired;
-  while ((acquired = workers_->Acquire(job.spec().dataset(), job.spec().num_workers(), job_id))
-             .empty()) {
-    if (jobs_->CancelRequested(job_id)) {
-      return finish(v1::CANCELLED, absl::CancelledError("cancelled while queued"), {});
+  const absl::Duration step_deadline =
+      absl::Seconds(options_.collective_timeout_s) + options_.control_deadline;
+  for (int attempt = 0;; ++attempt) {
+    // Wait for idle workers: the job's number, or after a failure whoever is left once
+    // resume_wait has passed.
+    const absl::Time settle_for_fewer = absl::Now() + options_.resume_wait;
+    std::vector<WorkerRecord> acquired;
+    while (true) {
+      int wanted = job.spec().num_workers();
+      if (attempt > 0 && absl::Now() > settle_for_fewer) {
+        wanted = std::min(wanted, std::max(1, workers_->CountAlive(dataset)));
+      }
+      acquired = workers_->Acquire(dataset, wanted, job_id);
+      if (!acquired.empty()) break;
+      if (jobs_->CancelRequested(job_id)) {
+        return finish(v1::CANCELLED, absl::CancelledError("cancelled while waiting for workers"), {});
+      }
+      absl::SleepFor(options_.acquire_poll);
     }
-    absl::SleepFor(options_.acquire_poll);
-  }
-  for (WorkerRecord& record : acquired) {
-    auto channel = grpc::CreateChannel(record.address, grpc::InsecureChannelCredentials());
-    peers.push_back({std::move(record), v1::WorkerService::NewStub(channel)});
-  }
-  jobs_->Update(job_id, [](v1::Job& j) { j.set_state(v1::RUNNING); }).IgnoreError();
+    grpc::ChannelArguments channel_arguments;
+    channel_arguments.SetMaxReceiveMessageSize(-1);  // Checkpoints can be large.
+    for (WorkerRecord& record : acquired) {
+      auto channel =
+          grpc::CreateCustomChannel(record.address, grpc::InsecureChannelCredentials(), channel_arguments);
+      peers.push_back({std::move(record), v1::WorkerService::NewStub(channel)});
+    }
+    if (attempt == 0) jobs_->Update(job_id, [](v1::Job& j) { j.set_state(v1::RUNNING); }).IgnoreError();
 
+    absl::Status failure = RunAttempt(job, attempt, peers, checkpoint, checkpoint_step, steps_started,
+                                      charges, step_deadline);
+    if (failure.ok()) {
+      // Evaluate on the held-out split: each worker scores its slice, and reports its parameters.
+      std::vector<v1::EvaluateResponse> evaluations(peers.size());
+      const absl::Status evaluated = ForEachPeer(peers, "evaluation", [&](size_t rank) {
+        v1::EvaluateRequest request;
+        request.set_job_id(job_id);
+        auto context = ContextWithDeadline(options_.control_deadline);
+        return peers[rank].stub->Evaluate(context.get(), request, &evaluations[rank]);
+      });
+      if (!evaluated.ok()) return finish(v1::FAILED, evaluated, {});
+      v1::JobResult result;
+      int64_t correct = 0, examples = 0;
+      for (const v1::EvaluateResponse& evaluation : evaluations) {
+        correct += evaluation.correct();
+        examples += evaluation.examples();
+        result.add_parameter_fingerprints(evaluation.parameter_fingerprint());
+      }
+      result.set_test_accuracy(examples > 0 ? static_cast<double>(correct) / examples : 0.0);
+      return finish(v1::SUCCEEDED, absl::OkStatus(), result);
+    }
+    if (absl::IsCancelled(failure)) return finish(v1::CANCELLED, failure, {});
+    if (absl::IsResourceExhausted(failure) || absl::IsDataLoss(failure) ||
+        attempt + 1 >= options_.max_attempts) {
+      return finish(v1::FAILED, Annotate(failure, absl::StrCat("attempt ", attempt + 1)), {});
+    }
+    // Resume from the last checkpoint on the workers still alive.
+    release_peers();
+    jobs_->Update(job_id, [&](v1::Job& j) {
+      j.set_error(absl::StrCat("resuming from step ", checkpoint_step, " after: ", failure.message()));
+    }).IgnoreError();
+  }
+}
+
+absl::Status JobRunner::RunAttempt(const v1::Job& job, int attempt, std::vector<Peer>& peers,
+                                   std::string& checkpoint, int64_t& checkpoint_step,
+                                   int64_t& steps_started, std::vector<Charge>& charges,
+                                   absl::Duration step_deadline) {
+  const std::string& job_id = job.job_id();
   // Assign shards: rank 0 first, since it serves the store the others connect to.
   v1::ShardAssignment assignment;
   assignment.set_job_id(job_id);
@@ -147,6 +216,9 @@ void JobRunner::Run(const std::string& job_id) {
   assignment.set_total_steps(job.total_steps());
   assignment.set_dataset_size(job.dataset_size());
   assignment.set_collective_timeout_s(options_.collective_timeout_s);
+  assignment.set_checkpoint(checkpoint);
+  assignment.set_checkpoint_step(checkpoint_step);
+  assignment.set_attempt(attempt);
   auto assign = [&](size_t rank) {
     v1::AssignShardRequest request;
     *request.mutable_assignment() = assignment;
@@ -158,44 +230,55 @@ void JobRunner::Run(const std::string& job_id) {
     return status;
   };
   if (grpc::Status first = assign(0); !first.ok()) {
-    return finish(v1::FAILED,
-                  Annotate(FromGrpcStatus(first), absl::StrCat("assigning rank 0 to worker ",
-                                                               peers[0].record.worker_id)),
-                  {});
+    return Annotate(FromGrpcStatus(first),
+                    absl::StrCat("assigning rank 0 to worker ", peers[0].record.worker_id));
   }
-  const absl::Status assigned = ForEachPeer(peers, "assigning the shard",
-                         [&](size_t rank) { return rank == 0 ? grpc::Status::OK : assign(rank); });
-  if (!assigned.ok()) return finish(v1::FAILED, assigned, {});
+  DPFLEET_RETURN_IF_ERROR(ForEachPeer(peers, "assigning the shard", [&](size_t rank) {
+    return rank == 0 ? grpc::Status::OK : assign(rank);
+  }));
 
   // The steps, in lockstep: every worker runs step t before any runs t + 1.
-  const absl::Duration step_deadline =
-      absl::Seconds(options_.collective_timeout_s) + options_.control_deadline;
-  for (int64_t step = 0; step < job.total_steps(); ++step) {
+  for (int64_t step = checkpoint_step; step < job.total_steps(); ++step) {
     if (jobs_->CancelRequested(job_id)) {
-      return finish(v1::CANCELLED,
-                    absl::CancelledError(absl::StrCat("cancelled after ", step, " steps")), {});
+      return absl::CancelledError(absl::StrCat("cancelled after ", step, " steps"));
+    }
+    int64_t capacity = 0;
+    for (const Charge& charge : charges) capacity += charge.steps;
+    if (steps_started == capacity) {
+      // Steps lost to a failure run again and cost privacy again: reserve them before they run.
+      v1::ReserveRequest reserve;
+      reserve.set_dataset(job.spec().dataset());
+      reserve.set_job_id(job_id);
+      reserve.set_idempotency_key(absl::StrCat(job_id, "/resume-", attempt));
+      reserve.mutable_mechanism()->set_sampling_rate(job.sampling_rate());
+      reserve.mutable_mechanism()->set_noise_multiplier(job.noise_multiplier());
+      reserve.mutable_mechanism()->set_steps(job.total_steps() - step);
+      const absl::StatusOr<v1::ReserveResponse> reserved = accountant_->Reserve(reserve);
+      if (!reserved.ok()) {
+        return Annotate(reserved.status(), absl::StrCat("re-running steps from ", step, " after a failure"));
+      }
+      charges.push_back({reserved->reservation_id(), job.total_steps() - step});
     }
     // The step is leased durably before it starts, so a crash can never under-charge it.
-    if (absl::Status leased = jobs_->LeaseSteps(job_id, step); !leased.ok()) {
-      return finish(v1::FAILED, Annotate(leased, "cannot record progress durably"), {});
+    if (absl::Status leased = jobs_->LeaseSteps(job_id, steps_started); !leased.ok()) {
+      return absl::DataLossError(absl::StrCat("cannot record progress durably: ", leased.message()));
     }
-    steps_started = step + 1;  // From here on the step may release noised gradients: it is charged.
+    ++steps_started;  // From here on the step may release noised gradients: it is charged.
     std::vector<v1::RunStepResponse> responses(peers.size());
-    const absl::Status stepped = ForEachPeer(peers, absl::StrCat("step ", step), [&](size_t rank) {
+    DPFLEET_RETURN_IF_ERROR(ForEachPeer(peers, absl::StrCat("step ", step), [&](size_t rank) {
       v1::RunStepRequest request;
       request.set_job_id(job_id);
       request.set_step(step);
       auto context = ContextWithDeadline(step_deadline);
       return peers[rank].stub->RunStep(context.get(), request, &responses[rank]);
-    });
-    if (!stepped.ok()) return finish(v1::FAILED, stepped, {});
+    }));
     double loss_sum = 0;
     int64_t batch_size = 0;
     for (const v1::RunStepResponse& response : responses) {
       loss_sum += response.loss_sum();
       batch_size += response.local_batch_size();
     }
-    const double epsilon = EpsilonAfter(job, step + 1);
+    const double epsilon = EpsilonAfter(job, steps_started);
     jobs_->Update(job_id, [&](v1::Job& j) {
       v1::JobProgress* progress = j.mutable_progress();
       progress->set_step(step + 1);
@@ -204,26 +287,18 @@ void JobRunner::Run(const std::string& job_id) {
       progress->set_batch_size(batch_size);
       progress->set_epsilon_spent(epsilon);
     }).IgnoreError();
+    if ((step + 1) % options_.checkpoint_every_steps == 0 && step + 1 < job.total_steps()) {
+      auto context = ContextWithDeadline(options_.control_deadline);
+      v1::CheckpointRequest request;
+      request.set_job_id(job_id);
+      v1::CheckpointResponse response;
+      const grpc::Status saved = peers[0].stub->Checkpoint(context.get(), request, &response);
+      if (!saved.ok()) return Annotate(FromGrpcStatus(saved), "checkpoint");
+      checkpoint = response.state();
+      checkpoint_step = response.step();
+    }
   }
-
-  // Evaluate on the held-out split: each worker scores its slice, and reports its parameters.
-  std::vector<v1::EvaluateResponse> evaluations(peers.size());
-  const absl::Status evaluated = ForEachPeer(peers, "evaluation", [&](size_t rank) {
-    v1::EvaluateRequest request;
-    request.set_job_id(job_id);
-    auto context = ContextWithDeadline(options_.control_deadline);
-    return peers[rank].stub->Evaluate(context.get(), request, &evaluations[rank]);
-  });
-  if (!evaluated.ok()) return finish(v1::FAILED, evaluated, {});
-  v1::JobResult result;
-  int64_t correct = 0, examples = 0;
-  for (const v1::EvaluateResponse& evaluation : evaluations) {
-    correct += evaluation.correct();
-    examples += evaluation.examples();
-    result.add_parameter_fingerprints(evaluation.parameter_fingerprint());
-  }
-  result.set_test_accuracy(examples > 0 ? static_cast<double>(correct) / examples : 0.0);
-  finish(v1::SUCCEEDED, absl::OkStatus(), result);
+  return absl::OkStatus();
 }
 
 }  // namespace dpfleet::coordinator

@@ -2,19 +2,31 @@
 #define DPFLEET_COORDINATOR_JOB_RUNNER_H_
 
 // Drives one job from QUEUED to a terminal state: waits for idle workers, assigns them shards (rank 0
-// first: it serves the rendezvous store the others join), runs the steps in lockstep, evaluates, and
-// charges the accountant for every step that was started, whatever the outcome.
+// first: it serves the rendezvous store the others join), runs the steps in lockstep with periodic
+// checkpoints, evaluates, and charges the accountant for every step that was started, whatever the
+// outcome. When a worker fails, the job resumes from its last checkpoint on the workers still alive
+// (or replacements); the steps lost since the checkpoint ran and cost privacy, so they stay charged,
+// and running them again is reserved anew with the accountant first.
 
+#include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/time/time.h"
 #include "coordinator/accountant_client.h"
 #include "coordinator/job_table.h"
 #include "coordinator/worker_pool.h"
+#include "proto/dpfleet.grpc.pb.h"
 
 namespace dpfleet::coordinator {
 
 struct JobRunnerOptions {
+  // Steps between checkpoints (taken from rank 0), from which a job resumes after a failure.
+  int64_t checkpoint_every_steps = 25;
+  // How many times a job is started in all (the first run and its resumptions).
+  int max_attempts = 3;
+  // After a failure, how long to wait for the job's number of workers before resuming on fewer.
+  absl::Duration resume_wait = absl::Seconds(10);
   // How long a collective may wait for a peer before the workers give up on it.
   int collective_timeout_s = 60;
   // Deadline of short worker calls (assign, evaluate, release).
@@ -39,10 +51,28 @@ class JobRunner {
   void ResolveInterrupted(const v1::Job& job, int64_t step_bound);
 
  private:
-  // Charges the accountant for `steps_started` steps (or releases the reservation when none ran) and
-  // records the job's end. A failed charge leaves the reservation open (counting in full) and says so.
+  struct Charge {
+    std::string reservation_id;
+    int64_t steps;  // Reserved.
+  };
+  struct Peer {
+    WorkerRecord record;
+    std::unique_ptr<v1::WorkerService::Stub> stub;
+  };
+
+  // Assigns the shards (resuming from `checkpoint` at `checkpoint_step` when set) and runs the
+  // remaining steps, updating the checkpoint, the count of started steps and the charges as it goes.
+  // Errors: kCancelled; kResourceExhausted when re-running lost steps cannot be paid for; kDataLoss
+  // when progress cannot be recorded; otherwise the failure of a worker call (resumable).
+  absl::Status RunAttempt(const v1::Job& job, int attempt, std::vector<Peer>& peers,
+                          std::string& checkpoint, int64_t& checkpoint_step, int64_t& steps_started,
+                          std::vector<Charge>& charges, absl::Duration step_deadline);
+
+  // Charges `steps_started` steps across `charges` in order (committing, or releasing a reservation no
+  // step reached) and records the job's end. A failed charge leaves its reservation open (counting
+  // in full) and says so.
   void ChargeAndEnd(const v1::Job& job, v1::JobState state, const absl::Status& error,
-                    int64_t steps_started, v1::JobResult result);
+                    int64_t steps_started, const std::vector<Charge>& charges, v1::JobResult result);
 
   JobTable* const jobs_;
   WorkerPool* const workers_;

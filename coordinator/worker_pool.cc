@@ -84,6 +84,12 @@ void WorkerPool::ReleaseJob(const std::string& job_id) {
   }
 }
 
+void WorkerPool::MarkDead(const std::string& worker_id) {
+  absl::MutexLock lock(&mu_);
+  auto it = workers_.find(worker_id);
+  if (it != workers_.end()) it->second.last_heartbeat = absl::InfinitePast();
+}
+
 bool WorkerPool::IsAlive(const std::string& worker_id) const {
   absl::ReaderMutexLock lock(&mu_);
   auto it = workers_.find(worker_id);

@@ -55,6 +55,9 @@ class WorkerPool {
 
   bool IsAlive(const std::string& worker_id) const;
 
+  // Counts the worker as dead until its next heartbeat (it stopped answering a job's calls).
+  void MarkDead(const std::string& worker_id);
+
   // Every registered worker, with whether it is alive now.
   std::vector<std::pair<WorkerRecord, bool>> List() const;
 

@@ -3,7 +3,7 @@
 # port, with its state (SQLite ledger, logs, pids, ports) under one folder.
 #
 #   deploy/local_cluster.sh start [--workers N] [--state-dir DIR] [--bin-dir DIR] [--data-dir DIR]
-#                                 [--collective-timeout-s S]
+#                                 [--collective-timeout-s S] [--resume-wait-s S]
 #   deploy/local_cluster.sh env   [--state-dir DIR]   # prints the exports dpctl needs
 #   deploy/local_cluster.sh restart-coordinator [--state-dir DIR]   # on the same port, same job store
 #   deploy/local_cluster.sh stop  [--state-dir DIR]
@@ -20,6 +20,7 @@ state_dir=${DPFLEET_STATE_DIR:-$repo/.state/local}
 bin_dir=$repo/bazel-bin
 data_dir=/usr/share/datasets
 collective_timeout_s=60
+resume_wait_s=10
 ready_timeout_s=60
 while (($#)); do
   case $1 in
@@ -28,6 +29,7 @@ while (($#)); do
     --bin-dir) bin_dir=$2; shift 2 ;;
     --data-dir) data_dir=$2; shift 2 ;;
     --collective-timeout-s) collective_timeout_s=$2; shift 2 ;;
+    --resume-wait-s) resume_wait_s=$2; shift 2 ;;
     *) echo "local_cluster: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -106,7 +108,7 @@ start_coordinator() {  # start_coordinator PORT (0: any free port)
   start_process coordinator "$coordinator" --accountant "127.0.0.1:$(cat "$state_dir/accountant.port")" \
     --accountant_token_file "$state_dir/coordinator.token" --jobs_db "$state_dir/jobs.db" \
     --listen "127.0.0.1:$1" --port_file "$state_dir/coordinator.port" \
-    --collective_timeout_s "$collective_timeout_s"
+    --collective_timeout_s "$collective_timeout_s" --resume_wait_s "$resume_wait_s"
   wait_for_file "$state_dir/coordinator.port" coordinator "$state_dir/coordinator.pid"
 }
 

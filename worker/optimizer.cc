@@ -7,6 +7,12 @@
 namespace dpfleet::worker {
 namespace {
 
+std::vector<at::Tensor> Clone(const std::vector<at::Tensor>& tensors) {
+  std::vector<at::Tensor> copies;
+  for (const at::Tensor& t : tensors) copies.push_back(t.clone());
+  return copies;
+}
+
 class Sgd final : public Optimizer {
  public:
   explicit Sgd(const OptimizerOptions& options) : options_(options) {}
@@ -26,6 +32,14 @@ class Sgd final : public Optimizer {
       }
       parameters[i].sub_(learning_rate * direction);
     }
+  }
+
+  OptimizerState Save() const override { return {steps_, Clone(velocity_)}; }
+
+  absl::Status Load(const OptimizerState& state) override {
+    steps_ = state.steps;
+    velocity_ = Clone(state.tensors);
+    return absl::OkStatus();
   }
 
  private:
@@ -68,6 +82,23 @@ class AdaptiveMoments final : public Optimizer {
       }
       parameters[i].sub_(update, scale);
     }
+  }
+
+  OptimizerState Save() const override {
+    OptimizerState state{steps_, Clone(first_moment_)};
+    for (const at::Tensor& t : second_moment_) state.tensors.push_back(t.clone());
+    return state;
+  }
+
+  absl::Status Load(const OptimizerState& state) override {
+    if (state.tensors.size() % 2 != 0) {
+      return absl::InvalidArgumentError("Adam/LAMB state needs first and second moments in pairs");
+    }
+    const size_t half = state.tensors.size() / 2;
+    steps_ = state.steps;
+    first_moment_ = Clone({state.tensors.begin(), state.tensors.begin() + half});
+    second_moment_ = Clone({state.tensors.begin() + half, state.tensors.end()});
+    return absl::OkStatus();
   }
 
  private:

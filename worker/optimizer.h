@@ -44,12 +44,24 @@ struct OptimizerOptions {
 // Returns the learning rate of 0-based step `step` under `options`' schedule.
 double LearningRateAt(const OptimizerOptions& options, int64_t step);
 
+// Everything an optimizer carries from step to step, for checkpoints.
+struct OptimizerState {
+  int64_t steps = 0;
+  std::vector<at::Tensor> tensors;  // Momenta, in a fixed order; empty before the first step.
+};
+
 // Not thread-safe. Deterministic: the same parameters and gradients give the same bits on every worker.
 class Optimizer {
  public:
   virtual ~Optimizer() = default;
   // Takes the next step: updates `parameters` in place from `gradients` (same shapes, same order).
   virtual void Step(std::vector<at::Tensor>& parameters, const std::vector<at::Tensor>& gradients) = 0;
+
+  // Returns copies of the optimizer's state.
+  virtual OptimizerState Save() const = 0;
+  // Replaces the state with one from Save() of the same kind of optimizer. Errors: kInvalidArgument
+  // when the number of tensors does not match.
+  virtual absl::Status Load(const OptimizerState& state) = 0;
 };
 
 // Returns the optimizer `options` describe. Errors: kInvalidArgument naming the field for a learning
@@ -64,6 +76,8 @@ class ParameterAverage {
   // Starts from a copy of `parameters`. decay in [0, 1).
   ParameterAverage(const std::vector<at::Tensor>& parameters, double decay);
   void Update(const std::vector<at::Tensor>& parameters);
+  // Replaces the average (from a checkpoint).
+  void Reset(std::vector<at::Tensor> average) { average_ = std::move(average); }
   const std::vector<at::Tensor>& average() const { return average_; }
 
  private:

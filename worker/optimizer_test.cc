@@ -62,6 +62,23 @@ TEST(ParameterAverage, IsAnExponentialMovingAverage) {
   EXPECT_NEAR(ema.average()[0][0].item<float>(), 0.19f, 1e-7);
 }
 
+TEST(Optimizer, SavedStateResumesBitForBit) {
+  for (OptimizerKind kind : {OptimizerKind::kSgd, OptimizerKind::kAdam, OptimizerKind::kLamb}) {
+    const OptimizerOptions options{.kind = kind, .learning_rate = 0.1, .momentum = 0.9};
+    auto straight = *CreateOptimizer(options);
+    auto resumed = *CreateOptimizer(options);
+    std::vector<at::Tensor> a = {at::ones({3})}, b = {at::ones({3})};
+    const std::vector<at::Tensor> g = {at::tensor({0.5f, -1.0f, 2.0f})};
+    straight->Step(a, g);
+    resumed->Step(b, g);
+    auto restored = *CreateOptimizer(options);
+    ASSERT_TRUE(restored->Load(resumed->Save()).ok());
+    straight->Step(a, g);
+    restored->Step(b, g);
+    EXPECT_TRUE(at::equal(a[0], b[0])) << static_cast<int>(kind);
+  }
+}
+
 TEST(CreateOptimizer, RejectsBadHyperparameters) {
   const auto bad_lr = CreateOptimizer({.learning_rate = -1});
   ASSERT_EQ(bad_lr.status().code(), absl::StatusCode::kInvalidArgument);

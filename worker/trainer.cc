@@ -1,6 +1,9 @@
 #include "worker/trainer.h"
 
+#include <torch/serialize.h>
+
 #include <cmath>
+#include <sstream>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -103,6 +106,77 @@ absl::StatusOr<ShardTrainer::StepResult> ShardTrainer::RunStep() {
   if (average_ != nullptr) average_->Update(model_->parameters());
   ++steps_done_;
   return result;
+}
+
+absl::StatusOr<std::string> ShardTrainer::Checkpoint() const {
+  try {
+    torch::serialize::OutputArchive archive;
+    archive.write("steps_done", at::tensor(steps_done_, at::kLong));
+    const std::vector<at::Tensor>& parameters = model_->parameters();
+    for (size_t i = 0; i < parameters.size(); ++i) {
+      archive.write(absl::StrCat("parameter.", i), parameters[i].detach());
+    }
+    const OptimizerState optimizer = optimizer_->Save();
+    archive.write("optimizer.steps", at::tensor(optimizer.steps, at::kLong));
+    archive.write("optimizer.tensors", at::tensor(static_cast<int64_t>(optimizer.tensors.size()), at::kLong));
+    for (size_t i = 0; i < optimizer.tensors.size(); ++i) {
+      archive.write(absl::StrCat("optimizer.", i), optimizer.tensors[i]);
+    }
+    if (average_ != nullptr) {
+      for (size_t i = 0; i < average_->average().size(); ++i) {
+        archive.write(absl::StrCat("average.", i), average_->average()[i]);
+      }
+    }
+    std::ostringstream bytes;
+    archive.save_to(bytes);
+    return bytes.str();
+  } catch (const std::exception& e) {
+    return absl::InternalError(absl::StrCat("cannot write a checkpoint: ", e.what()));
+  }
+}
+
+absl::Status ShardTrainer::Restore(const std::string& checkpoint) {
+  try {
+    torch::serialize::InputArchive archive;
+    std::istringstream bytes(checkpoint);
+    archive.load_from(bytes);
+    at::Tensor scalar;
+    archive.read("steps_done", scalar);
+    const int64_t steps_done = scalar.item<int64_t>();
+    at::NoGradGuard no_grad;
+    std::vector<at::Tensor>& parameters = model_->parameters();
+    for (size_t i = 0; i < parameters.size(); ++i) {
+      at::Tensor value;
+      if (!archive.try_read(absl::StrCat("parameter.", i), value) || value.sizes() != parameters[i].sizes()) {
+        return absl::FailedPreconditionError(
+            absl::StrCat("checkpoint does not fit this model at parameter ", model_->parameter_names()[i]));
+      }
+      parameters[i].copy_(value);
+    }
+    OptimizerState optimizer;
+    archive.read("optimizer.steps", scalar);
+    optimizer.steps = scalar.item<int64_t>();
+    archive.read("optimizer.tensors", scalar);
+    for (int64_t i = 0; i < scalar.item<int64_t>(); ++i) {
+      at::Tensor value;
+      archive.read(absl::StrCat("optimizer.", i), value);
+      optimizer.tensors.push_back(value);
+    }
+    DPFLEET_RETURN_IF_ERROR(optimizer_->Load(optimizer));
+    if (average_ != nullptr) {
+      std::vector<at::Tensor> average;
+      for (size_t i = 0; i < parameters.size(); ++i) {
+        at::Tensor value;
+        if (!archive.try_read(absl::StrCat("average.", i), value)) value = parameters[i].detach().clone();
+        average.push_back(value);
+      }
+      average_->Reset(average);
+    }
+    steps_done_ = steps_done;
+    return absl::OkStatus();
+  } catch (const std::exception& e) {
+    return absl::DataLossError(absl::StrCat("unreadable checkpoint: ", e.what()));
+  }
 }
 
 std::vector<at::Tensor> ShardTrainer::Parameters() const {

@@ -76,6 +76,15 @@ class ShardTrainer {
   uint64_t ParameterFingerprint() const { return models::Fingerprint(model_->parameters()); }
   // Copies of the current parameters.
   std::vector<at::Tensor> Parameters() const;
+
+  // Returns the trainer's whole state (parameters, optimizer state, weight average, steps done) as
+  // bytes. The Poisson sampling and the noise draw fresh OS randomness, so no random stream has a
+  // position to save. Every rank holds the same state. Errors: kInternal.
+  absl::StatusOr<std::string> Checkpoint() const;
+
+  // Replaces the state with a Checkpoint() of the same job, possibly taken with another number of
+  // workers. Errors: kDataLoss for unreadable bytes; kFailedPrecondition for another model.
+  absl::Status Restore(const std::string& checkpoint);
   int64_t steps_done() const { return steps_done_; }
 
  private:

@@ -138,6 +138,40 @@ TEST(ShardTrainer, NoiseHasTheCalibratedVarianceAndNeverRepeats) {
   EXPECT_FALSE(at::equal(first, second)) << "the same job drew the same noise twice";
 }
 
+TEST(ShardTrainer, ResumesFromACheckpointOnAnotherWorkerCount) {
+  const auto dataset = ToyDataset(1000, 100);
+  TrainerOptions options = ToyOptions(0.0);
+  options.sampling_rate = 1.0;  // Noiseless full batch: runs are comparable across worker counts.
+  options.optimizer = {.kind = OptimizerKind::kAdam, .learning_rate = 0.05};
+  options.ema_decay = 0.5;
+  std::string checkpoint;
+  std::vector<at::Tensor> straight;
+  RunOnGlooRanks(2, [&](int rank, std::unique_ptr<Reducer> reducer) {
+    auto trainer = *ShardTrainer::Create(options, dataset, std::move(reducer));
+    for (int step = 0; step < 3; ++step) ASSERT_TRUE(trainer->RunStep().ok());
+    if (rank == 0) checkpoint = *trainer->Checkpoint();
+    for (int step = 0; step < 3; ++step) ASSERT_TRUE(trainer->RunStep().ok());
+    if (rank == 0) straight = trainer->Parameters();
+  });
+  RunOnGlooRanks(1, [&](int, std::unique_ptr<Reducer> reducer) {
+    auto trainer = *ShardTrainer::Create(options, dataset, std::move(reducer));
+    ASSERT_TRUE(trainer->Restore(checkpoint).ok());
+    EXPECT_EQ(trainer->steps_done(), 3);
+    for (int step = 0; step < 3; ++step) ASSERT_TRUE(trainer->RunStep().ok());
+    const std::vector<at::Tensor> resumed = trainer->Parameters();
+    for (size_t i = 0; i < resumed.size(); ++i) {
+      EXPECT_TRUE(at::allclose(resumed[i], straight[i], 1e-5, 1e-6)) << "parameter " << i;
+    }
+  });
+  RunOnGlooRanks(1, [&](int, std::unique_ptr<Reducer> reducer) {
+    TrainerOptions other = options;
+    other.model = "mlp";
+    auto trainer = *ShardTrainer::Create(other, dataset, std::move(reducer));
+    EXPECT_EQ(trainer->Restore(checkpoint).code(), absl::StatusCode::kFailedPrecondition);
+    EXPECT_EQ(trainer->Restore("garbage").code(), absl::StatusCode::kDataLoss);
+  });
+}
+
 TEST(ShardTrainer, RejectsBadOptions) {
   TrainerOptions options = ToyOptions(1.0);
   options.clipping.clip_norm = std::nan("");

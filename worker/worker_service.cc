@@ -109,7 +109,8 @@ grpc::Status WorkerServiceImpl::AssignShard(grpc::ServerContext*,
                                             v1::AssignShardResponse* response) {
   const v1::ShardAssignment& assignment = request->assignment();
   absl::MutexLock lock(&mu_);
-  if (job_ != nullptr && job_->assignment.job_id() == assignment.job_id()) {  // A retry.
+  if (job_ != nullptr && job_->assignment.job_id() == assignment.job_id() &&
+      job_->assignment.attempt() == assignment.attempt()) {  // A retried call.
     response->set_store_port(job_->assignment.store_port());
     return grpc::Status::OK;
   }
@@ -167,8 +168,10 @@ absl::Status WorkerServiceImpl::EnsureTrainer(ActiveJob& job) {
   }
   DPFLEET_ASSIGN_OR_RETURN(const TrainerOptions options, TrainerOptionsFromAssignment(assignment));
   DPFLEET_ASSIGN_OR_RETURN(
-      job.trainer,
+      std::unique_ptr<ShardTrainer> trainer,
       ShardTrainer::Create(options, datasets_.at(assignment.spec().dataset()), std::move(reducer)));
+  if (!assignment.checkpoint().empty()) DPFLEET_RETURN_IF_ERROR(trainer->Restore(assignment.checkpoint()));
+  job.trainer = std::move(trainer);
   return absl::OkStatus();
 }
 
@@ -181,7 +184,8 @@ grpc::Status WorkerServiceImpl::RunStep(grpc::ServerContext*, const v1::RunStepR
   if (!active.broken.empty()) {
     return ToGrpcStatus(absl::FailedPreconditionError("job cannot continue: " + active.broken));
   }
-  const int64_t next_step = active.trainer == nullptr ? 0 : active.trainer->steps_done();
+  const int64_t next_step =
+      active.trainer == nullptr ? active.assignment.checkpoint_step() : active.trainer->steps_done();
   if (request->step() != next_step) {
     return ToGrpcStatus(absl::FailedPreconditionError(
         absl::StrCat("asked for step ", request->step(), " but the next step is ", next_step)));
@@ -214,6 +218,21 @@ grpc::Status WorkerServiceImpl::Evaluate(grpc::ServerContext*, const v1::Evaluat
   response->set_correct(evaluation.correct);
   response->set_examples(evaluation.examples);
   response->set_parameter_fingerprint((*job)->trainer->ParameterFingerprint());
+  return grpc::Status::OK;
+}
+
+grpc::Status WorkerServiceImpl::Checkpoint(grpc::ServerContext*, const v1::CheckpointRequest* request,
+                                           v1::CheckpointResponse* response) {
+  absl::MutexLock lock(&mu_);
+  const absl::StatusOr<ActiveJob*> job = FindJob(request->job_id());
+  if (!job.ok()) return ToGrpcStatus(job.status());
+  if ((*job)->trainer == nullptr) {
+    return ToGrpcStatus(absl::FailedPreconditionError("job has not run a step"));
+  }
+  const absl::StatusOr<std::string> state = (*job)->trainer->Checkpoint();
+  if (!state.ok()) return ToGrpcStatus(state.status());
+  response->set_state(*state);
+  response->set_step((*job)->trainer->steps_done());
   return grpc::Status::OK;
 }
 

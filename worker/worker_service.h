@@ -57,6 +57,8 @@ class WorkerServiceImpl final : public v1::WorkerService::Service {
                        v1::RunStepResponse* response) override;
   grpc::Status Evaluate(grpc::ServerContext* context, const v1::EvaluateRequest* request,
                         v1::EvaluateResponse* response) override;
+  grpc::Status Checkpoint(grpc::ServerContext* context, const v1::CheckpointRequest* request,
+                          v1::CheckpointResponse* response) override;
   grpc::Status ReleaseShard(grpc::ServerContext* context, const v1::ReleaseShardRequest* request,
                             v1::ReleaseShardResponse* response) override;
 
