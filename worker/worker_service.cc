@@ -104,6 +104,12 @@ absl::StatusOr<WorkerServiceImpl::ActiveJob*> WorkerServiceImpl::FindJob(const s
   return job_.get();
 }
 
+absl::StatusOr<ShardTrainer*> WorkerServiceImpl::FindTrainer(const std::string& job_id) {
+  DPFLEET_ASSIGN_OR_RETURN(ActiveJob* const job, FindJob(job_id));
+  if (job->trainer == nullptr) return absl::FailedPreconditionError("job has not run a step");
+  return job->trainer.get();
+}
+
 grpc::Status WorkerServiceImpl::AssignShard(grpc::ServerContext*,
                                             const v1::AssignShardRequest* request,
                                             v1::AssignShardResponse* response) {
@@ -209,30 +215,24 @@ grpc::Status WorkerServiceImpl::RunStep(grpc::ServerContext*, const v1::RunStepR
 grpc::Status WorkerServiceImpl::Evaluate(grpc::ServerContext*, const v1::EvaluateRequest* request,
                                          v1::EvaluateResponse* response) {
   absl::MutexLock lock(&mu_);
-  const absl::StatusOr<ActiveJob*> job = FindJob(request->job_id());
-  if (!job.ok()) return ToGrpcStatus(job.status());
-  if ((*job)->trainer == nullptr) {
-    return ToGrpcStatus(absl::FailedPreconditionError("job has not run a step"));
-  }
-  const ShardTrainer::Evaluation evaluation = (*job)->trainer->EvaluateTestShard();
+  const absl::StatusOr<ShardTrainer*> trainer = FindTrainer(request->job_id());
+  if (!trainer.ok()) return ToGrpcStatus(trainer.status());
+  const ShardTrainer::Evaluation evaluation = (*trainer)->EvaluateTestShard();
   response->set_correct(evaluation.correct);
   response->set_examples(evaluation.examples);
-  response->set_parameter_fingerprint((*job)->trainer->ParameterFingerprint());
+  response->set_parameter_fingerprint((*trainer)->ParameterFingerprint());
   return grpc::Status::OK;
 }
 
 grpc::Status WorkerServiceImpl::Checkpoint(grpc::ServerContext*, const v1::CheckpointRequest* request,
                                            v1::CheckpointResponse* response) {
   absl::MutexLock lock(&mu_);
-  const absl::StatusOr<ActiveJob*> job = FindJob(request->job_id());
-  if (!job.ok()) return ToGrpcStatus(job.status());
-  if ((*job)->trainer == nullptr) {
-    return ToGrpcStatus(absl::FailedPreconditionError("job has not run a step"));
-  }
-  const absl::StatusOr<std::string> state = (*job)->trainer->Checkpoint();
+  const absl::StatusOr<ShardTrainer*> trainer = FindTrainer(request->job_id());
+  if (!trainer.ok()) return ToGrpcStatus(trainer.status());
+  const absl::StatusOr<std::string> state = (*trainer)->Checkpoint();
   if (!state.ok()) return ToGrpcStatus(state.status());
   response->set_state(*state);
-  response->set_step((*job)->trainer->steps_done());
+  response->set_step((*trainer)->steps_done());
   return grpc::Status::OK;
 }
 

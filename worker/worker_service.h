@@ -72,6 +72,8 @@ class WorkerServiceImpl final : public v1::WorkerService::Service {
 
   // Returns the active job `job_id`, or kFailedPrecondition/kNotFound.
   absl::StatusOr<ActiveJob*> FindJob(const std::string& job_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Returns the trainer of the active job `job_id`, or also kFailedPrecondition before its first step.
+  absl::StatusOr<ShardTrainer*> FindTrainer(const std::string& job_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status EnsureTrainer(ActiveJob& job) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const WorkerOptions options_;
