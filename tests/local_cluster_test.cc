@@ -237,7 +237,7 @@ TEST_F(LocalClusterTest, BadJobsAreRefusedNamingTheProblemAndReserveNothing) {
 }
 
 TEST_F(LocalClusterTest, WorkerKilledMidJobResumesFromItsCheckpointAndChargesEveryStepThatRan) {
-  constexpr int64_t kSteps = 150;  // Checkpoints every 25 steps.
+  constexpr int64_t kSteps = 400;  // Checkpoints every 25 steps; long enough to be killed mid-way.
   RegisterDataset(100.0);
   v1::Job job;
   ASSERT_TRUE(Submit(SmallJob(kSteps), &job).ok());
