@@ -1,0 +1,367 @@
+#include "features/feature_shard.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+
+namespace dpfleet::features {
+namespace {
+
+constexpr char kMagic[8] = {'D', 'P', 'F', 'S', 'H', 'A', 'R', 'D'};
+constexpr uint32_t kVersion = 1;
+constexpr size_t kHeaderBytes = 64;
+constexpr size_t kChecksumOffset = 40;
+constexpr size_t kAlignment = 64;
+
+// On-disk dtype codes. Frozen: never renumber.
+enum DtypeCode : uint32_t { kFloat32 = 1, kFloat16 = 2, kBFloat16 = 3 };
+
+absl::StatusOr<uint32_t> CodeOf(at::ScalarType dtype) {
+  switch (dtype) {
+    case at::kFloat:
+      return kFloat32;
+    case at::kHalf:
+      return kFloat16;
+    case at::kBFloat16:
+      return kBFloat16;
+    default:
+      return absl::InvalidArgumentError(
+          absl::StrCat("feature shards store float32, float16 or bfloat16, not ", at::toString(dtype)));
+  }
+}
+
+absl::StatusOr<at::ScalarType> DtypeOf(uint32_t code) {
+  switch (code) {
+    case kFloat32:
+      return at::kFloat;
+    case kFloat16:
+      return at::kHalf;
+    case kBFloat16:
+      return at::kBFloat16;
+    default:
+      return absl::DataLossError(absl::StrCat("unknown dtype code ", code));
+  }
+}
+
+size_t FeaturesOffset(int64_t rows) {
+  const size_t end_of_labels = kHeaderBytes + 4 * static_cast<size_t>(rows);
+  return (end_of_labels + kAlignment - 1) / kAlignment * kAlignment;
+}
+
+// A fast 64-bit checksum over a byte stream, eight bytes at a time (a multiply-rotate mix in the
+// style of xxHash). Detects truncation and corruption; not a cryptographic MAC.
+class StreamChecksum {
+ public:
+  void Update(const void* data, size_t length) {
+    const auto* bytes = static_cast<const unsigned char*>(data);
+    total_ += length;
+    while (length > 0 && pending_ > 0) {
+      buffer_[pending_++] = *bytes++;
+      --length;
+      if (pending_ == 8) Flush();
+    }
+    while (length >= 8) {
+      uint64_t word;
+      std::memcpy(&word, bytes, 8);
+      Mix(word);
+      bytes += 8;
+      length -= 8;
+    }
+    while (length-- > 0) buffer_[pending_++] = *bytes++;
+  }
+
+  uint64_t Final() {
+    uint64_t tail = 0;
+    std::memcpy(&tail, buffer_, pending_);
+    Mix(tail ^ (static_cast<uint64_t>(pending_) << 56));
+    uint64_t h = state_ ^ total_;
+    h ^= h >> 33;
+    h *= 0xFF51AFD7ED558CCDull;
+    h ^= h >> 33;
+    return h;
+  }
+
+ private:
+  void Mix(uint64_t word) {
+    state_ ^= word * 0x9E3779B97F4A7C15ull;
+    state_ = ((state_ << 31) | (state_ >> 33)) * 0xC2B2AE3D27D4EB4Full;
+  }
+  void Flush() {
+    uint64_t word;
+    std::memcpy(&word, buffer_, 8);
+    Mix(word);
+    pending_ = 0;
+  }
+
+  uint64_t state_ = 0x27D4EB2F165667C5ull;
+  uint64_t total_ = 0;
+  unsigned char buffer_[8] = {};
+  size_t pending_ = 0;
+};
+
+struct Header {
+  uint32_t version;
+  uint32_t dtype;
+  uint64_t rows;
+  uint64_t dim;
+  uint32_t num_classes;
+};
+
+void EncodeHeader(const Header& header, uint64_t checksum, unsigned char out[kHeaderBytes]) {
+  std::memset(out, 0, kHeaderBytes);
+  std::memcpy(out, kMagic, 8);
+  std::memcpy(out + 8, &header.version, 4);
+  std::memcpy(out + 12, &header.dtype, 4);
+  std::memcpy(out + 16, &header.rows, 8);
+  std::memcpy(out + 24, &header.dim, 8);
+  std::memcpy(out + 32, &header.num_classes, 4);
+  std::memcpy(out + kChecksumOffset, &checksum, 8);
+}
+
+}  // namespace
+
+absl::Status WriteFeatureShard(const std::string& path, const at::Tensor& features,
+                               const at::Tensor& labels, int64_t num_classes, at::ScalarType dtype) {
+  if (features.dim() != 2 || labels.dim() != 1 || features.size(0) != labels.size(0)) {
+    return absl::InvalidArgumentError("need features [N, D] and labels [N]");
+  }
+  if (num_classes < 1 || num_classes > INT32_MAX) {
+    return absl::InvalidArgumentError(absl::StrCat("num_classes out of range: ", num_classes));
+  }
+  auto code = CodeOf(dtype);
+  if (!code.ok()) return code.status();
+  const at::Tensor label_values = labels.to(at::kInt).contiguous();
+  if (label_values.numel() > 0 &&
+      (label_values.min().item<int32_t>() < 0 || label_values.max().item<int32_t>() >= num_classes)) {
+    return absl::InvalidArgumentError(absl::StrCat("labels must lie in [0, ", num_classes, ")"));
+  }
+  const Header header{kVersion, *code, static_cast<uint64_t>(features.size(0)),
+                      static_cast<uint64_t>(features.size(1)), static_cast<uint32_t>(num_classes)};
+  unsigned char header_bytes[kHeaderBytes];
+  EncodeHeader(header, 0, header_bytes);
+  StreamChecksum checksum;
+  checksum.Update(header_bytes, kHeaderBytes);
+
+  const std::string temp = path + ".tmp";
+  std::ofstream out(temp, std::ios::binary | std::ios::trunc);
+  auto write = [&](const void* data, size_t length) {
+    out.write(static_cast<const char*>(data), static_cast<std::streamsize>(length));
+    checksum.Update(data, length);
+  };
+  out.write(reinterpret_cast<const char*>(header_bytes), kHeaderBytes);
+  write(label_values.data_ptr(), 4 * static_cast<size_t>(label_values.numel()));
+  const std::vector<char> padding(FeaturesOffset(features.size(0)) - kHeaderBytes - 4 * label_values.numel(), 0);
+  write(padding.data(), padding.size());
+  constexpr int64_t kRowsPerChunk = 4096;
+  for (int64_t start = 0; start < features.size(0); start += kRowsPerChunk) {
+    const at::Tensor chunk =
+        features.slice(0, start, std::min(features.size(0), start + kRowsPerChunk)).to(dtype).contiguous();
+    write(chunk.data_ptr(), chunk.numel() * chunk.element_size());
+  }
+  EncodeHeader(header, checksum.Final(), header_bytes);
+  out.seekp(0);
+  out.write(reinterpret_cast<const char*>(header_bytes), kHeaderBytes);
+  out.close();
+  if (!out) return absl::InternalError(absl::StrCat("cannot write ", temp));
+  if (std::rename(temp.c_str(), path.c_str()) != 0) {
+    return absl::InternalError(absl::StrCat("cannot rename ", temp, " to ", path));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<FeatureShard>> FeatureShard::Open(const std::string& path,
+                                                                 bool verify_checksum) {
+  const int fd = ::open(path.c_str(), O_RDONLY);
+  if (fd < 0) return absl::NotFoundError(absl::StrCat("cannot open feature shard ", path));
+  struct stat info;
+  if (fstat(fd, &info) != 0) {
+    ::close(fd);
+    return absl::NotFoundError(absl::StrCat("cannot stat ", path));
+  }
+  const size_t length = static_cast<size_t>(info.st_size);
+  if (length < kHeaderBytes) {
+    ::close(fd);
+    return absl::DataLossError(absl::StrCat(path, " is truncated: ", length, " bytes, no full header"));
+  }
+  void* mapping = mmap(nullptr, length, PROT_READ, MAP_SHARED, fd, 0);
+  ::close(fd);
+  if (mapping == MAP_FAILED) return absl::InternalError(absl::StrCat("cannot map ", path));
+  std::unique_ptr<FeatureShard> shard(new FeatureShard());
+  shard->path_ = path;
+  shard->mapping_ = mapping;
+  shard->length_ = length;
+
+  const auto* bytes = static_cast<const unsigned char*>(mapping);
+  if (std::memcmp(bytes, kMagic, 8) != 0) return absl::DataLossError(absl::StrCat(path, " is not a feature shard"));
+  Header header;
+  std::memcpy(&header.version, bytes + 8, 4);
+  std::memcpy(&header.dtype, bytes + 12, 4);
+  std::memcpy(&header.rows, bytes + 16, 8);
+  std::memcpy(&header.dim, bytes + 24, 8);
+  std::memcpy(&header.num_classes, bytes + 32, 4);
+  uint64_t stored_checksum;
+  std::memcpy(&stored_checksum, bytes + kChecksumOffset, 8);
+  if (header.version != kVersion) {
+    return absl::DataLossError(absl::StrCat(path, " has format version ", header.version, "; this reads ", kVersion));
+  }
+  auto dtype = DtypeOf(header.dtype);
+  if (!dtype.ok()) return absl::DataLossError(absl::StrCat(path, ": ", dtype.status().message()));
+  if (header.rows > (uint64_t{1} << 40) || header.dim > (uint64_t{1} << 24)) {
+    return absl::DataLossError(absl::StrCat(path, " has an implausible shape ", header.rows, " x ", header.dim));
+  }
+  const size_t offset = FeaturesOffset(static_cast<int64_t>(header.rows));
+  const size_t expected = offset + header.rows * header.dim * at::elementSize(*dtype);
+  if (length != expected) {
+    return absl::DataLossError(absl::StrCat(path, " is ", length < expected ? "truncated" : "too long", ": ",
+                                            length, " bytes, the header implies ", expected));
+  }
+  shard->rows_ = static_cast<int64_t>(header.rows);
+  shard->dim_ = static_cast<int64_t>(header.dim);
+  shard->num_classes_ = header.num_classes;
+  shard->dtype_ = *dtype;
+  shard->features_offset_ = offset;
+  if (verify_checksum) {
+    unsigned char header_bytes[kHeaderBytes];
+    std::memcpy(header_bytes, bytes, kHeaderBytes);
+    std::memset(header_bytes + kChecksumOffset, 0, 8);
+    StreamChecksum checksum;
+    checksum.Update(header_bytes, kHeaderBytes);
+    checksum.Update(bytes + kHeaderBytes, length - kHeaderBytes);
+    if (checksum.Final() != stored_checksum) {
+      return absl::DataLossError(absl::StrCat(path, " fails its checksum: the file is corrupt"));
+    }
+    const at::Tensor labels = shard->labels();
+    if (labels.numel() > 0 &&
+        (labels.min().item<int32_t>() < 0 || labels.max().item<int32_t>() >= shard->num_classes_)) {
+      return absl::DataLossError(absl::StrCat(path, " has a label outside [0, ", shard->num_classes_, ")"));
+    }
+  }
+  return shard;
+}
+
+FeatureShard::~FeatureShard() {
+  if (mapping_ != nullptr) munmap(mapping_, length_);
+}
+
+at::Tensor FeatureShard::features() const {
+  auto* data = static_cast<unsigned char*>(mapping_) + features_offset_;
+  return at::from_blob(data, {rows_, dim_}, at::TensorOptions().dtype(dtype_));
+}
+
+at::Tensor FeatureShard::labels() const {
+  auto* data = static_cast<unsigned char*>(mapping_) + kHeaderBytes;
+  return at::from_blob(data, {rows_}, at::TensorOptions().dtype(at::kInt));
+}
+
+namespace {
+
+struct NpyArray {
+  std::string descr;
+  std::vector<int64_t> shape;
+  std::string data;
+};
+
+// Parses the NumPy .npy format (versions 1 to 3): magic, header length, a Python dict literal with
+// descr, fortran_order and shape, then the raw data.
+absl::StatusOr<NpyArray> ReadNpy(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::NotFoundError(absl::StrCat("cannot open ", path));
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  const std::string bytes = buffer.str();
+  if (bytes.size() < 10 || bytes.compare(0, 6, "\x93NUMPY") != 0) {
+    return absl::DataLossError(absl::StrCat(path, " is not a .npy file"));
+  }
+  const int major = static_cast<unsigned char>(bytes[6]);
+  size_t header_length, header_start;
+  if (major == 1) {
+    header_length = static_cast<unsigned char>(bytes[8]) | (static_cast<unsigned char>(bytes[9]) << 8);
+    header_start = 10;
+  } else {
+    if (bytes.size() < 12) return absl::DataLossError(absl::StrCat(path, " is truncated"));
+    header_length = 0;
+    for (int i = 0; i < 4; ++i) header_length |= static_cast<size_t>(static_cast<unsigned char>(bytes[8 + i])) << (8 * i);
+    header_start = 12;
+  }
+  if (bytes.size() < header_start + header_length) return absl::DataLossError(absl::StrCat(path, " is truncated"));
+  const std::string header = bytes.substr(header_start, header_length);
+  NpyArray array;
+  auto value_of = [&](const std::string& key) -> std::string {
+    const size_t at = header.find("'" + key + "'");
+    if (at == std::string::npos) return "";
+    const size_t colon = header.find(':', at);
+    return colon == std::string::npos ? "" : header.substr(colon + 1);
+  };
+  std::string descr = value_of("descr");
+  const size_t q1 = descr.find('\''), q2 = descr.find('\'', q1 + 1);
+  if (q1 == std::string::npos || q2 == std::string::npos) return absl::DataLossError(absl::StrCat(path, ": no descr"));
+  array.descr = descr.substr(q1 + 1, q2 - q1 - 1);
+  if (absl::StripLeadingAsciiWhitespace(value_of("fortran_order")).rfind("True", 0) == 0) {
+    return absl::InvalidArgumentError(absl::StrCat(path, " is in Fortran order; write it C-ordered"));
+  }
+  std::string shape = value_of("shape");
+  const size_t open = shape.find('('), close = shape.find(')');
+  if (open == std::string::npos || close == std::string::npos) return absl::DataLossError(absl::StrCat(path, ": no shape"));
+  for (absl::string_view part : absl::StrSplit(shape.substr(open + 1, close - open - 1), ',', absl::SkipWhitespace())) {
+    int64_t d;
+    if (!absl::SimpleAtoi(absl::StripAsciiWhitespace(part), &d)) return absl::DataLossError(absl::StrCat(path, ": bad shape"));
+    array.shape.push_back(d);
+  }
+  array.data = bytes.substr(header_start + header_length);
+  return array;
+}
+
+absl::StatusOr<at::ScalarType> NpyDtype(const std::string& descr, const std::string& path) {
+  if (descr == "<f4") return at::kFloat;
+  if (descr == "<f2") return at::kHalf;
+  if (descr == "<i8") return at::kLong;
+  if (descr == "<i4") return at::kInt;
+  if (descr == "|u1") return at::kByte;
+  return absl::InvalidArgumentError(absl::StrCat(path, " has dtype ", descr,
+                                                 "; use float32/float16 features and integer labels"));
+}
+
+}  // namespace
+
+absl::StatusOr<std::pair<at::Tensor, at::Tensor>> ReadNpyFeatures(const std::string& features_path,
+                                                                  const std::string& labels_path) {
+  auto features = ReadNpy(features_path);
+  if (!features.ok()) return features.status();
+  auto labels = ReadNpy(labels_path);
+  if (!labels.ok()) return labels.status();
+  auto feature_dtype = NpyDtype(features->descr, features_path);
+  if (!feature_dtype.ok()) return feature_dtype.status();
+  auto label_dtype = NpyDtype(labels->descr, labels_path);
+  if (!label_dtype.ok()) return label_dtype.status();
+  if (!at::isFloatingType(*feature_dtype) || features->shape.size() != 2) {
+    return absl::InvalidArgumentError(absl::StrCat(features_path, " must hold a 2-D float32 or float16 array"));
+  }
+  if (at::isFloatingType(*label_dtype) || labels->shape.size() != 1 || labels->shape[0] != features->shape[0]) {
+    return absl::InvalidArgumentError(absl::StrCat(labels_path, " must hold one integer label per row of ",
+                                                   features_path));
+  }
+  const size_t feature_bytes = features->shape[0] * features->shape[1] * at::elementSize(*feature_dtype);
+  const size_t label_bytes = labels->shape[0] * at::elementSize(*label_dtype);
+  if (features->data.size() != feature_bytes) return absl::DataLossError(absl::StrCat(features_path, " is truncated"));
+  if (labels->data.size() != label_bytes) return absl::DataLossError(absl::StrCat(labels_path, " is truncated"));
+  at::Tensor feature_tensor =
+      at::from_blob(features->data.data(), {features->shape[0], features->shape[1]}, *feature_dtype).clone();
+  // Copies: the blobs die with this function.
+  at::Tensor label_tensor =
+      at::from_blob(labels->data.data(), {labels->shape[0]}, *label_dtype).to(at::kLong).clone();
+  return std::make_pair(feature_tensor, label_tensor);
+}
+
+}  // namespace dpfleet::features

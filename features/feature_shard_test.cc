@@ -1,0 +1,103 @@
+#include "features/feature_shard.h"
+
+#include <cstdio>
+#include <fstream>
+
+#include "gtest/gtest.h"
+
+namespace dpfleet::features {
+namespace {
+
+std::string TempPath(const std::string& name) {
+  return std::string(getenv("TEST_TMPDIR") ? getenv("TEST_TMPDIR") : "/tmp") + "/" + name;
+}
+
+TEST(FeatureShard, RoundTripsInEveryStorageType) {
+  const at::Tensor features = at::randn({37, 19});
+  const at::Tensor labels = at::randint(0, 5, {37}, at::kLong);
+  for (at::ScalarType dtype : {at::kFloat, at::kHalf, at::kBFloat16}) {
+    const std::string path = TempPath("shard.dpf");
+    ASSERT_TRUE(WriteFeatureShard(path, features, labels, 5, dtype).ok());
+    auto shard = FeatureShard::Open(path);
+    ASSERT_TRUE(shard.ok()) << shard.status();
+    EXPECT_EQ((*shard)->rows(), 37);
+    EXPECT_EQ((*shard)->dim(), 19);
+    EXPECT_EQ((*shard)->num_classes(), 5);
+    EXPECT_EQ((*shard)->dtype(), dtype);
+    EXPECT_TRUE(at::equal((*shard)->labels().to(at::kLong), labels));
+    EXPECT_TRUE(at::equal((*shard)->features(), features.to(dtype))) << at::toString(dtype);
+    EXPECT_EQ(reinterpret_cast<uintptr_t>((*shard)->features().data_ptr()) % 64, 0u);
+  }
+}
+
+TEST(FeatureShard, RefusesTruncatedCorruptOrForeignFiles) {
+  const std::string path = TempPath("bad.dpf");
+  ASSERT_TRUE(WriteFeatureShard(path, at::randn({10, 8}), at::zeros({10}, at::kLong), 2, at::kFloat).ok());
+  std::string bytes;
+  {
+    std::ifstream in(path, std::ios::binary);
+    bytes.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  auto write = [&](const std::string& contents) { std::ofstream(path, std::ios::binary) << contents; };
+
+  write(bytes.substr(0, bytes.size() - 4));
+  auto truncated = FeatureShard::Open(path);
+  ASSERT_EQ(truncated.status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_NE(truncated.status().message().find("truncated"), std::string::npos);
+
+  std::string flipped = bytes;
+  flipped[flipped.size() - 3] ^= 0x10;  // One bit of one feature.
+  write(flipped);
+  auto corrupt = FeatureShard::Open(path);
+  ASSERT_EQ(corrupt.status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_NE(corrupt.status().message().find("checksum"), std::string::npos);
+  EXPECT_TRUE(FeatureShard::Open(path, /*verify_checksum=*/false).ok());
+
+  write("PNG\x0d\x0a" + std::string(100, 'x'));
+  EXPECT_EQ(FeatureShard::Open(path).status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_EQ(FeatureShard::Open(path + ".missing").status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST(FeatureShard, WriterRefusesBadInput) {
+  EXPECT_EQ(WriteFeatureShard(TempPath("x.dpf"), at::randn({3, 2}), at::zeros({4}), 2, at::kFloat).code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(WriteFeatureShard(TempPath("x.dpf"), at::randn({3, 2}), at::full({3}, 7), 2, at::kFloat).code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(WriteFeatureShard(TempPath("x.dpf"), at::randn({3, 2}), at::zeros({3}), 2, at::kDouble).code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+// Writes a version-1 .npy file the way numpy.save does.
+void WriteNpy(const std::string& path, const std::string& descr, const std::string& shape,
+              const void* data, size_t bytes) {
+  std::string header = "{'descr': '" + descr + "', 'fortran_order': False, 'shape': " + shape + ", }";
+  while ((10 + header.size() + 1) % 64 != 0) header += ' ';
+  header += '\n';
+  std::ofstream out(path, std::ios::binary);
+  out << "\x93NUMPY" << '\x01' << '\x00';
+  out.put(static_cast<char>(header.size() & 0xff));
+  out.put(static_cast<char>(header.size() >> 8));
+  out << header;
+  out.write(static_cast<const char*>(data), static_cast<std::streamsize>(bytes));
+}
+
+TEST(ReadNpyFeatures, ReadsFeaturesAndLabelsWrittenElsewhere) {
+  const at::Tensor features = at::randn({6, 4});
+  const at::Tensor labels = at::arange(6, at::kLong);
+  WriteNpy(TempPath("f.npy"), "<f4", "(6, 4)", features.data_ptr(), 6 * 4 * 4);
+  WriteNpy(TempPath("l.npy"), "<i8", "(6,)", labels.data_ptr(), 6 * 8);
+  auto read = ReadNpyFeatures(TempPath("f.npy"), TempPath("l.npy"));
+  ASSERT_TRUE(read.ok()) << read.status();
+  EXPECT_TRUE(at::equal(read->first, features));
+  EXPECT_TRUE(at::equal(read->second, labels));
+
+  WriteNpy(TempPath("short.npy"), "<f4", "(6, 4)", features.data_ptr(), 6 * 4 * 4 - 8);
+  EXPECT_EQ(ReadNpyFeatures(TempPath("short.npy"), TempPath("l.npy")).status().code(),
+            absl::StatusCode::kDataLoss);
+  WriteNpy(TempPath("l5.npy"), "<i8", "(5,)", labels.data_ptr(), 5 * 8);
+  EXPECT_EQ(ReadNpyFeatures(TempPath("f.npy"), TempPath("l5.npy")).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace dpfleet::features
