@@ -10,8 +10,9 @@
 ABSL_FLAG(std::string, listen, "127.0.0.1:0", "host:port to serve on (port 0: any free port)");
 ABSL_FLAG(std::string, ledger, "", "path of the SQLite ledger file (created if missing)");
 ABSL_FLAG(std::string, port_file, "", "write the bound port here once serving");
-ABSL_FLAG(std::string, tokens, "",
-          "token file: one '<token> <role> <name>' per line, role admin|coordinator|reader (required)");
+ABSL_FLAG(
+    std::string, tokens, "",
+    "token file: one '<token> <role> <name>' per line, role admin|coordinator|reader (required)");
 
 int main(int argc, char** argv) {
   dpfleet::BlockTerminationSignals();

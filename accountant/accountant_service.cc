@@ -36,7 +36,7 @@ v1::AccountingMethod ToProto(AccountingMethod method) {
 }  // namespace
 
 absl::StatusOr<Principal> AccountantServiceImpl::Authorize(const grpc::ServerContext* context,
-                                                            Role role) const {
+                                                           Role role) const {
   const auto& metadata = context->client_metadata();
   const auto header = metadata.find("authorization");
   const std::string authorization =
@@ -65,7 +65,8 @@ grpc::Status AccountantServiceImpl::RegisterDataset(grpc::ServerContext* context
 grpc::Status AccountantServiceImpl::GetBudget(grpc::ServerContext* context,
                                               const v1::GetBudgetRequest* request,
                                               v1::GetBudgetResponse* response) {
-  if (const auto who = Authorize(context, Role::kReader); !who.ok()) return ToGrpcStatus(who.status());
+  if (const auto who = Authorize(context, Role::kReader); !who.ok())
+    return ToGrpcStatus(who.status());
   const absl::StatusOr<BudgetSummary> budget = ledger_->GetBudget(request->dataset());
   if (!budget.ok()) return ToGrpcStatus(budget.status());
   if (request->has_mechanism()) {
@@ -73,7 +74,8 @@ grpc::Status AccountantServiceImpl::GetBudget(grpc::ServerContext* context,
         ledger_->MaxSteps(request->dataset(), request->mechanism().sampling_rate(),
                           request->mechanism().noise_multiplier());
     if (!max_steps.ok()) {
-      return ToGrpcStatus(absl::InvalidArgumentError("mechanism." + std::string(max_steps.status().message())));
+      return ToGrpcStatus(
+          absl::InvalidArgumentError("mechanism." + std::string(max_steps.status().message())));
     }
     response->set_max_steps(*max_steps);
   }
@@ -95,9 +97,8 @@ grpc::Status AccountantServiceImpl::Reserve(grpc::ServerContext* context,
   if (!who.ok()) return ToGrpcStatus(who.status());
   const absl::StatusOr<SubsampledGaussian> mechanism = MechanismFromProto(request->mechanism());
   if (!mechanism.ok()) return ToGrpcStatus(mechanism.status());
-  const absl::StatusOr<Reservation> reservation =
-      ledger_->Reserve(who->name, request->dataset(), request->job_id(), *mechanism,
-                       request->idempotency_key());
+  const absl::StatusOr<Reservation> reservation = ledger_->Reserve(
+      who->name, request->dataset(), request->job_id(), *mechanism, request->idempotency_key());
   if (!reservation.ok()) return ToGrpcStatus(reservation.status());
   response->set_reservation_id(reservation->reservation_id);
   response->set_epsilon_after(reservation->epsilon_after);
@@ -127,10 +128,12 @@ grpc::Status AccountantServiceImpl::Release(grpc::ServerContext* context,
 grpc::Status AccountantServiceImpl::ComputeEpsilon(grpc::ServerContext* context,
                                                    const v1::ComputeEpsilonRequest* request,
                                                    v1::ComputeEpsilonResponse* response) {
-  if (const auto who = Authorize(context, Role::kReader); !who.ok()) return ToGrpcStatus(who.status());
+  if (const auto who = Authorize(context, Role::kReader); !who.ok())
+    return ToGrpcStatus(who.status());
   const absl::StatusOr<SubsampledGaussian> mechanism = MechanismFromProto(request->mechanism());
   if (!mechanism.ok()) return ToGrpcStatus(mechanism.status());
-  const AccountingMethod method = ResolveMethod(FromProto(request->method()), mechanism->sampling_rate);
+  const AccountingMethod method =
+      ResolveMethod(FromProto(request->method()), mechanism->sampling_rate);
   const absl::StatusOr<double> epsilon = MechanismEpsilon(*mechanism, request->delta(), method);
   if (!epsilon.ok()) return ToGrpcStatus(epsilon.status());
   response->set_epsilon(*epsilon);
@@ -141,7 +144,8 @@ grpc::Status AccountantServiceImpl::ComputeEpsilon(grpc::ServerContext* context,
 grpc::Status AccountantServiceImpl::CalibrateNoise(grpc::ServerContext* context,
                                                    const v1::CalibrateNoiseRequest* request,
                                                    v1::CalibrateNoiseResponse* response) {
-  if (const auto who = Authorize(context, Role::kReader); !who.ok()) return ToGrpcStatus(who.status());
+  if (const auto who = Authorize(context, Role::kReader); !who.ok())
+    return ToGrpcStatus(who.status());
   const AccountingMethod method =
       ResolveMethod(FromProto(request->method()), request->sampling_rate());
   const absl::StatusOr<CalibratedNoise> noise =

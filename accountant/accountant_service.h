@@ -22,7 +22,8 @@ class AccountantServiceImpl final : public v1::AccountantService::Service {
   AccountantServiceImpl(Ledger* ledger, const TokenAuthenticator* auth)
       : ledger_(ledger), auth_(auth) {}
 
-  grpc::Status RegisterDataset(grpc::ServerContext* context, const v1::RegisterDatasetRequest* request,
+  grpc::Status RegisterDataset(grpc::ServerContext* context,
+                               const v1::RegisterDatasetRequest* request,
                                v1::RegisterDatasetResponse* response) override;
   grpc::Status GetBudget(grpc::ServerContext* context, const v1::GetBudgetRequest* request,
                          v1::GetBudgetResponse* response) override;
@@ -32,9 +33,11 @@ class AccountantServiceImpl final : public v1::AccountantService::Service {
                       v1::CommitResponse* response) override;
   grpc::Status Release(grpc::ServerContext* context, const v1::ReleaseRequest* request,
                        v1::ReleaseResponse* response) override;
-  grpc::Status ComputeEpsilon(grpc::ServerContext* context, const v1::ComputeEpsilonRequest* request,
+  grpc::Status ComputeEpsilon(grpc::ServerContext* context,
+                              const v1::ComputeEpsilonRequest* request,
                               v1::ComputeEpsilonResponse* response) override;
-  grpc::Status CalibrateNoise(grpc::ServerContext* context, const v1::CalibrateNoiseRequest* request,
+  grpc::Status CalibrateNoise(grpc::ServerContext* context,
+                              const v1::CalibrateNoiseRequest* request,
                               v1::CalibrateNoiseResponse* response) override;
 
  private:

@@ -94,7 +94,8 @@ TEST_F(AccountantServiceTest, RolesGuardTheBudget) {
   EXPECT_EQ(Register(kCoordinator, "x").error_code(), grpc::StatusCode::PERMISSION_DENIED);
   EXPECT_EQ(Register(kReader, "x").error_code(), grpc::StatusCode::PERMISSION_DENIED);
   EXPECT_EQ(Register(nullptr, "x").error_code(), grpc::StatusCode::UNAUTHENTICATED);
-  EXPECT_EQ(Register("not-a-real-token-at-all", "x").error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(Register("not-a-real-token-at-all", "x").error_code(),
+            grpc::StatusCode::UNAUTHENTICATED);
   ASSERT_TRUE(Register(kAdmin, "fashion-mnist").ok());
   // Only the coordinator reserves.
   v1::ReserveResponse reserved;

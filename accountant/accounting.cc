@@ -21,8 +21,8 @@ absl::Status CheckMethodApplies(AccountingMethod method, double q) {
 
 // The smallest sigma whose PLD epsilon meets the target. RDP's sigma brackets it from above (PLD is
 // never looser) and 0.85 of it usually from below (else the bracket widens); regula falsi with the
-// Illinois modification in log(sigma), to relative precision 5e-4, then converges in a handful of PLD
-// evaluations. The result is rounded up: its epsilon is at most the target.
+// Illinois modification in log(sigma), to relative precision 5e-4, then converges in a handful of
+// PLD evaluations. The result is rounded up: its epsilon is at most the target.
 absl::StatusOr<CalibratedNoise> CalibratePldNoise(double q, int64_t steps, double target_epsilon,
                                                   double delta) {
   DPFLEET_ASSIGN_OR_RETURN(const CalibratedNoise rdp,
@@ -115,7 +115,8 @@ absl::StatusOr<CalibratedNoise> CalibrateNoise(double q, int64_t steps, double t
                                                double delta, AccountingMethod method) {
   method = ResolveMethod(method, q);
   DPFLEET_RETURN_IF_ERROR(CheckMethodApplies(method, q));
-  if (method == AccountingMethod::kExact) return CalibrateFullBatchNoise(steps, target_epsilon, delta);
+  if (method == AccountingMethod::kExact)
+    return CalibrateFullBatchNoise(steps, target_epsilon, delta);
   if (method == AccountingMethod::kPld) return CalibratePldNoise(q, steps, target_epsilon, delta);
   return CalibrateNoiseMultiplier(q, steps, target_epsilon, delta);
 }

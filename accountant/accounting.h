@@ -31,8 +31,8 @@ AccountingMethod ResolveMethod(AccountingMethod method, double q);
 absl::StatusOr<double> MechanismEpsilon(const SubsampledGaussian& mechanism, double delta,
                                         AccountingMethod method);
 
-// Returns the smallest noise multiplier meeting (target_epsilon, delta) for `steps` steps at rate q,
-// by `method`. Errors as MechanismEpsilon, and those of the calibration.
+// Returns the smallest noise multiplier meeting (target_epsilon, delta) for `steps` steps at rate
+// q, by `method`. Errors as MechanismEpsilon, and those of the calibration.
 absl::StatusOr<CalibratedNoise> CalibrateNoise(double q, int64_t steps, double target_epsilon,
                                                double delta, AccountingMethod method);
 

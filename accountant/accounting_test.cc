@@ -9,7 +9,8 @@ namespace {
 
 TEST(Accounting, AutoIsExactForFullBatchAndRdpOtherwise) {
   const SubsampledGaussian full{.sampling_rate = 1.0, .noise_multiplier = 2.0, .steps = 3};
-  EXPECT_EQ(*MechanismEpsilon(full, 1e-6, AccountingMethod::kAuto), *FullBatchEpsilon(2.0, 3, 1e-6));
+  EXPECT_EQ(*MechanismEpsilon(full, 1e-6, AccountingMethod::kAuto),
+            *FullBatchEpsilon(2.0, 3, 1e-6));
   const SubsampledGaussian sampled{.sampling_rate = 0.01, .noise_multiplier = 1.0, .steps = 100};
   EXPECT_EQ(*MechanismEpsilon(sampled, 1e-6, AccountingMethod::kAuto),
             RdpEpsilon(sampled, 1e-6)->epsilon);

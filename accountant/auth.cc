@@ -74,7 +74,8 @@ absl::StatusOr<std::unique_ptr<TokenAuthenticator>> TokenAuthenticator::FromText
     }
     absl::StatusOr<Role> role = ParseRole(words[1]);
     if (!role.ok()) {
-      return absl::InvalidArgumentError(absl::StrCat("line ", line_number, ": ", role.status().message()));
+      return absl::InvalidArgumentError(
+          absl::StrCat("line ", line_number, ": ", role.status().message()));
     }
     for (const Entry& entry : entries) {
       if (entry.token == words[0]) {

@@ -28,20 +28,20 @@ struct Principal {
 // Thread-safe after construction.
 class TokenAuthenticator {
  public:
-  // Reads a token file: one "<token> <role> <name>" per line; blank lines and lines starting with '#'
-  // are ignored. Tokens must be at least 16 characters. Errors: kNotFound for a missing file;
+  // Reads a token file: one "<token> <role> <name>" per line; blank lines and lines starting with
+  // '#' are ignored. Tokens must be at least 16 characters. Errors: kNotFound for a missing file;
   // kInvalidArgument naming the line of a malformed entry, an unknown role or a repeated token.
   static absl::StatusOr<std::unique_ptr<TokenAuthenticator>> FromFile(const std::string& path);
   static absl::StatusOr<std::unique_ptr<TokenAuthenticator>> FromText(const std::string& text);
 
   // Returns the principal an "authorization" header value ("Bearer <token>") identifies.
-  // Errors: kUnauthenticated when the header is missing, malformed or names no known token. Tokens are
-  // compared in constant time.
+  // Errors: kUnauthenticated when the header is missing, malformed or names no known token. Tokens
+  // are compared in constant time.
   absl::StatusOr<Principal> Authenticate(const std::string& authorization) const;
 
-  // Returns the principal if it may act as `needed` (admin may do everything a coordinator or reader
-  // may, except that only coordinators reserve and commit). Errors: kUnauthenticated as above;
-  // kPermissionDenied naming the role needed.
+  // Returns the principal if it may act as `needed` (admin may do everything a coordinator or
+  // reader may, except that only coordinators reserve and commit). Errors: kUnauthenticated as
+  // above; kPermissionDenied naming the role needed.
   absl::StatusOr<Principal> Authorize(const std::string& authorization, Role needed) const;
 
  private:

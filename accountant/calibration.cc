@@ -14,7 +14,8 @@ constexpr double kRelativePrecision = 1e-6;
 
 absl::Status ValidateEpsilon(const char* field, double epsilon) {
   if (!std::isfinite(epsilon) || epsilon <= 0.0) {
-    return absl::InvalidArgumentError(absl::StrCat(field, " must be finite and > 0, got ", epsilon));
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, " must be finite and > 0, got ", epsilon));
   }
   return absl::OkStatus();
 }
@@ -38,8 +39,8 @@ absl::StatusOr<CalibratedNoise> CalibrateNoiseMultiplier(double q, int64_t steps
   }
   const RdpCurve nothing_spent;
   auto epsilon_at = [&](double sigma) {
-    return TotalEpsilon(nothing_spent, {.sampling_rate = q, .noise_multiplier = sigma, .steps = steps},
-                        delta);
+    return TotalEpsilon(nothing_spent,
+                        {.sampling_rate = q, .noise_multiplier = sigma, .steps = steps}, delta);
   };
   // Bracket the answer: epsilon(lo) > target >= epsilon(hi).
   double hi = 1.0;
@@ -47,9 +48,9 @@ absl::StatusOr<CalibratedNoise> CalibrateNoiseMultiplier(double q, int64_t steps
   while (epsilon_hi > target_epsilon) {
     hi *= 2.0;
     if (hi > kMaxNoiseMultiplier) {
-      return absl::NotFoundError(absl::StrCat("no noise multiplier up to ", kMaxNoiseMultiplier,
-                                              " reaches target_epsilon ", target_epsilon, " at delta ",
-                                              delta, " for q ", q, " and ", steps, " steps"));
+      return absl::NotFoundError(absl::StrCat(
+          "no noise multiplier up to ", kMaxNoiseMultiplier, " reaches target_epsilon ",
+          target_epsilon, " at delta ", delta, " for q ", q, " and ", steps, " steps"));
     }
     DPFLEET_ASSIGN_OR_RETURN(epsilon_hi, epsilon_at(hi));
   }

@@ -14,10 +14,10 @@ struct CalibratedNoise {
 };
 
 // Returns the smallest noise multiplier sigma (to relative precision 1e-6, rounded up) such that
-// `steps` steps of the Poisson-subsampled Gaussian at rate q are (target_epsilon, delta)-DP under RDP
-// accounting (rdp.h). Epsilon decreases monotonically in sigma, so this is a bisection in log(sigma).
-// Errors: kInvalidArgument for q, steps <= 0, delta, or target_epsilon not finite and > 0;
-// kNotFound when even sigma = 1e6 cannot reach the target.
+// `steps` steps of the Poisson-subsampled Gaussian at rate q are (target_epsilon, delta)-DP under
+// RDP accounting (rdp.h). Epsilon decreases monotonically in sigma, so this is a bisection in
+// log(sigma). Errors: kInvalidArgument for q, steps <= 0, delta, or target_epsilon not finite and >
+// 0; kNotFound when even sigma = 1e6 cannot reach the target.
 absl::StatusOr<CalibratedNoise> CalibrateNoiseMultiplier(double q, int64_t steps,
                                                          double target_epsilon, double delta);
 

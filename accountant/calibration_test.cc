@@ -9,11 +9,11 @@ TEST(CalibrateNoiseMultiplier, MeetsTargetAndIsTight) {
   for (double target : {0.5, 2.0, 8.0}) {
     const CalibratedNoise noise = *CalibrateNoiseMultiplier(256.0 / 60000, 14063, target, 1e-5);
     EXPECT_LE(noise.epsilon, target);
-    const double looser =
-        RdpEpsilon({.sampling_rate = 256.0 / 60000, .noise_multiplier = noise.noise_multiplier * 0.999,
-                    .steps = 14063},
-                   1e-5)
-            ->epsilon;
+    const double looser = RdpEpsilon({.sampling_rate = 256.0 / 60000,
+                                      .noise_multiplier = noise.noise_multiplier * 0.999,
+                                      .steps = 14063},
+                                     1e-5)
+                              ->epsilon;
     EXPECT_GT(looser, target) << "a 0.1% smaller sigma should miss target " << target;
   }
 }

@@ -29,7 +29,8 @@ double Delta(double mu, double epsilon) {
 absl::StatusOr<double> GaussianDelta(double mu, double epsilon) {
   DPFLEET_RETURN_IF_ERROR(ValidateMu(mu));
   if (!std::isfinite(epsilon) || epsilon < 0) {
-    return absl::InvalidArgumentError(absl::StrCat("epsilon must be finite and >= 0, got ", epsilon));
+    return absl::InvalidArgumentError(
+        absl::StrCat("epsilon must be finite and >= 0, got ", epsilon));
   }
   return Delta(mu, epsilon);
 }

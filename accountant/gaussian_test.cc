@@ -32,7 +32,8 @@ TEST(FullBatchEpsilon, IsNeverAboveRdp) {
     for (int64_t steps : {1, 3, 100}) {
       const double exact = *FullBatchEpsilon(sigma, steps, 1e-6);
       const double rdp =
-          RdpEpsilon({.sampling_rate = 1.0, .noise_multiplier = sigma, .steps = steps}, 1e-6)->epsilon;
+          RdpEpsilon({.sampling_rate = 1.0, .noise_multiplier = sigma, .steps = steps}, 1e-6)
+              ->epsilon;
       EXPECT_LE(exact, rdp + 1e-9) << sigma << " " << steps;
     }
   }
@@ -50,7 +51,8 @@ TEST(Gaussian, RejectsBadArguments) {
   EXPECT_EQ(GaussianDelta(-1, 1).status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(GaussianEpsilon(1, 0).status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(FullBatchEpsilon(0, 1, 1e-5).status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(CalibrateFullBatchNoise(1, NAN, 1e-5).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(CalibrateFullBatchNoise(1, NAN, 1e-5).status().code(),
+            absl::StatusCode::kInvalidArgument);
 }
 
 }  // namespace

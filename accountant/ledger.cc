@@ -82,8 +82,9 @@ absl::StatusOr<std::unique_ptr<Ledger>> Ledger::Open(const LedgerOptions& option
   const int64_t version = has_row ? version_query->ColumnInt(0) : 0;
   version_query.reset();
   if (version != 0 && version != kSchemaVersion) {
-    return absl::DataLossError(absl::StrCat("ledger ", options.path, " has schema version ", version,
-                                            "; this accountant understands ", kSchemaVersion));
+    return absl::DataLossError(absl::StrCat("ledger ", options.path, " has schema version ",
+                                            version, "; this accountant understands ",
+                                            kSchemaVersion));
   }
   DPFLEET_RETURN_IF_ERROR(db->Transaction([&] {
     DPFLEET_RETURN_IF_ERROR(db->Exec(kSchema));
@@ -159,13 +160,17 @@ absl::Status Ledger::RegisterDataset(const std::string& principal, const std::st
           return Audit(principal, "RegisterDataset", detail + " (already registered)",
                        absl::OkStatus());
         }
-        return absl::AlreadyExistsError(absl::StrCat(
-            "dataset '", dataset, "' is registered with epsilon_budget ", existing->ColumnDouble(0),
-            " and delta ", existing->ColumnDouble(1)));
+        return absl::AlreadyExistsError(
+            absl::StrCat("dataset '", dataset, "' is registered with epsilon_budget ",
+                         existing->ColumnDouble(0), " and delta ", existing->ColumnDouble(1)));
       }
-      DPFLEET_ASSIGN_OR_RETURN(auto insert, db_->Prepare("INSERT INTO datasets VALUES (?, ?, ?, ?)"));
-      DPFLEET_RETURN_IF_ERROR(
-          insert->Bind(1, dataset).Bind(2, epsilon_budget).Bind(3, delta).Bind(4, NowUnixMs()).Run());
+      DPFLEET_ASSIGN_OR_RETURN(auto insert,
+                               db_->Prepare("INSERT INTO datasets VALUES (?, ?, ?, ?)"));
+      DPFLEET_RETURN_IF_ERROR(insert->Bind(1, dataset)
+                                  .Bind(2, epsilon_budget)
+                                  .Bind(3, delta)
+                                  .Bind(4, NowUnixMs())
+                                  .Run());
       return Audit(principal, "RegisterDataset", detail, absl::OkStatus());
     });
   }();
@@ -174,8 +179,8 @@ absl::Status Ledger::RegisterDataset(const std::string& principal, const std::st
 }
 
 absl::StatusOr<BudgetSummary> Ledger::GetBudgetLocked(const std::string& dataset) {
-  DPFLEET_ASSIGN_OR_RETURN(auto query,
-                           db_->Prepare("SELECT epsilon_budget, delta FROM datasets WHERE name = ?"));
+  DPFLEET_ASSIGN_OR_RETURN(
+      auto query, db_->Prepare("SELECT epsilon_budget, delta FROM datasets WHERE name = ?"));
   query->Bind(1, dataset);
   DPFLEET_ASSIGN_OR_RETURN(const bool exists, query->Step());
   if (!exists) return absl::NotFoundError(absl::StrCat("unknown dataset '", dataset, "'"));
@@ -215,13 +220,14 @@ absl::StatusOr<Reservation> Ledger::Reserve(const std::string& principal,
                                             const SubsampledGaussian& mechanism,
                                             const std::string& idempotency_key) {
   absl::MutexLock lock(&mu_);
-  const std::string detail = absl::StrCat("dataset=", dataset, " job=", job_id, " key=",
-                                          idempotency_key, " ", Describe(mechanism));
+  const std::string detail = absl::StrCat("dataset=", dataset, " job=", job_id,
+                                          " key=", idempotency_key, " ", Describe(mechanism));
   Reservation reservation;
   absl::Status status = [&]() -> absl::Status {
     DPFLEET_RETURN_IF_ERROR(ValidateMechanism(mechanism));
     if (job_id.empty()) return absl::InvalidArgumentError("job_id must not be empty");
-    if (idempotency_key.empty()) return absl::InvalidArgumentError("idempotency_key must not be empty");
+    if (idempotency_key.empty())
+      return absl::InvalidArgumentError("idempotency_key must not be empty");
     return db_->Transaction([&]() -> absl::Status {
       DPFLEET_ASSIGN_OR_RETURN(const BudgetSummary budget, GetBudgetLocked(dataset));
       DPFLEET_ASSIGN_OR_RETURN(
@@ -235,9 +241,9 @@ absl::StatusOr<Reservation> Ledger::Reserve(const std::string& principal,
             previous->ColumnDouble(3) != mechanism.sampling_rate ||
             previous->ColumnDouble(4) != mechanism.noise_multiplier ||
             previous->ColumnInt(5) != mechanism.steps) {
-          return absl::AlreadyExistsError(absl::StrCat(
-              "idempotency_key '", idempotency_key, "' was used for a different reservation (",
-              previous->ColumnText(0), ")"));
+          return absl::AlreadyExistsError(absl::StrCat("idempotency_key '", idempotency_key,
+                                                       "' was used for a different reservation (",
+                                                       previous->ColumnText(0), ")"));
         }
         reservation.reservation_id = previous->ColumnText(0);
         reservation.epsilon_after = budget.epsilon_reserved;
@@ -248,7 +254,8 @@ absl::StatusOr<Reservation> Ledger::Reserve(const std::string& principal,
       DPFLEET_ASSIGN_OR_RETURN(const double after, FilterEpsilon(total, budget.delta));
       if (after > budget.epsilon_budget) {
         return absl::ResourceExhaustedError(absl::StrFormat(
-            "dataset '%s' cannot pay for job '%s': its epsilon would reach %.4f of a budget of %.4f "
+            "dataset '%s' cannot pay for job '%s': its epsilon would reach %.4f of a budget of "
+            "%.4f "
             "(delta %g; %.4f already committed or reserved)",
             dataset, job_id, after, budget.epsilon_budget, budget.delta, budget.epsilon_reserved));
       }
@@ -291,7 +298,8 @@ absl::StatusOr<double> Ledger::Commit(const std::string& principal,
                                  "charges WHERE reservation_id = ?"));
     query->Bind(1, reservation_id);
     DPFLEET_ASSIGN_OR_RETURN(const bool exists, query->Step());
-    if (!exists) return absl::NotFoundError(absl::StrCat("unknown reservation '", reservation_id, "'"));
+    if (!exists)
+      return absl::NotFoundError(absl::StrCat("unknown reservation '", reservation_id, "'"));
     const std::string dataset = query->ColumnText(0);
     const int64_t state = query->ColumnInt(1);
     const int64_t reserved_steps = query->ColumnInt(2);
@@ -306,14 +314,13 @@ absl::StatusOr<double> Ledger::Commit(const std::string& principal,
           absl::StrCat("reservation '", reservation_id, "' was released"));
     }
     if (state == kCommitted && already_committed != steps_run) {
-      return absl::FailedPreconditionError(absl::StrCat("reservation '", reservation_id,
-                                                        "' was committed with ", already_committed,
-                                                        " steps"));
+      return absl::FailedPreconditionError(absl::StrCat(
+          "reservation '", reservation_id, "' was committed with ", already_committed, " steps"));
     }
     if (state == kReserved) {
-      DPFLEET_ASSIGN_OR_RETURN(
-          auto update, db_->Prepare("UPDATE charges SET state = ?, committed_steps = ?, "
-                                    "updated_unix_ms = ? WHERE reservation_id = ?"));
+      DPFLEET_ASSIGN_OR_RETURN(auto update,
+                               db_->Prepare("UPDATE charges SET state = ?, committed_steps = ?, "
+                                            "updated_unix_ms = ? WHERE reservation_id = ?"));
       DPFLEET_RETURN_IF_ERROR(update->Bind(1, int64_t{kCommitted})
                                   .Bind(2, steps_run)
                                   .Bind(3, NowUnixMs())
@@ -339,7 +346,8 @@ absl::Status Ledger::Release(const std::string& principal, const std::string& re
                              db_->Prepare("SELECT state FROM charges WHERE reservation_id = ?"));
     query->Bind(1, reservation_id);
     DPFLEET_ASSIGN_OR_RETURN(const bool exists, query->Step());
-    if (!exists) return absl::NotFoundError(absl::StrCat("unknown reservation '", reservation_id, "'"));
+    if (!exists)
+      return absl::NotFoundError(absl::StrCat("unknown reservation '", reservation_id, "'"));
     const int64_t state = query->ColumnInt(0);
     if (state == kCommitted) {
       return absl::FailedPreconditionError(
@@ -348,7 +356,8 @@ absl::Status Ledger::Release(const std::string& principal, const std::string& re
     if (state == kReserved) {
       DPFLEET_ASSIGN_OR_RETURN(
           auto update,
-          db_->Prepare("UPDATE charges SET state = ?, updated_unix_ms = ? WHERE reservation_id = ?"));
+          db_->Prepare(
+              "UPDATE charges SET state = ?, updated_unix_ms = ? WHERE reservation_id = ?"));
       DPFLEET_RETURN_IF_ERROR(
           update->Bind(1, int64_t{kReleased}).Bind(2, NowUnixMs()).Bind(3, reservation_id).Run());
     }

@@ -4,17 +4,18 @@
 // The durable record of every dataset's privacy budget and every charge against it.
 //
 // A charge is a reservation for `steps` steps of a SubsampledGaussian mechanism. It is created by
-// Reserve, and resolved by Commit (the steps that actually ran become a permanent charge) or Release
-// (nothing ran). Until it is resolved a reservation counts as if all its steps ran, so a job whose fate
-// is unknown (its coordinator crashed) can never make the ledger under-count.
+// Reserve, and resolved by Commit (the steps that actually ran become a permanent charge) or
+// Release (nothing ran). Until it is resolved a reservation counts as if all its steps ran, so a
+// job whose fate is unknown (its coordinator crashed) can never make the ledger under-count.
 //
 // Admission: Reserve admits a charge only if the Renyi privacy filter (privacy_filter.h) at the
-// dataset's (epsilon_budget, delta) admits every committed charge, every open reservation and the new
-// one; this stays valid when jobs are chosen after seeing earlier results.
+// dataset's (epsilon_budget, delta) admits every committed charge, every open reservation and the
+// new one; this stays valid when jobs are chosen after seeing earlier results.
 //
-// Durability: SQLite in WAL mode with synchronous=FULL; each request is one transaction, so a request
-// that returned OK survives kill -9 or power loss, and one that did not return left no partial change.
-// Every request, admitted or refused, is appended to an audit log with the principal that made it.
+// Durability: SQLite in WAL mode with synchronous=FULL; each request is one transaction, so a
+// request that returned OK survives kill -9 or power loss, and one that did not return left no
+// partial change. Every request, admitted or refused, is appended to an audit log with the
+// principal that made it.
 
 #include <cstdint>
 #include <map>
@@ -57,16 +58,16 @@ struct Reservation {
 // Thread-safe: every method may be called concurrently; requests are serialised.
 class Ledger {
  public:
-  // Opens or creates the ledger. Errors: those of SqliteDb::Open; kDataLoss when the schema is from an
-  // unknown version.
+  // Opens or creates the ledger. Errors: those of SqliteDb::Open; kDataLoss when the schema is from
+  // an unknown version.
   static absl::StatusOr<std::unique_ptr<Ledger>> Open(const LedgerOptions& options);
 
   Ledger(const Ledger&) = delete;
   Ledger& operator=(const Ledger&) = delete;
 
-  // Creates `dataset` with a total (epsilon_budget, delta) budget. Registering it again with the same
-  // budget is OK (idempotent). Errors: kInvalidArgument for an empty name, epsilon not finite and > 0,
-  // delta outside (0, 1); kAlreadyExists when it exists with a different budget.
+  // Creates `dataset` with a total (epsilon_budget, delta) budget. Registering it again with the
+  // same budget is OK (idempotent). Errors: kInvalidArgument for an empty name, epsilon not finite
+  // and > 0, delta outside (0, 1); kAlreadyExists when it exists with a different budget.
   absl::Status RegisterDataset(const std::string& principal, const std::string& dataset,
                                double epsilon_budget, double delta);
 
@@ -74,21 +75,24 @@ class Ledger {
   absl::StatusOr<BudgetSummary> GetBudget(const std::string& dataset);
 
   // Returns the most steps of the mechanism (q, sigma) that `dataset`'s budget still admits after
-  // every committed charge and open reservation. Errors: kNotFound; kInvalidArgument for q or sigma.
+  // every committed charge and open reservation. Errors: kNotFound; kInvalidArgument for q or
+  // sigma.
   absl::StatusOr<int64_t> MaxSteps(const std::string& dataset, double q, double sigma);
 
-  // Reserves `mechanism` for `job_id` on `dataset`. A retry with the same idempotency key and the same
-  // contents returns the original reservation. Errors: kInvalidArgument for a bad mechanism, empty
-  // job_id or idempotency key; kNotFound for an unknown dataset; kAlreadyExists when the key was used
-  // with other contents; kResourceExhausted when the budget cannot pay for it.
+  // Reserves `mechanism` for `job_id` on `dataset`. A retry with the same idempotency key and the
+  // same contents returns the original reservation. Errors: kInvalidArgument for a bad mechanism,
+  // empty job_id or idempotency key; kNotFound for an unknown dataset; kAlreadyExists when the key
+  // was used with other contents; kResourceExhausted when the budget cannot pay for it.
   absl::StatusOr<Reservation> Reserve(const std::string& principal, const std::string& dataset,
-                                      const std::string& job_id, const SubsampledGaussian& mechanism,
+                                      const std::string& job_id,
+                                      const SubsampledGaussian& mechanism,
                                       const std::string& idempotency_key);
 
   // Makes `steps_run` steps of the reservation a permanent charge and frees the rest; returns the
   // dataset's committed epsilon afterwards. Committing again with the same steps is OK. Errors:
-  // kNotFound for an unknown reservation; kInvalidArgument when steps_run is negative or exceeds the
-  // reservation; kFailedPrecondition when it was already released or committed with other steps.
+  // kNotFound for an unknown reservation; kInvalidArgument when steps_run is negative or exceeds
+  // the reservation; kFailedPrecondition when it was already released or committed with other
+  // steps.
   absl::StatusOr<double> Commit(const std::string& principal, const std::string& reservation_id,
                                 int64_t steps_run);
 

@@ -11,7 +11,8 @@
 namespace dpfleet::accountant {
 namespace {
 
-constexpr SubsampledGaussian kSmallJob{.sampling_rate = 0.01, .noise_multiplier = 1.0, .steps = 300};
+constexpr SubsampledGaussian kSmallJob{
+    .sampling_rate = 0.01, .noise_multiplier = 1.0, .steps = 300};
 
 std::string FreshPath(const std::string& name) {
   const std::string path =
@@ -58,7 +59,8 @@ TEST(Ledger, RegisterIsIdempotentButRefusesAChangedBudget) {
 TEST(Ledger, ReservationCountsInFullUntilCommitted) {
   auto ledger = OpenLedger(FreshPath("reserve.db"));
   ASSERT_TRUE(ledger->RegisterDataset("admin", "mnist", 5.0, 1e-5).ok());
-  const Reservation reservation = *ledger->Reserve("coordinator", "mnist", "job-1", kSmallJob, "k1");
+  const Reservation reservation =
+      *ledger->Reserve("coordinator", "mnist", "job-1", kSmallJob, "k1");
   EXPECT_NEAR(reservation.epsilon_after, EpsilonOf(kSmallJob, 1e-5), 1e-12);
   BudgetSummary budget = *ledger->GetBudget("mnist");
   EXPECT_EQ(budget.epsilon_committed, 0.0);
@@ -162,9 +164,11 @@ TEST(Ledger, SurvivesReopening) {
   {
     auto ledger = OpenLedger(path);
     ASSERT_TRUE(ledger->RegisterDataset("admin", "mnist", 5.0, 1e-5).ok());
-    const Reservation committed = *ledger->Reserve("coordinator", "mnist", "job-1", kSmallJob, "k1");
+    const Reservation committed =
+        *ledger->Reserve("coordinator", "mnist", "job-1", kSmallJob, "k1");
     ASSERT_TRUE(ledger->Commit("coordinator", committed.reservation_id, 300).ok());
-    reservation_id = ledger->Reserve("coordinator", "mnist", "job-2", kSmallJob, "k2")->reservation_id;
+    reservation_id =
+        ledger->Reserve("coordinator", "mnist", "job-2", kSmallJob, "k2")->reservation_id;
     reserved = ledger->GetBudget("mnist")->epsilon_reserved;
   }
   auto ledger = OpenLedger(path);
@@ -179,7 +183,8 @@ TEST(Ledger, ConcurrentReservationsNeverExceedTheBudget) {
   // Room for a few jobs, not for all 32 of them.
   SubsampledGaussian four_jobs = kSmallJob;
   four_jobs.steps *= 4;
-  ASSERT_TRUE(ledger->RegisterDataset("admin", "mnist", EpsilonOf(four_jobs, 1e-5) * 1.01, 1e-5).ok());
+  ASSERT_TRUE(
+      ledger->RegisterDataset("admin", "mnist", EpsilonOf(four_jobs, 1e-5) * 1.01, 1e-5).ok());
   std::atomic<int> admitted{0};
   std::vector<std::thread> clients;
   for (int c = 0; c < 8; ++c) {

@@ -8,10 +8,10 @@
 namespace dpfleet::accountant {
 
 // T steps of the Poisson-subsampled Gaussian mechanism, as run by DP-SGD: each step samples every
-// example independently with probability `sampling_rate` (q), sums the examples' gradients clipped to
-// L2 norm C, and adds N(0, (noise_multiplier * C)^2) noise to each coordinate. Neighbouring datasets
-// differ by adding or removing one example, so the clipped sum has L2 sensitivity C. q = 1 is the
-// full-batch (unsampled) Gaussian mechanism.
+// example independently with probability `sampling_rate` (q), sums the examples' gradients clipped
+// to L2 norm C, and adds N(0, (noise_multiplier * C)^2) noise to each coordinate. Neighbouring
+// datasets differ by adding or removing one example, so the clipped sum has L2 sensitivity C. q = 1
+// is the full-batch (unsampled) Gaussian mechanism.
 struct SubsampledGaussian {
   double sampling_rate = 1.0;
   double noise_multiplier = 1.0;

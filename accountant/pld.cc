@@ -54,7 +54,8 @@ double OneStepDelta(Direction direction, double q, double s, double epsilon) {
     if (epsilon <= log_1mq) return -std::expm1(epsilon);  // The loss always exceeds epsilon.
     // Loss > epsilon exactly when x > x_eps.
     const double x = s * s * std::log((std::expm1(epsilon) + q) / q) + 0.5;
-    const double p_above = (1 - q) * std::exp(LogUpperTail(x / s)) + q * std::exp(LogUpperTail((x - 1) / s));
+    const double p_above =
+        (1 - q) * std::exp(LogUpperTail(x / s)) + q * std::exp(LogUpperTail((x - 1) / s));
     delta = p_above - std::exp(epsilon + LogUpperTail(x / s));
   } else {
     if (epsilon >= -log_1mq) return 0.0;  // The loss never exceeds -log(1 - q).
@@ -66,8 +67,8 @@ double OneStepDelta(Direction direction, double q, double s, double epsilon) {
   return std::clamp(delta, 0.0, 1.0);
 }
 
-// Pessimistic connect-the-dots discretisation of one step (Doroshenko et al. 2022, Algorithm 1, with
-// the fixed-gap formulas of dp_accounting): masses on the grid k * h whose hockey-stick curve
+// Pessimistic connect-the-dots discretisation of one step (Doroshenko et al. 2022, Algorithm 1,
+// with the fixed-gap formulas of dp_accounting): masses on the grid k * h whose hockey-stick curve
 // interpolates the exact delta at every grid point.
 DiscretePld ConnectTheDots(Direction direction, double q, double s, double h, double tail_mass) {
   const double z = UpperTailQuantile(tail_mass / 2);
@@ -118,7 +119,8 @@ void Fft(std::vector<std::complex<double>>& a, bool inverse) {
   // Twiddles from one table, each computed directly (not by recurrence) to keep round-off minimal.
   std::vector<std::complex<double>> twiddles(std::max<size_t>(1, n / 2));
   for (size_t k = 0; k < twiddles.size(); ++k) {
-    twiddles[k] = std::polar(1.0, (inverse ? 2 : -2) * M_PI * static_cast<double>(k) / static_cast<double>(n));
+    twiddles[k] = std::polar(
+        1.0, (inverse ? 2 : -2) * M_PI * static_cast<double>(k) / static_cast<double>(n));
   }
   for (size_t length = 2; length <= n; length <<= 1) {
     const size_t stride = n / length;
@@ -141,7 +143,8 @@ void Fft(std::vector<std::complex<double>>& a, bool inverse) {
 double LogMgf(const DiscretePld& pld, double h, double lambda) {
   double shift = -kInf;
   for (size_t i = 0; i < pld.probs.size(); ++i) {
-    if (pld.probs[i] > 0) shift = std::max(shift, lambda * (pld.offset + static_cast<int64_t>(i)) * h);
+    if (pld.probs[i] > 0)
+      shift = std::max(shift, lambda * (pld.offset + static_cast<int64_t>(i)) * h);
   }
   double sum = 0;
   for (size_t i = 0; i < pld.probs.size(); ++i) {
@@ -157,7 +160,7 @@ absl::StatusOr<DiscretePld> SelfCompose(const DiscretePld& pld, int64_t times, d
                                         double tail_mass, int64_t* fft_size) {
   const double t = static_cast<double>(times);
   const double log_tail = std::log(tail_mass);
-  double upper = kInf, lower = -kInf;  // Loss units.
+  double upper = kInf, lower = -kInf;                       // Loss units.
   for (double lambda = 1e-3; lambda <= 1e4; lambda *= 2) {  // A coarse grid still bounds validly.
     upper = std::min(upper, (t * LogMgf(pld, h, lambda) - log_tail) / lambda);
     lower = std::max(lower, -(t * LogMgf(pld, h, -lambda) - log_tail) / lambda);
@@ -176,7 +179,8 @@ absl::StatusOr<DiscretePld> SelfCompose(const DiscretePld& pld, int64_t times, d
   *fft_size = n;
   auto wrap = [n](int64_t k) { return static_cast<size_t>(((k % n) + n) % n); };
   std::vector<std::complex<double>> spectrum(n, 0.0);
-  for (size_t i = 0; i < pld.probs.size(); ++i) spectrum[wrap(pld.offset + static_cast<int64_t>(i))] += pld.probs[i];
+  for (size_t i = 0; i < pld.probs.size(); ++i)
+    spectrum[wrap(pld.offset + static_cast<int64_t>(i))] += pld.probs[i];
   Fft(spectrum, false);
   for (std::complex<double>& x : spectrum) {
     x = std::polar(std::pow(std::abs(x), t), std::arg(x) * t);
@@ -208,15 +212,16 @@ double DeltaForEpsilon(const DiscretePld& pld, double h, double epsilon) {
   return std::min(1.0, delta);
 }
 
-// The smallest epsilon >= 0 with DeltaForEpsilon <= delta: delta(eps) = U - e^eps L on each interval
-// between losses, U and L the masses (and e^-loss weighted masses) above it.
+// The smallest epsilon >= 0 with DeltaForEpsilon <= delta: delta(eps) = U - e^eps L on each
+// interval between losses, U and L the masses (and e^-loss weighted masses) above it.
 double EpsilonForDelta(const DiscretePld& pld, double h, double delta) {
   if (pld.infinity_mass > delta) return kInf;
   double mass_upper = pld.infinity_mass;
   double mass_lower = 0;
   for (int64_t i = static_cast<int64_t>(pld.probs.size()) - 1; i >= 0; --i) {
     const double loss = (pld.offset + i) * h;
-    if (mass_upper > delta && mass_lower > 0 && std::log((mass_upper - delta) / mass_lower) >= loss) break;
+    if (mass_upper > delta && mass_lower > 0 && std::log((mass_upper - delta) / mass_lower) >= loss)
+      break;
     mass_upper += pld.probs[i];
     mass_lower += pld.probs[i] * std::exp(-loss);
   }
@@ -230,19 +235,20 @@ struct ComposedPlds {
   int64_t fft_size = 0;
 };
 
-absl::StatusOr<ComposedPlds> Compose(const SubsampledGaussian& mechanism, const PldOptions& options) {
+absl::StatusOr<ComposedPlds> Compose(const SubsampledGaussian& mechanism,
+                                     const PldOptions& options) {
   DPFLEET_RETURN_IF_ERROR(ValidateMechanism(mechanism));
   if (!(options.discretization > 0 && std::isfinite(options.discretization)) ||
       !(options.tail_mass > 0 && options.tail_mass < 1e-3)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "PLD options need discretization > 0 and tail_mass in (0, 1e-3), got ",
-        options.discretization, " and ", options.tail_mass));
+    return absl::InvalidArgumentError(
+        absl::StrCat("PLD options need discretization > 0 and tail_mass in (0, 1e-3), got ",
+                     options.discretization, " and ", options.tail_mass));
   }
   ComposedPlds result;
   const double h = options.discretization;
   for (Direction direction : {Direction::kRemove, Direction::kAdd}) {
-    DiscretePld one = ConnectTheDots(direction, mechanism.sampling_rate, mechanism.noise_multiplier, h,
-                                     options.tail_mass);
+    DiscretePld one = ConnectTheDots(direction, mechanism.sampling_rate, mechanism.noise_multiplier,
+                                     h, options.tail_mass);
     int64_t fft_size = 0;
     DiscretePld composed;
     if (mechanism.steps == 0) {
@@ -267,7 +273,8 @@ absl::StatusOr<PldResult> PldEpsilon(const SubsampledGaussian& mechanism, double
   DPFLEET_ASSIGN_OR_RETURN(const ComposedPlds plds, Compose(mechanism, options));
   const double h = options.discretization;
   PldResult result;
-  result.epsilon = std::max(EpsilonForDelta(plds.remove, h, delta), EpsilonForDelta(plds.add, h, delta));
+  result.epsilon =
+      std::max(EpsilonForDelta(plds.remove, h, delta), EpsilonForDelta(plds.add, h, delta));
   result.delta_slack = std::max(plds.remove.slack, plds.add.slack);
   result.fft_size = plds.fft_size;
   if (options.estimate_error) {
@@ -283,7 +290,8 @@ absl::StatusOr<PldResult> PldEpsilon(const SubsampledGaussian& mechanism, double
 absl::StatusOr<double> PldDelta(const SubsampledGaussian& mechanism, double epsilon,
                                 const PldOptions& options) {
   if (!std::isfinite(epsilon) || epsilon < 0) {
-    return absl::InvalidArgumentError(absl::StrCat("epsilon must be finite and >= 0, got ", epsilon));
+    return absl::InvalidArgumentError(
+        absl::StrCat("epsilon must be finite and >= 0, got ", epsilon));
   }
   DPFLEET_ASSIGN_OR_RETURN(const ComposedPlds plds, Compose(mechanism, options));
   const double h = options.discretization;

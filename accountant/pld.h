@@ -15,11 +15,12 @@
 //
 // Each one-step PLD is discretised with the pessimistic connect-the-dots algorithm (Doroshenko,
 // Ghazi, Kamath, Kumar and Manurangsi 2022, "Connect the Dots", Algorithm 1): on a grid of losses
-// k * h it puts the masses whose hockey-stick curve interpolates the exact one-step delta(epsilon) at
-// every grid point and lies above it in between, so the discrete pair dominates the true one; that
-// dominance survives composition, so the reported epsilon is an upper bound. The T-fold convolution
-// runs through one FFT, on a window outside which Chernoff bounds leave at most `tail_mass` on each
-// side; that mass, and the round-off noise floor of the FFT, are added to delta.
+// k * h it puts the masses whose hockey-stick curve interpolates the exact one-step delta(epsilon)
+// at every grid point and lies above it in between, so the discrete pair dominates the true one;
+// that dominance survives composition, so the reported epsilon is an upper bound. The T-fold
+// convolution runs through one FFT, on a window outside which Chernoff bounds leave at most
+// `tail_mass` on each side; that mass, and the round-off noise floor of the FFT, are added to
+// delta.
 
 #include <cstdint>
 

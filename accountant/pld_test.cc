@@ -14,7 +14,8 @@ TEST(Pld, FullBatchMatchesTheExactGaussianFromAbove) {
   // q = 1: T steps are exactly the Gaussian mechanism with mu = sqrt(T) / sigma.
   for (double sigma : {0.8, 2.0}) {
     for (int64_t steps : {1, 10}) {
-      const SubsampledGaussian full{.sampling_rate = 1.0, .noise_multiplier = sigma, .steps = steps};
+      const SubsampledGaussian full{
+          .sampling_rate = 1.0, .noise_multiplier = sigma, .steps = steps};
       const double exact = *FullBatchEpsilon(sigma, steps, 1e-5);
       const PldResult pld = *PldEpsilon(full, 1e-5);
       EXPECT_GE(pld.epsilon, exact - 1e-9) << "PLD must never be below the exact value";
@@ -26,8 +27,10 @@ TEST(Pld, FullBatchMatchesTheExactGaussianFromAbove) {
 }
 
 TEST(Pld, IsTighterThanRdpOnDpSgd) {
-  // The Abadi et al. (2016) MNIST setting; dp_accounting's PLD reports about 2.4 here, RDP about 2.6.
-  const SubsampledGaussian mnist{.sampling_rate = 256.0 / 60000, .noise_multiplier = 1.1, .steps = 14063};
+  // The Abadi et al. (2016) MNIST setting; dp_accounting's PLD reports about 2.4 here, RDP
+  // about 2.6.
+  const SubsampledGaussian mnist{
+      .sampling_rate = 256.0 / 60000, .noise_multiplier = 1.1, .steps = 14063};
   const PldResult pld = *PldEpsilon(mnist, 1e-5);
   const double rdp = RdpEpsilon(mnist, 1e-5)->epsilon;
   EXPECT_LT(pld.epsilon, rdp);
@@ -40,8 +43,8 @@ TEST(Pld, OrderingRdpAbovePldAboveExactOnRandomFullBatchJobs) {
   std::uniform_real_distribution<double> sigma_dist(0.6, 5.0);
   std::uniform_int_distribution<int64_t> steps_dist(1, 50);
   for (int trial = 0; trial < 10; ++trial) {
-    const SubsampledGaussian job{.sampling_rate = 1.0, .noise_multiplier = sigma_dist(rng),
-                                 .steps = steps_dist(rng)};
+    const SubsampledGaussian job{
+        .sampling_rate = 1.0, .noise_multiplier = sigma_dist(rng), .steps = steps_dist(rng)};
     const double exact = *FullBatchEpsilon(job.noise_multiplier, job.steps, 1e-6);
     const double pld = PldEpsilon(job, 1e-6)->epsilon;
     const double rdp = RdpEpsilon(job, 1e-6)->epsilon;
@@ -64,8 +67,9 @@ TEST(Pld, RejectsBadArguments) {
   EXPECT_EQ(PldEpsilon(job, 0.0).status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(PldEpsilon(job, 1e-5, {.discretization = -1}).status().code(),
             absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(PldEpsilon({.sampling_rate = 2, .noise_multiplier = 1, .steps = 1}, 1e-5).status().code(),
-            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(
+      PldEpsilon({.sampling_rate = 2, .noise_multiplier = 1, .steps = 1}, 1e-5).status().code(),
+      absl::StatusCode::kInvalidArgument);
 }
 
 }  // namespace

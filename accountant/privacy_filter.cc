@@ -17,8 +17,9 @@ const std::vector<size_t>& FilterOrderIndices() {
   static const std::vector<size_t>* const indices = [] {
     auto* result = new std::vector<size_t>();
     const std::vector<double>& grid = DefaultRdpOrders();
-    for (double order : {1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 4.5, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0, 12.0, 14.0,
-                         16.0, 20.0, 24.0, 28.0, 32.0, 40.0, 48.0, 56.0, 64.0, 128.0, 256.0}) {
+    for (double order :
+         {1.5,  2.0,  2.5,  3.0,  3.5,  4.0,  4.5,  5.0,  6.0,  7.0,  8.0,  9.0,   10.0,
+          12.0, 14.0, 16.0, 20.0, 24.0, 28.0, 32.0, 40.0, 48.0, 56.0, 64.0, 128.0, 256.0}) {
       for (size_t i = 0; i < grid.size(); ++i) {
         if (std::fabs(grid[i] - order) < 1e-9) result->push_back(i);
       }
@@ -61,7 +62,8 @@ absl::StatusOr<int64_t> MaxStepsWithinFilter(const RdpCurve& admitted, double q,
         absl::StrCat("epsilon_budget must be finite and > 0, got ", epsilon_budget));
   }
   RdpCurve one_step;
-  DPFLEET_RETURN_IF_ERROR(one_step.Compose({.sampling_rate = q, .noise_multiplier = sigma, .steps = 1}));
+  DPFLEET_RETURN_IF_ERROR(
+      one_step.Compose({.sampling_rate = q, .noise_multiplier = sigma, .steps = 1}));
   auto fits = [&](int64_t steps) -> absl::StatusOr<bool> {
     RdpCurve total = admitted;
     total.Compose(one_step, steps);

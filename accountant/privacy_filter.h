@@ -1,8 +1,8 @@
 #ifndef DPFLEET_ACCOUNTANT_PRIVACY_FILTER_H_
 #define DPFLEET_ACCOUNTANT_PRIVACY_FILTER_H_
 
-// Admission of jobs against a dataset's lifetime (epsilon, delta) budget when each job may be chosen
-// after seeing the results of earlier ones (fully adaptive composition).
+// Admission of jobs against a dataset's lifetime (epsilon, delta) budget when each job may be
+// chosen after seeing the results of earlier ones (fully adaptive composition).
 //
 // Plain composition theorems need every mechanism's parameters fixed in advance. A privacy filter
 // (Rogers, Roth, Ullman and Vadhan 2016) decides whether to admit the next mechanism from the
@@ -16,11 +16,11 @@
 // Why this is (epsilon, delta)-DP. Fix neighbours and let L be the privacy loss of the whole
 // interaction. For each alpha, exp((alpha - 1)(L - S(alpha))) is a non-negative supermartingale
 // (Feldman and Zrnic, proof of Theorem 3.1), so its expectation at the filter's stopping time is at
-// most 1. The last admission leaves some order alpha* with S(alpha*) <= B(alpha*); split the outcomes
-// by the smallest such order. Since (1 - e^(epsilon - L))_+ <= c(alpha) e^((alpha - 1)(L - epsilon))
-// with c(alpha) = ((alpha - 1) / alpha)^(alpha - 1) / alpha, each part contributes at most
-// c(alpha) e^((alpha - 1)(B(alpha) - epsilon)) = delta / K to the hockey-stick divergence
-// E[(1 - e^(epsilon - L))_+], which is therefore at most delta. (Lecuyer 2021 builds multi-order RDP
+// most 1. The last admission leaves some order alpha* with S(alpha*) <= B(alpha*); split the
+// outcomes by the smallest such order. Since (1 - e^(epsilon - L))_+ <= c(alpha) e^((alpha - 1)(L -
+// epsilon)) with c(alpha) = ((alpha - 1) / alpha)^(alpha - 1) / alpha, each part contributes at
+// most c(alpha) e^((alpha - 1)(B(alpha) - epsilon)) = delta / K to the hockey-stick divergence E[(1
+// - e^(epsilon - L))_+], which is therefore at most delta. (Lecuyer 2021 builds multi-order RDP
 // filters the same way.) The log(K) it costs is why K is kept small.
 
 #include <cstdint>
@@ -37,8 +37,8 @@ const std::vector<double>& FilterOrders();
 // Returns the smallest budget epsilon' such that the filter at (epsilon', delta) admits a set of
 // mechanisms whose composed RDP curve is `admitted`: the minimum over alpha in FilterOrders() of
 //   admitted(alpha) + log((alpha - 1) / alpha) + (log(K / delta) - log(alpha)) / (alpha - 1).
-// A mechanism is admitted against budget epsilon exactly when FilterEpsilon(admitted + it) <= epsilon,
-// so this is also the epsilon the ledger reports as spent; 0 when nothing was admitted.
+// A mechanism is admitted against budget epsilon exactly when FilterEpsilon(admitted + it) <=
+// epsilon, so this is also the epsilon the ledger reports as spent; 0 when nothing was admitted.
 // Errors: kInvalidArgument for delta.
 absl::StatusOr<double> FilterEpsilon(const RdpCurve& admitted, double delta);
 

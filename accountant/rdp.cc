@@ -29,12 +29,12 @@ double LogAInteger(double q, double sigma, int alpha) {
 }
 
 // log A_alpha for fractional alpha (Mironov, Talwar, Zhang 2019, Section 3.3): A_alpha splits at
-// z0 = sigma^2 log(1/q - 1) + 1/2 into two integrals, each expanded as a series over the generalized
-// binomial coefficients C(alpha, i) with Gaussian-tail (erfc) weights. Every integral in the series is
-// positive, so summing |C(alpha, i)| gives an upper bound on A_alpha, never an under-count; the signed
-// sum with early truncation (TF-Privacy before 2023) was found to under-count at small orders. Stops
-// once both terms decrease and are below e^-30 of the total, as dp_accounting does; returns NaN when
-// the series does not converge in kMaxFractionalTerms terms.
+// z0 = sigma^2 log(1/q - 1) + 1/2 into two integrals, each expanded as a series over the
+// generalized binomial coefficients C(alpha, i) with Gaussian-tail (erfc) weights. Every integral
+// in the series is positive, so summing |C(alpha, i)| gives an upper bound on A_alpha, never an
+// under-count; the signed sum with early truncation (TF-Privacy before 2023) was found to
+// under-count at small orders. Stops once both terms decrease and are below e^-30 of the total, as
+// dp_accounting does; returns NaN when the series does not converge in kMaxFractionalTerms terms.
 constexpr int kMaxFractionalTerms = 1000;
 
 double LogAFractional(double q, double sigma, double alpha) {
@@ -52,7 +52,8 @@ double LogAFractional(double q, double sigma, double alpha) {
     const double log_t1 = log_abs_binom + j * log_q + i * log_1mq;
     const double log_e0 = std::log(0.5) + LogErfc((i - z0) / (M_SQRT2 * sigma));
     const double log_e1 = std::log(0.5) + LogErfc((z0 - j) / (M_SQRT2 * sigma));
-    const double log_s0 = log_t0 + (static_cast<double>(i) * i - i) / (2.0 * sigma * sigma) + log_e0;
+    const double log_s0 =
+        log_t0 + (static_cast<double>(i) * i - i) / (2.0 * sigma * sigma) + log_e0;
     const double log_s1 = log_t1 + (j * j - j) / (2.0 * sigma * sigma) + log_e1;
     log_a0 = LogAdd(log_a0, log_s0);
     log_a1 = LogAdd(log_a1, log_s1);
@@ -85,7 +86,8 @@ absl::StatusOr<double> SubsampledGaussianRdp(double q, double sigma, double alph
   DPFLEET_RETURN_IF_ERROR(
       ValidateMechanism({.sampling_rate = q, .noise_multiplier = sigma, .steps = 1}));
   if (!(alpha > 1.0) || !std::isfinite(alpha)) {
-    return absl::InvalidArgumentError(absl::StrCat("Renyi order must be finite and > 1, got ", alpha));
+    return absl::InvalidArgumentError(
+        absl::StrCat("Renyi order must be finite and > 1, got ", alpha));
   }
   if (q == 1.0) return alpha / (2.0 * sigma * sigma);
   const double log_a = (alpha == std::floor(alpha) && alpha <= 1e6)
@@ -120,8 +122,9 @@ absl::StatusOr<EpsilonAndOrder> EpsilonFromRdp(const std::vector<double>& orders
                                                const std::vector<double>& rdp, double delta) {
   DPFLEET_RETURN_IF_ERROR(ValidateDelta(delta));
   if (orders.size() != rdp.size() || orders.empty()) {
-    return absl::InvalidArgumentError(absl::StrCat("need one rdp value per order, got ", orders.size(),
-                                                   " orders and ", rdp.size(), " values"));
+    return absl::InvalidArgumentError(absl::StrCat("need one rdp value per order, got ",
+                                                   orders.size(), " orders and ", rdp.size(),
+                                                   " values"));
   }
   EpsilonAndOrder best{kInf, orders.front()};
   for (size_t i = 0; i < orders.size(); ++i) {
@@ -132,8 +135,9 @@ absl::StatusOr<EpsilonAndOrder> EpsilonFromRdp(const std::vector<double>& orders
     }
     double epsilon;
     if (delta * delta + std::expm1(-rho) > 0) {
-      // delta >= sqrt(1 - exp(-rho)) bounds the total variation distance (Pinsker-type bound via the
-      // Bretagnolle-Huber via the KL divergence, which RDP of any order > 1 upper-bounds): epsilon = 0 suffices.
+      // delta >= sqrt(1 - exp(-rho)) bounds the total variation distance (Pinsker-type bound via
+      // the Bretagnolle-Huber via the KL divergence, which RDP of any order > 1 upper-bounds):
+      // epsilon = 0 suffices.
       epsilon = 0.0;
     } else {
       // Balle et al. (2020), Theorem 21 (arXiv:1905.09982); Canonne, Kamath, Steinke (2020),

@@ -5,9 +5,9 @@
 //
 // A mechanism is (alpha, rho)-RDP when the Renyi divergence of order alpha between its output
 // distributions on any two neighbouring datasets is at most rho (Mironov 2017, "Renyi Differential
-// Privacy", Definition 4). RDP composes additively at each order (ibid., Proposition 1), so a sequence
-// of mechanisms, of one job or of many jobs on one dataset, is accounted by summing their RDP curves
-// over a fixed grid of orders and converting the sum to (epsilon, delta) once.
+// Privacy", Definition 4). RDP composes additively at each order (ibid., Proposition 1), so a
+// sequence of mechanisms, of one job or of many jobs on one dataset, is accounted by summing their
+// RDP curves over a fixed grid of orders and converting the sum to (epsilon, delta) once.
 
 #include <cstdint>
 #include <vector>
@@ -17,17 +17,18 @@
 
 namespace dpfleet::accountant {
 
-// The grid of Renyi orders: 1.1, 1.2, ..., 10.9, then 11, 12, ..., 63, then 64, 128, 256, 512, 1024.
-// Fine enough near 1 for large epsilon and long enough for tiny epsilon.
+// The grid of Renyi orders: 1.1, 1.2, ..., 10.9, then 11, 12, ..., 63, then 64, 128, 256, 512,
+// 1024. Fine enough near 1 for large epsilon and long enough for tiny epsilon.
 const std::vector<double>& DefaultRdpOrders();
 
-// Returns rho(alpha) of ONE step of the Gaussian mechanism with sensitivity 1 and noise std `sigma`,
-// applied to a Poisson subsample at rate q, under add/remove neighbours; alpha > 1.
+// Returns rho(alpha) of ONE step of the Gaussian mechanism with sensitivity 1 and noise std
+// `sigma`, applied to a Poisson subsample at rate q, under add/remove neighbours; alpha > 1.
 //
 // q = 1: alpha / (2 sigma^2) (Mironov 2017, Proposition 7).
 // q < 1, integer alpha: the exact binomial expansion of Mironov, Talwar and Zhang (2019), "Renyi
 //   Differential Privacy of the Sampled Gaussian Mechanism", Section 3.3, summed in log space.
-// q < 1, fractional alpha: their two-sided series with erfc tails (ibid., Section 3.3), summed in log
+// q < 1, fractional alpha: their two-sided series with erfc tails (ibid., Section 3.3), summed in
+// log
 //   space until the terms fall below e^-30 of the total.
 // Errors: kInvalidArgument for q outside (0, 1], sigma <= 0 or alpha <= 1.
 absl::StatusOr<double> SubsampledGaussianRdp(double q, double sigma, double alpha);
@@ -71,8 +72,7 @@ class RdpCurve {
 };
 
 // Returns the (epsilon, order) of `mechanism` alone at `delta`. Errors as in Compose and Epsilon.
-absl::StatusOr<EpsilonAndOrder> RdpEpsilon(const SubsampledGaussian& mechanism,
-                                         double delta);
+absl::StatusOr<EpsilonAndOrder> RdpEpsilon(const SubsampledGaussian& mechanism, double delta);
 
 }  // namespace dpfleet::accountant
 

@@ -50,7 +50,8 @@ TEST(SubsampledGaussianRdp, OrderTwoHasClosedForm) {
 }
 
 TEST(SubsampledGaussianRdp, FractionalSeriesIsContinuousAtIntegers) {
-  // The fractional-order series and the integer binomial sum are different formulas for one function.
+  // The fractional-order series and the integer binomial sum are different formulas for one
+  // function.
   for (double q : {0.001, 0.05, 0.5}) {
     for (double sigma : {0.8, 1.1, 4.0}) {
       for (double alpha : {2.0, 3.0, 8.0, 20.0}) {
@@ -129,13 +130,14 @@ TEST(RdpCurve, CompositionAddsCurves) {
   }
   RdpCurve doubled;
   ASSERT_TRUE(doubled.Compose({.sampling_rate = 0.01, .noise_multiplier = 1.1, .steps = 200}).ok());
-  EXPECT_NEAR(doubled.Epsilon(1e-5)->epsilon,
-              [&] {
-                RdpCurve twice = a;
-                twice.Compose(a);
-                return twice.Epsilon(1e-5)->epsilon;
-              }(),
-              1e-12);
+  EXPECT_NEAR(
+      doubled.Epsilon(1e-5)->epsilon,
+      [&] {
+        RdpCurve twice = a;
+        twice.Compose(a);
+        return twice.Epsilon(1e-5)->epsilon;
+      }(),
+      1e-12);
   EXPECT_GT(both.Epsilon(1e-5)->epsilon, a.Epsilon(1e-5)->epsilon);
 }
 

@@ -1,5 +1,5 @@
-// Accountant benchmarks: the accounting math, and the service's throughput with 8 concurrent clients
-// over loopback gRPC on a real SQLite ledger (WAL, synchronous=FULL).
+// Accountant benchmarks: the accounting math, and the service's throughput with 8 concurrent
+// clients over loopback gRPC on a real SQLite ledger (WAL, synchronous=FULL).
 //
 //   bazel run -c opt //bench:accountant_bench
 
@@ -20,12 +20,13 @@ namespace dpfleet::accountant {
 namespace {
 
 // The MNIST DP-SGD setting of Abadi et al. (2016): batch 256 of 60000, sigma 1.1, 60 epochs.
-constexpr SubsampledGaussian kMnist{.sampling_rate = 256.0 / 60000, .noise_multiplier = 1.1,
-                                    .steps = 14063};
+constexpr SubsampledGaussian kMnist{
+    .sampling_rate = 256.0 / 60000, .noise_multiplier = 1.1, .steps = 14063};
 constexpr double kDelta = 1e-5;
 
 void BM_RdpEpsilon(benchmark::State& state) {
-  for (auto _ : state) benchmark::DoNotOptimize(MechanismEpsilon(kMnist, kDelta, AccountingMethod::kRdp));
+  for (auto _ : state)
+    benchmark::DoNotOptimize(MechanismEpsilon(kMnist, kDelta, AccountingMethod::kRdp));
 }
 BENCHMARK(BM_RdpEpsilon)->Unit(benchmark::kMillisecond);
 
@@ -55,12 +56,14 @@ BENCHMARK(BM_PldCalibrateNoise)->Unit(benchmark::kMillisecond);
 
 void BM_ExactFullBatchEpsilon(benchmark::State& state) {
   const SubsampledGaussian full{.sampling_rate = 1.0, .noise_multiplier = 1.19, .steps = 3};
-  for (auto _ : state) benchmark::DoNotOptimize(MechanismEpsilon(full, 1e-6, AccountingMethod::kExact));
+  for (auto _ : state)
+    benchmark::DoNotOptimize(MechanismEpsilon(full, 1e-6, AccountingMethod::kExact));
 }
 BENCHMARK(BM_ExactFullBatchEpsilon)->Unit(benchmark::kMillisecond);
 
 void BM_ExactCalibrateNoise(benchmark::State& state) {
-  for (auto _ : state) benchmark::DoNotOptimize(CalibrateNoise(1.0, 1, 4.0, 1e-6, AccountingMethod::kExact));
+  for (auto _ : state)
+    benchmark::DoNotOptimize(CalibrateNoise(1.0, 1, 4.0, 1e-6, AccountingMethod::kExact));
 }
 BENCHMARK(BM_ExactCalibrateNoise)->Unit(benchmark::kMillisecond);
 
@@ -115,7 +118,8 @@ void BM_ServiceGetBudget(benchmark::State& state) {
   request.set_dataset("mnist");
   for (auto _ : state) {
     v1::GetBudgetResponse response;
-    if (!stub->GetBudget(As(kAdmin).get(), request, &response).ok()) state.SkipWithError("GetBudget");
+    if (!stub->GetBudget(As(kAdmin).get(), request, &response).ok())
+      state.SkipWithError("GetBudget");
   }
   state.SetItemsProcessed(state.iterations());
 }
@@ -142,7 +146,8 @@ void BM_ServiceReserveCommit(benchmark::State& state) {
     commit.set_reservation_id(reserved.reservation_id());
     commit.set_steps_run(10);
     v1::CommitResponse committed;
-    if (!stub->Commit(As(kCoordinator).get(), commit, &committed).ok()) state.SkipWithError("Commit");
+    if (!stub->Commit(As(kCoordinator).get(), commit, &committed).ok())
+      state.SkipWithError("Commit");
   }
   state.SetItemsProcessed(state.iterations());
 }

@@ -48,8 +48,12 @@ int RunRank(int rank, int world, int port, const std::string& model, int64_t bat
   if (!reducer.ok()) return 1;
   Reducer* bare = reducer->get();
   TrainerOptions trainer_options{
-      .model = model, .seed = 1, .sampling_rate = static_cast<double>(batch) / kExamples,
-      .noise_multiplier = 1.0, .clipping = {.clip_norm = 1.0}, .micro_batch_size = 512,
+      .model = model,
+      .seed = 1,
+      .sampling_rate = static_cast<double>(batch) / kExamples,
+      .noise_multiplier = 1.0,
+      .clipping = {.clip_norm = 1.0},
+      .micro_batch_size = 512,
       .optimizer = {.kind = OptimizerKind::kSgd, .learning_rate = 0.1, .momentum = 0.9}};
   auto trainer = ShardTrainer::Create(trainer_options, dataset, std::move(*reducer));
   if (!trainer.ok()) return 1;
@@ -72,8 +76,9 @@ int RunRank(int rank, int world, int port, const std::string& model, int64_t bat
     if (i >= 2) bare_seconds.push_back(absl::ToDoubleSeconds(absl::Now() - start));
   }
   if (rank == 0) {
-    std::printf("%.3f %.3f %.3f %lld\n", 1000 * Median(step_seconds), 1000 * Median(allreduce_seconds),
-                1000 * Median(bare_seconds), static_cast<long long>(parameters));
+    std::printf("%.3f %.3f %.3f %lld\n", 1000 * Median(step_seconds),
+                1000 * Median(allreduce_seconds), 1000 * Median(bare_seconds),
+                static_cast<long long>(parameters));
   }
   return 0;
 }
@@ -85,19 +90,20 @@ int Main(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     const std::string flag = argv[i];
     if (flag == "--rank" && i + 6 < argc) {
-      return RunRank(std::stoi(argv[i + 1]), std::stoi(argv[i + 2]), std::stoi(argv[i + 3]), argv[i + 4],
-                     std::stoll(argv[i + 5]), std::stoi(argv[i + 6]));
+      return RunRank(std::stoi(argv[i + 1]), std::stoi(argv[i + 2]), std::stoi(argv[i + 3]),
+                     argv[i + 4], std::stoll(argv[i + 5]), std::stoi(argv[i + 6]));
     }
     if (flag == "--model" && i + 1 < argc) model = argv[++i];
     if (flag == "--batch" && i + 1 < argc) batch = std::stoll(argv[++i]);
     if (flag == "--steps" && i + 1 < argc) steps = std::stoi(argv[++i]);
   }
-  std::printf("model %s, expected batch %lld of %lld, Gloo on loopback, 1 intra-op thread per worker, "
-              "median of %d steps\n",
-              model.c_str(), static_cast<long long>(batch), static_cast<long long>(kExamples), steps);
+  std::printf(
+      "model %s, expected batch %lld of %lld, Gloo on loopback, 1 intra-op thread per worker, "
+      "median of %d steps\n",
+      model.c_str(), static_cast<long long>(batch), static_cast<long long>(kExamples), steps);
   // The all-reduce inside a step also waits for the slowest peer (Poisson batches differ in size).
-  std::printf("%7s %10s %12s %16s %14s %9s\n", "workers", "step ms", "examples/s", "allreduce+wait ms",
-              "bare c10d ms", "overhead");
+  std::printf("%7s %10s %12s %16s %14s %9s\n", "workers", "step ms", "examples/s",
+              "allreduce+wait ms", "bare c10d ms", "overhead");
   for (int world : {1, 2, 4}) {
     int port = 0;
     auto store = ServeRendezvousStore({.store_port = 0, .world_size = world}, &port);
@@ -110,8 +116,9 @@ int Main(int argc, char** argv) {
       posix_spawn_file_actions_init(&actions);
       if (rank == 0) posix_spawn_file_actions_adddup2(&actions, pipe_fds[1], STDOUT_FILENO);
       posix_spawn_file_actions_addclose(&actions, pipe_fds[0]);
-      std::vector<std::string> args = {"distributed_bench", "--rank", std::to_string(rank), std::to_string(world),
-                                       std::to_string(port), model, std::to_string(batch), std::to_string(steps)};
+      std::vector<std::string> args = {
+          "distributed_bench",  "--rank", std::to_string(rank),  std::to_string(world),
+          std::to_string(port), model,    std::to_string(batch), std::to_string(steps)};
       std::vector<char*> argv_child;
       for (std::string& a : args) argv_child.push_back(a.data());
       argv_child.push_back(nullptr);
@@ -129,7 +136,8 @@ int Main(int argc, char** argv) {
     for (pid_t pid : children) waitpid(pid, nullptr, 0);
     double step_ms = 0, allreduce_ms = 0, bare_ms = 0;
     long long parameters = 0;
-    if (std::sscanf(output.c_str(), "%lf %lf %lf %lld", &step_ms, &allreduce_ms, &bare_ms, &parameters) != 4) {
+    if (std::sscanf(output.c_str(), "%lf %lf %lf %lld", &step_ms, &allreduce_ms, &bare_ms,
+                    &parameters) != 4) {
       std::printf("%7d failed\n", world);
       continue;
     }

@@ -1,12 +1,12 @@
-// Cost of DP training per batch: non-private forward+backward, our DP step (per-example norms and the
-// clipped sum from one forward and one backward), and the naive per-example reference, for each model,
-// side by side in one run. Each measurement runs in a fresh child process, so its peak memory (VmHWM
-// minus the resident size after set-up) is its own.
+// Cost of DP training per batch: non-private forward+backward, our DP step (per-example norms and
+// the clipped sum from one forward and one backward), and the naive per-example reference, for each
+// model, side by side in one run. Each measurement runs in a fresh child process, so its peak
+// memory (VmHWM minus the resident size after set-up) is its own.
 //
 //   bazel run -c opt //bench:per_example_bench -- [--threads 2] [--reps 3] [--models cnn_tb,linear]
 //
-// The naive reference times per-example backward passes over the first 16 examples and scales to the
-// batch (its cost is linear in the batch by construction).
+// The naive reference times per-example backward passes over the first 16 examples and scales to
+// the batch (its cost is linear in the batch by construction).
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
@@ -65,7 +65,8 @@ int Measure(const std::string& model_name, int64_t batch, const std::string& mod
   for (const ModelCase& c : Cases()) {
     if (c.name == model_name) model_case = &c;
   }
-  auto model = *models::CreateModel(model_name, {.input_shape = model_case->shape, .num_classes = 10}, 1);
+  auto model =
+      *models::CreateModel(model_name, {.input_shape = model_case->shape, .num_classes = 10}, 1);
   std::vector<int64_t> shape = {batch};
   shape.insert(shape.end(), model_case->shape.begin(), model_case->shape.end());
   const at::Tensor inputs = at::randn(shape);
@@ -79,11 +80,13 @@ int Measure(const std::string& model_name, int64_t batch, const std::string& mod
           at::cross_entropy_loss(model->Forward(inputs, nullptr), labels, {}, at::Reduction::Sum);
       torch::autograd::grad({loss}, model->parameters());
     } else if (mode == "dp") {
-      worker::AccumulateClippedGradients(*model, inputs, labels, {.clip_norm = 1.0}, sums).IgnoreError();
+      worker::AccumulateClippedGradients(*model, inputs, labels, {.clip_norm = 1.0}, sums)
+          .IgnoreError();
     } else {  // naive: per-example backward, clip, sum, over kNaiveExamples examples.
       for (int64_t i = 0; i < std::min<int64_t>(batch, kNaiveExamples); ++i) {
-        const at::Tensor loss = at::cross_entropy_loss(model->Forward(inputs.slice(0, i, i + 1), nullptr),
-                                                       labels.slice(0, i, i + 1), {}, at::Reduction::Sum);
+        const at::Tensor loss =
+            at::cross_entropy_loss(model->Forward(inputs.slice(0, i, i + 1), nullptr),
+                                   labels.slice(0, i, i + 1), {}, at::Reduction::Sum);
         const std::vector<at::Tensor> grads = torch::autograd::grad({loss}, model->parameters());
         double squared = 0;
         for (const at::Tensor& g : grads) squared += g.pow(2).sum().item<double>();
@@ -94,7 +97,7 @@ int Measure(const std::string& model_name, int64_t batch, const std::string& mod
     }
   };
   const int64_t baseline_kb = KilobytesOf("VmRSS:");  // Model and batch in place, nothing computed.
-  step();  // Warm-up.
+  step();                                             // Warm-up.
   std::vector<double> times;
   for (int r = 0; r < reps; ++r) {
     const auto start = std::chrono::steady_clock::now();
@@ -103,7 +106,8 @@ int Measure(const std::string& model_name, int64_t batch, const std::string& mod
   }
   std::sort(times.begin(), times.end());
   double median = times[times.size() / 2];
-  if (mode == "naive") median *= static_cast<double>(batch) / std::min<int64_t>(batch, kNaiveExamples);
+  if (mode == "naive")
+    median *= static_cast<double>(batch) / std::min<int64_t>(batch, kNaiveExamples);
   std::printf("%.6f %lld\n", median, static_cast<long long>(KilobytesOf("VmHWM:") - baseline_kb));
   return 0;
 }
@@ -154,11 +158,12 @@ int Main(int argc, char** argv) {
     if (flag == "--models" && i + 1 < argc) models = absl::StrSplit(argv[++i], ',');
     if (flag == "--batches" && i + 1 < argc) {
       batches.clear();
-      for (absl::string_view b : absl::StrSplit(argv[++i], ',')) batches.push_back(std::stoll(std::string(b)));
+      for (absl::string_view b : absl::StrSplit(argv[++i], ','))
+        batches.push_back(std::stoll(std::string(b)));
     }
   }
-  std::printf("threads %d (intra-op), median of %d reps; naive scaled from %d examples\n", threads, reps,
-              kNaiveExamples);
+  std::printf("threads %d (intra-op), median of %d reps; naive scaled from %d examples\n", threads,
+              reps, kNaiveExamples);
   std::printf("%-8s %5s %-6s %11s %11s %9s %11s %9s\n", "model", "batch", "mode", "ms/batch",
               "examples/s", "x plain", "peak MB+", "x plain");
   for (const std::string& model : models) {
@@ -169,7 +174,8 @@ int Main(int argc, char** argv) {
         if (!RunChild({"per_example_bench", "--measure", model, std::to_string(batch), mode,
                        std::to_string(threads), std::to_string(reps)},
                       &seconds, &mb)) {
-          std::printf("%-8s %5lld %-6s failed\n", model.c_str(), static_cast<long long>(batch), mode);
+          std::printf("%-8s %5lld %-6s failed\n", model.c_str(), static_cast<long long>(batch),
+                      mode);
           continue;
         }
         if (std::string(mode) == "plain") {
@@ -178,7 +184,8 @@ int Main(int argc, char** argv) {
         }
         std::printf("%-8s %5lld %-6s %11.1f %11.0f %9.2f %11.1f %9.2f\n", model.c_str(),
                     static_cast<long long>(batch), mode, 1000 * seconds, batch / seconds,
-                    seconds / plain_seconds, mb, std::string(mode) == "naive" ? 0.0 : mb / plain_mb);
+                    seconds / plain_seconds, mb,
+                    std::string(mode) == "naive" ? 0.0 : mb / plain_mb);
         std::fflush(stdout);
       }
     }

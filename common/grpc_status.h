@@ -1,8 +1,8 @@
 #ifndef DPFLEET_COMMON_GRPC_STATUS_H_
 #define DPFLEET_COMMON_GRPC_STATUS_H_
 
-// The one bridge between absl::Status and grpc::Status. Their codes share google.rpc.Code numbers, so
-// the conversion keeps the code and the message unchanged in both directions.
+// The one bridge between absl::Status and grpc::Status. Their codes share google.rpc.Code numbers,
+// so the conversion keeps the code and the message unchanged in both directions.
 
 #include "absl/status/status.h"
 #include "grpcpp/support/status.h"

@@ -50,7 +50,8 @@ absl::StatusOr<RunningServer> StartServer(const ServerOptions& options,
                                           const std::vector<grpc::Service*>& services) {
   RunningServer running;
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(options.listen_address, grpc::InsecureServerCredentials(), &running.port);
+  builder.AddListeningPort(options.listen_address, grpc::InsecureServerCredentials(),
+                           &running.port);
   builder.SetMaxReceiveMessageSize(256 << 20);
   for (grpc::Service* service : services) builder.RegisterService(service);
   running.server = builder.BuildAndStart();

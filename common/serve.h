@@ -1,8 +1,8 @@
 #ifndef DPFLEET_COMMON_SERVE_H_
 #define DPFLEET_COMMON_SERVE_H_
 
-// Running a dpfleet gRPC server process: bind, publish the bound port, wait for SIGINT/SIGTERM, shut
-// down gracefully.
+// Running a dpfleet gRPC server process: bind, publish the bound port, wait for SIGINT/SIGTERM,
+// shut down gracefully.
 
 #include <functional>
 #include <memory>

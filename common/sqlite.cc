@@ -91,9 +91,9 @@ double SqliteStatement::ColumnDouble(int column) const {
 
 absl::StatusOr<std::unique_ptr<SqliteDb>> SqliteDb::Open(const std::string& path) {
   sqlite3* handle = nullptr;
-  const int rc = sqlite3_open_v2(path.c_str(), &handle,
-                                 SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
-                                 nullptr);
+  const int rc =
+      sqlite3_open_v2(path.c_str(), &handle,
+                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, nullptr);
   if (rc != SQLITE_OK) {
     sqlite3_close(handle);
     return SqliteError(rc, "open " + path);
@@ -102,7 +102,8 @@ absl::StatusOr<std::unique_ptr<SqliteDb>> SqliteDb::Open(const std::string& path
   sqlite3_busy_timeout(handle, 5000);
   absl::Status pragmas =
       db->Exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;");
-  if (!pragmas.ok()) return absl::Status(pragmas.code(), path + ": " + std::string(pragmas.message()));
+  if (!pragmas.ok())
+    return absl::Status(pragmas.code(), path + ": " + std::string(pragmas.message()));
   // Reading the schema proves the file is a database, not something else at that path.
   absl::Status readable = db->Exec("SELECT count(*) FROM sqlite_master");
   if (!readable.ok()) {

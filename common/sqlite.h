@@ -28,8 +28,9 @@ class SqliteStatement {
   // Binds bytes as a BLOB (no text encoding applied).
   SqliteStatement& BindBlob(int index, const std::string& bytes);
 
-  // Advances to the next row. Returns true when a row is available, false when the statement is done.
-  // Errors: kUnavailable when the database is busy, kDataLoss when it is corrupt, kInternal otherwise.
+  // Advances to the next row. Returns true when a row is available, false when the statement is
+  // done. Errors: kUnavailable when the database is busy, kDataLoss when it is corrupt, kInternal
+  // otherwise.
   absl::StatusOr<bool> Step();
   // Runs the statement to completion, ignoring rows.
   absl::Status Run();
@@ -52,9 +53,9 @@ class SqliteStatement {
 // An open database file. Not thread-safe: callers serialise access.
 class SqliteDb {
  public:
-  // Opens (creating if needed) the database at `path` in WAL mode with synchronous=FULL, so a commit
-  // that returned survives a crash of the process or the machine. Errors: kUnavailable when the file
-  // cannot be opened, kDataLoss when it is not a valid database.
+  // Opens (creating if needed) the database at `path` in WAL mode with synchronous=FULL, so a
+  // commit that returned survives a crash of the process or the machine. Errors: kUnavailable when
+  // the file cannot be opened, kDataLoss when it is not a valid database.
   static absl::StatusOr<std::unique_ptr<SqliteDb>> Open(const std::string& path);
 
   SqliteDb(const SqliteDb&) = delete;

@@ -7,7 +7,8 @@ namespace dpfleet::coordinator {
 
 template <typename Request, typename Response>
 absl::StatusOr<Response> AccountantClient::Call(
-    grpc::Status (v1::AccountantService::Stub::*rpc)(grpc::ClientContext*, const Request&, Response*),
+    grpc::Status (v1::AccountantService::Stub::*rpc)(grpc::ClientContext*, const Request&,
+                                                     Response*),
     const Request& request) {
   grpc::ClientContext context;
   context.set_deadline(absl::ToChronoTime(absl::Now() + deadline_));

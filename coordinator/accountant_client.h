@@ -18,13 +18,16 @@ class AccountantClient {
  public:
   // `token` is sent as "authorization: Bearer <token>"; the accountant must know it with the
   // coordinator role.
-  AccountantClient(std::shared_ptr<grpc::Channel> channel, std::string token, absl::Duration deadline)
+  AccountantClient(std::shared_ptr<grpc::Channel> channel, std::string token,
+                   absl::Duration deadline)
       : stub_(v1::AccountantService::NewStub(std::move(channel))),
         authorization_("Bearer " + std::move(token)),
         deadline_(deadline) {}
 
-  absl::StatusOr<v1::CalibrateNoiseResponse> CalibrateNoise(const v1::CalibrateNoiseRequest& request);
-  absl::StatusOr<v1::ComputeEpsilonResponse> ComputeEpsilon(const v1::ComputeEpsilonRequest& request);
+  absl::StatusOr<v1::CalibrateNoiseResponse> CalibrateNoise(
+      const v1::CalibrateNoiseRequest& request);
+  absl::StatusOr<v1::ComputeEpsilonResponse> ComputeEpsilon(
+      const v1::ComputeEpsilonRequest& request);
   absl::StatusOr<v1::ReserveResponse> Reserve(const v1::ReserveRequest& request);
   absl::StatusOr<v1::CommitResponse> Commit(const v1::CommitRequest& request);
   absl::Status Release(const v1::ReleaseRequest& request);

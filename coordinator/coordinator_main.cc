@@ -19,7 +19,8 @@ ABSL_FLAG(int, heartbeat_timeout_ms, 5000, "silence after which a worker counts 
 ABSL_FLAG(int, collective_timeout_s, 60, "how long workers wait for a peer in a collective");
 ABSL_FLAG(int, checkpoint_every_steps, 25, "steps between checkpoints a failed job resumes from");
 ABSL_FLAG(int, max_attempts, 3, "how many times a job is started in all, resumptions included");
-ABSL_FLAG(int, resume_wait_s, 10, "after a failure, how long to wait for the job's workers before resuming on fewer");
+ABSL_FLAG(int, resume_wait_s, 10,
+          "after a failure, how long to wait for the job's workers before resuming on fewer");
 
 int main(int argc, char** argv) {
   dpfleet::BlockTerminationSignals();
@@ -47,9 +48,10 @@ int main(int argc, char** argv) {
   JobTable jobs(store->get());
   WorkerPool workers(absl::Milliseconds(absl::GetFlag(FLAGS_heartbeat_timeout_ms)));
   AccountantClient accountant(
-      grpc::CreateChannel(absl::GetFlag(FLAGS_accountant), grpc::InsecureChannelCredentials()), token,
-      absl::Seconds(30));
-  WorkerRegistryImpl registry(&workers, absl::Milliseconds(absl::GetFlag(FLAGS_heartbeat_interval_ms)));
+      grpc::CreateChannel(absl::GetFlag(FLAGS_accountant), grpc::InsecureChannelCredentials()),
+      token, absl::Seconds(30));
+  WorkerRegistryImpl registry(&workers,
+                              absl::Milliseconds(absl::GetFlag(FLAGS_heartbeat_interval_ms)));
   auto job_service = std::make_unique<JobServiceImpl>(
       &jobs, &workers, &accountant,
       JobRunnerOptions{.checkpoint_every_steps = absl::GetFlag(FLAGS_checkpoint_every_steps),

@@ -165,14 +165,16 @@ grpc::Status WorkerRegistryImpl::RegisterWorker(grpc::ServerContext*,
     return ToGrpcStatus(absl::InvalidArgumentError("address is required"));
   }
   std::map<std::string, int64_t> datasets;
-  for (const v1::DatasetInfo& info : request->datasets()) datasets[info.name()] = info.train_examples();
+  for (const v1::DatasetInfo& info : request->datasets())
+    datasets[info.name()] = info.train_examples();
   response->set_worker_id(workers_->Register(request->address(), datasets));
   response->set_heartbeat_interval_ms(
       static_cast<int32_t>(absl::ToInt64Milliseconds(heartbeat_interval_)));
   return grpc::Status::OK;
 }
 
-grpc::Status WorkerRegistryImpl::Heartbeat(grpc::ServerContext*, const v1::HeartbeatRequest* request,
+grpc::Status WorkerRegistryImpl::Heartbeat(grpc::ServerContext*,
+                                           const v1::HeartbeatRequest* request,
                                            v1::HeartbeatResponse*) {
   return ToGrpcStatus(workers_->Heartbeat(request->worker_id()));
 }

@@ -61,7 +61,8 @@ class WorkerRegistryImpl final : public v1::WorkerRegistry::Service {
   WorkerRegistryImpl(WorkerPool* workers, absl::Duration heartbeat_interval)
       : workers_(workers), heartbeat_interval_(heartbeat_interval) {}
 
-  grpc::Status RegisterWorker(grpc::ServerContext* context, const v1::RegisterWorkerRequest* request,
+  grpc::Status RegisterWorker(grpc::ServerContext* context,
+                              const v1::RegisterWorkerRequest* request,
                               v1::RegisterWorkerResponse* response) override;
   grpc::Status Heartbeat(grpc::ServerContext* context, const v1::HeartbeatRequest* request,
                          v1::HeartbeatResponse* response) override;

@@ -30,14 +30,15 @@ absl::Status ValidateOptimizer(const v1::OptimizerSpec& optimizer) {
   if (!(optimizer.weight_decay() >= 0 && std::isfinite(optimizer.weight_decay()))) {
     return Invalid("optimizer.weight_decay", "finite and >= 0", optimizer.weight_decay());
   }
-  for (const auto& [name, beta] :
-       {std::pair{"optimizer.beta1", optimizer.beta1()}, std::pair{"optimizer.beta2", optimizer.beta2()}}) {
+  for (const auto& [name, beta] : {std::pair{"optimizer.beta1", optimizer.beta1()},
+                                   std::pair{"optimizer.beta2", optimizer.beta2()}}) {
     if (!(beta >= 0 && beta < 1)) return Invalid(name, "in [0, 1) (0: default)", beta);
   }
   if (!(optimizer.epsilon() >= 0 && std::isfinite(optimizer.epsilon()))) {
     return Invalid("optimizer.epsilon", "finite and >= 0 (0: default)", optimizer.epsilon());
   }
-  if (optimizer.warmup_steps() < 0) return Invalid("optimizer.warmup_steps", ">= 0", optimizer.warmup_steps());
+  if (optimizer.warmup_steps() < 0)
+    return Invalid("optimizer.warmup_steps", ">= 0", optimizer.warmup_steps());
   if (!(optimizer.ema_decay() >= 0 && optimizer.ema_decay() < 1)) {
     return Invalid("optimizer.ema_decay", "in [0, 1) (0: off)", optimizer.ema_decay());
   }
@@ -51,7 +52,8 @@ absl::Status ValidateJobSpec(const v1::JobSpec& spec) {
   if (!models::IsKnownModel(spec.model())) {
     return absl::InvalidArgumentError(absl::StrCat("model '", spec.model(), "' is unknown"));
   }
-  if (absl::Status optimizer = ValidateOptimizer(spec.optimizer()); !optimizer.ok()) return optimizer;
+  if (absl::Status optimizer = ValidateOptimizer(spec.optimizer()); !optimizer.ok())
+    return optimizer;
   switch (spec.batching_case()) {
     case v1::JobSpec::kSamplingRate:
       if (!(std::isfinite(spec.sampling_rate()) && spec.sampling_rate() > 0 &&
@@ -65,7 +67,8 @@ absl::Status ValidateJobSpec(const v1::JobSpec& spec) {
       }
       break;
     case v1::JobSpec::kFullBatch:
-      if (!spec.full_batch()) return absl::InvalidArgumentError("full_batch, when set, must be true");
+      if (!spec.full_batch())
+        return absl::InvalidArgumentError("full_batch, when set, must be true");
       break;
     default:
       return absl::InvalidArgumentError(
@@ -83,7 +86,8 @@ absl::Status ValidateJobSpec(const v1::JobSpec& spec) {
     default:
       return absl::InvalidArgumentError("one of steps or epochs is required");
   }
-  if (!PositiveFinite(spec.clip_norm())) return Invalid("clip_norm", "finite and > 0", spec.clip_norm());
+  if (!PositiveFinite(spec.clip_norm()))
+    return Invalid("clip_norm", "finite and > 0", spec.clip_norm());
   switch (spec.privacy_case()) {
     case v1::JobSpec::kNoiseMultiplier:
       if (!PositiveFinite(spec.noise_multiplier())) {
@@ -102,7 +106,8 @@ absl::Status ValidateJobSpec(const v1::JobSpec& spec) {
     return Invalid("delta", "in (0, 1)", spec.delta());
   }
   if (spec.num_workers() < 1) return Invalid("num_workers", ">= 1", spec.num_workers());
-  if (spec.micro_batch_size() < 0) return Invalid("micro_batch_size", ">= 0", spec.micro_batch_size());
+  if (spec.micro_batch_size() < 0)
+    return Invalid("micro_batch_size", ">= 0", spec.micro_batch_size());
   return absl::OkStatus();
 }
 
@@ -117,9 +122,9 @@ absl::StatusOr<JobPlan> PlanJob(const v1::JobSpec& spec, int64_t dataset_size) {
       break;
     case v1::JobSpec::kExpectedBatchSize:
       if (spec.expected_batch_size() > dataset_size) {
-        return absl::InvalidArgumentError(absl::StrCat("expected_batch_size ", spec.expected_batch_size(),
-                                                       " exceeds the dataset's ", dataset_size,
-                                                       " examples"));
+        return absl::InvalidArgumentError(
+            absl::StrCat("expected_batch_size ", spec.expected_batch_size(),
+                         " exceeds the dataset's ", dataset_size, " examples"));
       }
       plan.sampling_rate = static_cast<double>(spec.expected_batch_size()) / dataset_size;
       break;
@@ -133,10 +138,11 @@ absl::StatusOr<JobPlan> PlanJob(const v1::JobSpec& spec, int64_t dataset_size) {
     if (steps > kMaxSteps) return Invalid("epochs", "small enough for 2^32 steps", spec.epochs());
     plan.steps = static_cast<int64_t>(steps);
   }
-  if (spec.optimizer().schedule() == v1::SCHEDULE_COSINE && plan.steps <= spec.optimizer().warmup_steps()) {
-    return absl::InvalidArgumentError(absl::StrCat("optimizer.warmup_steps (", spec.optimizer().warmup_steps(),
-                                                   ") must be below the job's ", plan.steps,
-                                                   " steps for a cosine schedule"));
+  if (spec.optimizer().schedule() == v1::SCHEDULE_COSINE &&
+      plan.steps <= spec.optimizer().warmup_steps()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("optimizer.warmup_steps (", spec.optimizer().warmup_steps(),
+                     ") must be below the job's ", plan.steps, " steps for a cosine schedule"));
   }
   return plan;
 }

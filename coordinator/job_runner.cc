@@ -42,12 +42,14 @@ absl::Status ForEachPeer(const std::vector<Peer>& peers, const std::string& what
   return absl::OkStatus();
 }
 
-// The job's own epsilon after `steps` steps, by the tightest method for its mechanism (exact for full
-// batch, RDP otherwise), as the accountant's ComputeEpsilon reports it.
+// The job's own epsilon after `steps` steps, by the tightest method for its mechanism (exact for
+// full batch, RDP otherwise), as the accountant's ComputeEpsilon reports it.
 double EpsilonAfter(const v1::Job& job, int64_t steps) {
-  const absl::StatusOr<double> epsilon = accountant::MechanismEpsilon(
-      {.sampling_rate = job.sampling_rate(), .noise_multiplier = job.noise_multiplier(), .steps = steps},
-      job.spec().delta(), accountant::AccountingMethod::kAuto);
+  const absl::StatusOr<double> epsilon =
+      accountant::MechanismEpsilon({.sampling_rate = job.sampling_rate(),
+                                    .noise_multiplier = job.noise_multiplier(),
+                                    .steps = steps},
+                                   job.spec().delta(), accountant::AccountingMethod::kAuto);
   return epsilon.ok() ? *epsilon : 0.0;
 }
 
@@ -85,16 +87,20 @@ void JobRunner::ChargeAndEnd(const v1::Job& job, v1::JobState state, const absl:
   result.set_steps_run(steps_started);
   result.set_epsilon_spent(EpsilonAfter(job, steps_started));
   result.set_delta(job.spec().delta());
-  jobs_->Update(job.job_id(), [&](v1::Job& j) {
-    j.set_state(state);
-    j.set_error(message);
-    *j.mutable_result() = result;
-    j.mutable_progress()->set_epsilon_spent(result.epsilon_spent());
-  }).IgnoreError();
+  jobs_
+      ->Update(job.job_id(),
+               [&](v1::Job& j) {
+                 j.set_state(state);
+                 j.set_error(message);
+                 *j.mutable_result() = result;
+                 j.mutable_progress()->set_epsilon_spent(result.epsilon_spent());
+               })
+      .IgnoreError();
 }
 
 void JobRunner::ResolveInterrupted(const v1::Job& job, int64_t step_bound) {
-  // Reservations made to re-run lost steps are not in the snapshot; they stay open, counted in full.
+  // Reservations made to re-run lost steps are not in the snapshot; they stay open, counted in
+  // full.
   const int64_t steps = std::min(step_bound, job.total_steps());
   ChargeAndEnd(job, v1::FAILED,
                absl::AbortedError(absl::StrCat(
@@ -130,7 +136,8 @@ void JobRunner::Run(const std::string& job_id) {
     workers_->ReleaseJob(job_id);
     peers.clear();
   };
-  // Ends the job: frees the workers, charges the accountant for every started step, records the state.
+  // Ends the job: frees the workers, charges the accountant for every started step, records the
+  // state.
   auto finish = [&](v1::JobState state, absl::Status error, v1::JobResult result) {
     release_peers();
     result.set_wall_seconds(absl::ToDoubleSeconds(absl::Now() - started));
@@ -152,21 +159,23 @@ void JobRunner::Run(const std::string& job_id) {
       acquired = workers_->Acquire(dataset, wanted, job_id);
       if (!acquired.empty()) break;
       if (jobs_->CancelRequested(job_id)) {
-        return finish(v1::CANCELLED, absl::CancelledError("cancelled while waiting for workers"), {});
+        return finish(v1::CANCELLED, absl::CancelledError("cancelled while waiting for workers"),
+                      {});
       }
       absl::SleepFor(options_.acquire_poll);
     }
     grpc::ChannelArguments channel_arguments;
     channel_arguments.SetMaxReceiveMessageSize(-1);  // Checkpoints can be large.
     for (WorkerRecord& record : acquired) {
-      auto channel =
-          grpc::CreateCustomChannel(record.address, grpc::InsecureChannelCredentials(), channel_arguments);
+      auto channel = grpc::CreateCustomChannel(record.address, grpc::InsecureChannelCredentials(),
+                                               channel_arguments);
       peers.push_back({std::move(record), v1::WorkerService::NewStub(channel)});
     }
-    if (attempt == 0) jobs_->Update(job_id, [](v1::Job& j) { j.set_state(v1::RUNNING); }).IgnoreError();
+    if (attempt == 0)
+      jobs_->Update(job_id, [](v1::Job& j) { j.set_state(v1::RUNNING); }).IgnoreError();
 
-    absl::Status failure = RunAttempt(job, attempt, peers, checkpoint, checkpoint_step, steps_started,
-                                      charges, step_deadline);
+    absl::Status failure = RunAttempt(job, attempt, peers, checkpoint, checkpoint_step,
+                                      steps_started, charges, step_deadline);
     if (failure.ok()) {
       // Evaluate on the held-out split: each worker scores its slice, and reports its parameters.
       std::vector<v1::EvaluateResponse> evaluations(peers.size());
@@ -194,9 +203,13 @@ void JobRunner::Run(const std::string& job_id) {
     }
     // Resume from the last checkpoint on the workers still alive.
     release_peers();
-    jobs_->Update(job_id, [&](v1::Job& j) {
-      j.set_error(absl::StrCat("resuming from step ", checkpoint_step, " after: ", failure.message()));
-    }).IgnoreError();
+    jobs_
+        ->Update(job_id,
+                 [&](v1::Job& j) {
+                   j.set_error(absl::StrCat("resuming from step ", checkpoint_step,
+                                            " after: ", failure.message()));
+                 })
+        .IgnoreError();
   }
 }
 
@@ -255,13 +268,15 @@ absl::Status JobRunner::RunAttempt(const v1::Job& job, int attempt, std::vector<
       reserve.mutable_mechanism()->set_steps(job.total_steps() - step);
       const absl::StatusOr<v1::ReserveResponse> reserved = accountant_->Reserve(reserve);
       if (!reserved.ok()) {
-        return Annotate(reserved.status(), absl::StrCat("re-running steps from ", step, " after a failure"));
+        return Annotate(reserved.status(),
+                        absl::StrCat("re-running steps from ", step, " after a failure"));
       }
       charges.push_back({reserved->reservation_id(), job.total_steps() - step});
     }
     // The step is leased durably before it starts, so a crash can never under-charge it.
     if (absl::Status leased = jobs_->LeaseSteps(job_id, steps_started); !leased.ok()) {
-      return absl::DataLossError(absl::StrCat("cannot record progress durably: ", leased.message()));
+      return absl::DataLossError(
+          absl::StrCat("cannot record progress durably: ", leased.message()));
     }
     ++steps_started;  // From here on the step may release noised gradients: it is charged.
     std::vector<v1::RunStepResponse> responses(peers.size());
@@ -279,14 +294,17 @@ absl::Status JobRunner::RunAttempt(const v1::Job& job, int attempt, std::vector<
       batch_size += response.local_batch_size();
     }
     const double epsilon = EpsilonAfter(job, steps_started);
-    jobs_->Update(job_id, [&](v1::Job& j) {
-      v1::JobProgress* progress = j.mutable_progress();
-      progress->set_step(step + 1);
-      progress->set_total_steps(job.total_steps());
-      progress->set_loss(batch_size > 0 ? loss_sum / batch_size : 0.0);
-      progress->set_batch_size(batch_size);
-      progress->set_epsilon_spent(epsilon);
-    }).IgnoreError();
+    jobs_
+        ->Update(job_id,
+                 [&](v1::Job& j) {
+                   v1::JobProgress* progress = j.mutable_progress();
+                   progress->set_step(step + 1);
+                   progress->set_total_steps(job.total_steps());
+                   progress->set_loss(batch_size > 0 ? loss_sum / batch_size : 0.0);
+                   progress->set_batch_size(batch_size);
+                   progress->set_epsilon_spent(epsilon);
+                 })
+        .IgnoreError();
     if ((step + 1) % options_.checkpoint_every_steps == 0 && step + 1 < job.total_steps()) {
       auto context = ContextWithDeadline(options_.control_deadline);
       v1::CheckpointRequest request;

@@ -1,12 +1,12 @@
 #ifndef DPFLEET_COORDINATOR_JOB_RUNNER_H_
 #define DPFLEET_COORDINATOR_JOB_RUNNER_H_
 
-// Drives one job from QUEUED to a terminal state: waits for idle workers, assigns them shards (rank 0
-// first: it serves the rendezvous store the others join), runs the steps in lockstep with periodic
-// checkpoints, evaluates, and charges the accountant for every step that was started, whatever the
-// outcome. When a worker fails, the job resumes from its last checkpoint on the workers still alive
-// (or replacements); the steps lost since the checkpoint ran and cost privacy, so they stay charged,
-// and running them again is reserved anew with the accountant first.
+// Drives one job from QUEUED to a terminal state: waits for idle workers, assigns them shards (rank
+// 0 first: it serves the rendezvous store the others join), runs the steps in lockstep with
+// periodic checkpoints, evaluates, and charges the accountant for every step that was started,
+// whatever the outcome. When a worker fails, the job resumes from its last checkpoint on the
+// workers still alive (or replacements); the steps lost since the checkpoint ran and cost privacy,
+// so they stay charged, and running them again is reserved anew with the accountant first.
 
 #include <memory>
 #include <string>
@@ -42,8 +42,8 @@ class JobRunner {
             const JobRunnerOptions& options)
       : jobs_(jobs), workers_(workers), accountant_(accountant), options_(options) {}
 
-  // Runs job `job_id` (already in the table, its budget reserved) to SUCCEEDED, FAILED or CANCELLED.
-  // Blocks until then; call it on a thread of its own.
+  // Runs job `job_id` (already in the table, its budget reserved) to SUCCEEDED, FAILED or
+  // CANCELLED. Blocks until then; call it on a thread of its own.
   void Run(const std::string& job_id);
 
   // Ends a job that was running when the coordinator stopped: FAILED, charged for `step_bound`
@@ -61,18 +61,19 @@ class JobRunner {
   };
 
   // Assigns the shards (resuming from `checkpoint` at `checkpoint_step` when set) and runs the
-  // remaining steps, updating the checkpoint, the count of started steps and the charges as it goes.
-  // Errors: kCancelled; kResourceExhausted when re-running lost steps cannot be paid for; kDataLoss
-  // when progress cannot be recorded; otherwise the failure of a worker call (resumable).
+  // remaining steps, updating the checkpoint, the count of started steps and the charges as it
+  // goes. Errors: kCancelled; kResourceExhausted when re-running lost steps cannot be paid for;
+  // kDataLoss when progress cannot be recorded; otherwise the failure of a worker call (resumable).
   absl::Status RunAttempt(const v1::Job& job, int attempt, std::vector<Peer>& peers,
                           std::string& checkpoint, int64_t& checkpoint_step, int64_t& steps_started,
                           std::vector<Charge>& charges, absl::Duration step_deadline);
 
-  // Charges `steps_started` steps across `charges` in order (committing, or releasing a reservation no
-  // step reached) and records the job's end. A failed charge leaves its reservation open (counting
-  // in full) and says so.
+  // Charges `steps_started` steps across `charges` in order (committing, or releasing a reservation
+  // no step reached) and records the job's end. A failed charge leaves its reservation open
+  // (counting in full) and says so.
   void ChargeAndEnd(const v1::Job& job, v1::JobState state, const absl::Status& error,
-                    int64_t steps_started, const std::vector<Charge>& charges, v1::JobResult result);
+                    int64_t steps_started, const std::vector<Charge>& charges,
+                    v1::JobResult result);
 
   JobTable* const jobs_;
   WorkerPool* const workers_;

@@ -42,15 +42,16 @@ absl::Status JobStore::SetStepBound(const std::string& job_id, int64_t bound) {
 
 absl::StatusOr<std::vector<StoredJob>> JobStore::LoadAll() {
   absl::MutexLock lock(&mu_);
-  DPFLEET_ASSIGN_OR_RETURN(auto query,
-                           db_->Prepare("SELECT job_id, snapshot, step_bound FROM jobs ORDER BY seq"));
+  DPFLEET_ASSIGN_OR_RETURN(
+      auto query, db_->Prepare("SELECT job_id, snapshot, step_bound FROM jobs ORDER BY seq"));
   std::vector<StoredJob> jobs;
   while (true) {
     DPFLEET_ASSIGN_OR_RETURN(const bool row, query->Step());
     if (!row) break;
     StoredJob stored;
     if (!stored.job.ParseFromString(query->ColumnBlob(1))) {
-      return absl::DataLossError(absl::StrCat("stored job '", query->ColumnText(0), "' is unreadable"));
+      return absl::DataLossError(
+          absl::StrCat("stored job '", query->ColumnText(0), "' is unreadable"));
     }
     stored.step_bound = query->ColumnInt(2);
     jobs.push_back(std::move(stored));

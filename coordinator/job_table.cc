@@ -87,12 +87,11 @@ absl::StatusOr<std::pair<v1::Job, int64_t>> JobTable::WaitForChange(const std::s
   if (it == jobs_.end()) return UnknownJob(job_id);
   const Entry* entry = &it->second;  // std::map entries never move.
   std::pair<const Entry*, int64_t> watched(entry, seen_version);
-  mu_.AwaitWithTimeout(absl::Condition(
-                           +[](std::pair<const Entry*, int64_t>* arg) {
-                             return arg->first->version > arg->second;
-                           },
-                           &watched),
-                       timeout);
+  mu_.AwaitWithTimeout(
+      absl::Condition(
+          +[](std::pair<const Entry*, int64_t>* arg) { return arg->first->version > arg->second; },
+          &watched),
+      timeout);
   return std::make_pair(entry->job, entry->version);
 }
 
@@ -101,8 +100,8 @@ absl::Status JobTable::RequestCancel(const std::string& job_id) {
   auto it = jobs_.find(job_id);
   if (it == jobs_.end()) return UnknownJob(job_id);
   if (IsTerminal(it->second.job.state())) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "job '", job_id, "' already ended as ", v1::JobState_Name(it->second.job.state())));
+    return absl::FailedPreconditionError(absl::StrCat("job '", job_id, "' already ended as ",
+                                                      v1::JobState_Name(it->second.job.state())));
   }
   it->second.cancel_requested = true;
   return absl::OkStatus();

@@ -28,7 +28,8 @@ TEST(JobTable, WatchersSeeEveryUpdate) {
   EXPECT_GT(next_version, version);
   EXPECT_EQ(second.state(), v1::RUNNING);
   // No change: the wait times out with the same version.
-  EXPECT_EQ(table.WaitForChange("job-1", next_version, absl::Milliseconds(10))->second, next_version);
+  EXPECT_EQ(table.WaitForChange("job-1", next_version, absl::Milliseconds(10))->second,
+            next_version);
 }
 
 TEST(JobTable, CancelOnlyWhileRunning) {

@@ -39,8 +39,8 @@ absl::StatusOr<int64_t> WorkerPool::DatasetSize(const std::string& dataset) cons
     auto it = worker.train_examples.find(dataset);
     if (it == worker.train_examples.end() || !AliveLocked(worker)) continue;
     if (size >= 0 && size != it->second) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "workers disagree on the size of dataset '", dataset, "': ", size, " and ", it->second));
+      return absl::FailedPreconditionError(absl::StrCat("workers disagree on the size of dataset '",
+                                                        dataset, "': ", size, " and ", it->second));
     }
     size = it->second;
   }

@@ -46,9 +46,10 @@ class WorkerPool {
   // Returns how many live workers hold `dataset`.
   int CountAlive(const std::string& dataset) const;
 
-  // Assigns `count` idle live workers holding `dataset` to `job_id`, ordered by id. Returns them, or an
-  // empty vector (assigning none) when fewer are idle now.
-  std::vector<WorkerRecord> Acquire(const std::string& dataset, int count, const std::string& job_id);
+  // Assigns `count` idle live workers holding `dataset` to `job_id`, ordered by id. Returns them,
+  // or an empty vector (assigning none) when fewer are idle now.
+  std::vector<WorkerRecord> Acquire(const std::string& dataset, int count,
+                                    const std::string& job_id);
 
   // Frees every worker held by `job_id`.
   void ReleaseJob(const std::string& job_id);

@@ -35,13 +35,15 @@ absl::StatusOr<std::string> Args::String(const std::string& name, const std::str
 
 namespace {
 
-// Parses `text` with `parse` (absl::SimpleAtod or SimpleAtoi), naming the flag and `what` on failure.
+// Parses `text` with `parse` (absl::SimpleAtod or SimpleAtoi), naming the flag and `what` on
+// failure.
 template <typename T, typename Parse>
 absl::StatusOr<T> ParseFlag(const std::string& name, const std::string& text, const char* what,
                             Parse parse) {
   T value;
   if (!parse(text, &value)) {
-    return absl::InvalidArgumentError(absl::StrCat("--", name, " needs ", what, ", got '", text, "'"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("--", name, " needs ", what, ", got '", text, "'"));
   }
   return value;
 }
@@ -63,8 +65,9 @@ absl::StatusOr<int64_t> Args::Int(const std::string& name, std::optional<int64_t
   used_.insert(name);
   auto it = flags_.find(name);
   if (it != flags_.end()) {
-    return ParseFlag<int64_t>(name, it->second, "an integer",
-                              [](absl::string_view t, int64_t* v) { return absl::SimpleAtoi(t, v); });
+    return ParseFlag<int64_t>(name, it->second, "an integer", [](absl::string_view t, int64_t* v) {
+      return absl::SimpleAtoi(t, v);
+    });
   }
   if (fallback) return *fallback;
   return absl::InvalidArgumentError(absl::StrCat("--", name, " is required"));
@@ -78,7 +81,8 @@ bool Args::Bool(const std::string& name) {
 
 absl::Status Args::CheckAllUsed() const {
   for (const auto& [name, value] : flags_) {
-    if (used_.count(name) == 0) return absl::InvalidArgumentError(absl::StrCat("unknown flag --", name));
+    if (used_.count(name) == 0)
+      return absl::InvalidArgumentError(absl::StrCat("unknown flag --", name));
   }
   return absl::OkStatus();
 }

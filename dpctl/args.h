@@ -23,8 +23,8 @@ class Args {
   const std::vector<std::string>& positional() const { return positional_; }
   bool Has(const std::string& name) const { return flags_.count(name) > 0; }
 
-  // Each returns the flag's value, `fallback` when absent, or kInvalidArgument naming the flag when its
-  // value does not parse. Reading a flag marks it used.
+  // Each returns the flag's value, `fallback` when absent, or kInvalidArgument naming the flag when
+  // its value does not parse. Reading a flag marks it used.
   absl::StatusOr<std::string> String(const std::string& name, const std::string& fallback = "");
   absl::StatusOr<double> Double(const std::string& name, std::optional<double> fallback = {});
   absl::StatusOr<int64_t> Int(const std::string& name, std::optional<int64_t> fallback = {});

@@ -6,8 +6,8 @@ namespace dpfleet::dpctl {
 namespace {
 
 TEST(Args, ParsesPositionalAndFlags) {
-  const char* argv[] = {"dpctl", "privacy", "epsilon", "--sampling-rate", "0.01",
-                        "--steps=100", "--json", "--delta", "1e-5"};
+  const char* argv[] = {"dpctl",  "privacy", "epsilon", "--sampling-rate", "0.01", "--steps=100",
+                        "--json", "--delta", "1e-5"};
   Args args = *Args::Parse(9, argv, 1);
   EXPECT_EQ(args.positional(), (std::vector<std::string>{"privacy", "epsilon"}));
   EXPECT_EQ(*args.Double("sampling-rate"), 0.01);

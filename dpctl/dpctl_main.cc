@@ -51,13 +51,14 @@ Privacy math, offline:
   (auto: exact for --sampling-rate 1, RDP otherwise; pld is the tightest for sampled jobs)
 )";
 
-#define DPCTL_ASSIGN_OR_FAIL(lhs, expr)          \
-  auto lhs##_or = (expr);                        \
+#define DPCTL_ASSIGN_OR_FAIL(lhs, expr)               \
+  auto lhs##_or = (expr);                             \
   if (!lhs##_or.ok()) return Fail(lhs##_or.status()); \
   auto lhs = *std::move(lhs##_or)
 
 int Fail(const absl::Status& status) {
-  std::cerr << "dpctl: " << absl::StatusCodeToString(status.code()) << ": " << status.message() << "\n";
+  std::cerr << "dpctl: " << absl::StatusCodeToString(status.code()) << ": " << status.message()
+            << "\n";
   return 1;
 }
 
@@ -107,18 +108,19 @@ void PrintJob(const v1::Job& job) {
                                StateName(job.state()), job.spec().model(), job.spec().dataset(),
                                job.spec().num_workers());
   std::cout << absl::StrFormat(
-      "  plan: q=%.6g  sigma=%.4f  steps=%d  planned epsilon=%.4f at delta=%g\n", job.sampling_rate(),
-      job.noise_multiplier(), job.total_steps(), job.planned_epsilon(), job.spec().delta());
+      "  plan: q=%.6g  sigma=%.4f  steps=%d  planned epsilon=%.4f at delta=%g\n",
+      job.sampling_rate(), job.noise_multiplier(), job.total_steps(), job.planned_epsilon(),
+      job.spec().delta());
   if (job.state() == v1::RUNNING || job.progress().step() > 0) {
     std::cout << absl::StrFormat("  progress: step %d/%d  loss %.4f  epsilon spent %.4f\n",
                                  job.progress().step(), job.total_steps(), job.progress().loss(),
                                  job.progress().epsilon_spent());
   }
   if (job.state() == v1::SUCCEEDED) {
-    std::cout << absl::StrFormat("  result: test accuracy %.2f%%  epsilon %.4f at delta %g  (%d steps, %.1f s)\n",
-                                 100 * job.result().test_accuracy(), job.result().epsilon_spent(),
-                                 job.result().delta(), job.result().steps_run(),
-                                 job.result().wall_seconds());
+    std::cout << absl::StrFormat(
+        "  result: test accuracy %.2f%%  epsilon %.4f at delta %g  (%d steps, %.1f s)\n",
+        100 * job.result().test_accuracy(), job.result().epsilon_spent(), job.result().delta(),
+        job.result().steps_run(), job.result().wall_seconds());
   }
   if (!job.error().empty()) std::cout << "  error: " << job.error() << "\n";
 }
@@ -146,8 +148,8 @@ int Watch(v1::JobService::Stub& jobs, const std::string& job_id, bool json) {
       const int filled = static_cast<int>(width * p.step() / total);
       std::cout << absl::StrFormat("\r%-9s [%s%s] %3d%%  step %d/%d  loss %.4f  eps %.3f ",
                                    StateName(last.state()), std::string(filled, '#'),
-                                   std::string(width - filled, '.'), percent, p.step(), total, p.loss(),
-                                   p.epsilon_spent())
+                                   std::string(width - filled, '.'), percent, p.step(), total,
+                                   p.loss(), p.epsilon_spent())
                 << std::flush;
     } else if (percent / 10 != last_percent_printed / 10 || last.state() != v1::RUNNING) {
       last_percent_printed = percent;
@@ -163,8 +165,9 @@ int Watch(v1::JobService::Stub& jobs, const std::string& job_id, bool json) {
   return last.state() == v1::SUCCEEDED ? 0 : 1;
 }
 
-// Builds a job spec from submit's flags. Which of each exclusive group (batching, duration, privacy)
-// is missing or out of range is left to the coordinator's validation, which names the field.
+// Builds a job spec from submit's flags. Which of each exclusive group (batching, duration,
+// privacy) is missing or out of range is left to the coordinator's validation, which names the
+// field.
 absl::StatusOr<v1::JobSpec> SpecFromArgs(Args& args) {
   v1::JobSpec spec;
   spec.set_dataset(*args.String("dataset"));
@@ -192,7 +195,8 @@ absl::StatusOr<v1::JobSpec> SpecFromArgs(Args& args) {
   if (schedule == "cosine") {
     optimizer->set_schedule(v1::SCHEDULE_COSINE);
   } else if (schedule != "constant") {
-    return absl::InvalidArgumentError(absl::StrCat("--schedule must be constant or cosine, got ", schedule));
+    return absl::InvalidArgumentError(
+        absl::StrCat("--schedule must be constant or cosine, got ", schedule));
   }
   DPFLEET_ASSIGN_OR_RETURN(const int64_t warmup_steps, args.Int("warmup-steps", 0));
   DPFLEET_ASSIGN_OR_RETURN(const double ema_decay, args.Double("ema-decay", 0.0));
@@ -206,7 +210,8 @@ absl::StatusOr<v1::JobSpec> SpecFromArgs(Args& args) {
   if (clipping == "per-layer") {
     spec.set_clipping_mode(v1::CLIPPING_PER_LAYER);
   } else if (clipping != "flat") {
-    return absl::InvalidArgumentError(absl::StrCat("--clipping must be flat or per-layer, got ", clipping));
+    return absl::InvalidArgumentError(
+        absl::StrCat("--clipping must be flat or per-layer, got ", clipping));
   }
   spec.set_automatic_clipping(args.Bool("automatic-clipping"));
 
@@ -279,7 +284,8 @@ int JobCommand(Args& args, const std::string& command) {
     }
     return 0;
   }
-  if (args.positional().size() != 2) return Fail(absl::InvalidArgumentError(command + " needs a JOB_ID"));
+  if (args.positional().size() != 2)
+    return Fail(absl::InvalidArgumentError(command + " needs a JOB_ID"));
   const std::string& job_id = args.positional()[1];
   if (command == "watch") return Watch(*jobs, job_id, json);
   v1::Job job;
@@ -308,8 +314,7 @@ int Workers(Args& args) {
   if (absl::Status unused = args.CheckAllUsed(); !unused.ok()) return Fail(unused);
   auto registry = v1::WorkerRegistry::NewStub(channel);
   v1::ListWorkersResponse response;
-  const grpc::Status status =
-      registry->ListWorkers(Context(absl::Seconds(5)).get(), {}, &response);
+  const grpc::Status status = registry->ListWorkers(Context(absl::Seconds(5)).get(), {}, &response);
   if (!status.ok()) return Fail(FromGrpcStatus(status));
   if (json) {
     std::cout << Json(response) << "\n";
@@ -320,7 +325,8 @@ int Workers(Args& args) {
     alive += worker.alive() ? 1 : 0;
     std::string datasets;
     for (const v1::DatasetInfo& info : worker.datasets()) {
-      absl::StrAppend(&datasets, datasets.empty() ? "" : ", ", info.name(), " (", info.train_examples(), ")");
+      absl::StrAppend(&datasets, datasets.empty() ? "" : ", ", info.name(), " (",
+                      info.train_examples(), ")");
     }
     std::cout << absl::StrFormat("%-6s %-21s %-5s %-16s %s\n", worker.worker_id(), worker.address(),
                                  worker.alive() ? "alive" : "dead",
@@ -331,7 +337,8 @@ int Workers(Args& args) {
 }
 
 int BudgetCommand(Args& args, const std::string& command) {
-  if (args.positional().size() != 2) return Fail(absl::InvalidArgumentError(command + " needs a dataset name"));
+  if (args.positional().size() != 2)
+    return Fail(absl::InvalidArgumentError(command + " needs a dataset name"));
   const std::string& dataset = args.positional()[1];
   const bool json = args.Bool("json");
   DPCTL_ASSIGN_OR_FAIL(channel, Channel(args, "accountant-address", "DPFLEET_ACCOUNTANT"));
@@ -380,16 +387,18 @@ int Privacy(Args& args) {
   }
   const std::string what = args.positional()[1];
   const bool json = args.Bool("json");
-  DPCTL_ASSIGN_OR_FAIL(requested, accountant::ParseAccountingMethod(*args.String("accountant", "auto")));
+  DPCTL_ASSIGN_OR_FAIL(requested,
+                       accountant::ParseAccountingMethod(*args.String("accountant", "auto")));
   DPCTL_ASSIGN_OR_FAIL(q, args.Double("sampling-rate"));
   DPCTL_ASSIGN_OR_FAIL(steps, args.Int("steps"));
   DPCTL_ASSIGN_OR_FAIL(delta, args.Double("delta"));
-  const std::string method = accountant::AccountingMethodName(accountant::ResolveMethod(requested, q));
+  const std::string method =
+      accountant::AccountingMethodName(accountant::ResolveMethod(requested, q));
   if (what == "epsilon") {
     DPCTL_ASSIGN_OR_FAIL(sigma, args.Double("noise-multiplier"));
     if (absl::Status unused = args.CheckAllUsed(); !unused.ok()) return Fail(unused);
-    const accountant::SubsampledGaussian mechanism{.sampling_rate = q, .noise_multiplier = sigma,
-                                                   .steps = steps};
+    const accountant::SubsampledGaussian mechanism{
+        .sampling_rate = q, .noise_multiplier = sigma, .steps = steps};
     if (method == "pld") {  // Also show what the discretisation costs.
       DPCTL_ASSIGN_OR_FAIL(pld, accountant::PldEpsilon(mechanism, delta, {.estimate_error = true}));
       if (json) {
@@ -406,8 +415,9 @@ int Privacy(Args& args) {
     }
     DPCTL_ASSIGN_OR_FAIL(epsilon, accountant::MechanismEpsilon(mechanism, delta, requested));
     if (json) {
-      std::cout << absl::StrFormat("{\"epsilon\": %.17g, \"delta\": %.17g, \"accountant\": \"%s\"}\n",
-                                   epsilon, delta, method);
+      std::cout << absl::StrFormat(
+          "{\"epsilon\": %.17g, \"delta\": %.17g, \"accountant\": \"%s\"}\n", epsilon, delta,
+          method);
     } else {
       std::cout << absl::StrFormat("epsilon = %.6f at delta = %g (%s)\n", epsilon, delta, method);
     }
@@ -419,7 +429,8 @@ int Privacy(Args& args) {
     DPCTL_ASSIGN_OR_FAIL(noise, accountant::CalibrateNoise(q, steps, target, delta, requested));
     if (json) {
       std::cout << absl::StrFormat(
-          "{\"noise_multiplier\": %.17g, \"epsilon\": %.17g, \"delta\": %.17g, \"accountant\": \"%s\"}\n",
+          "{\"noise_multiplier\": %.17g, \"epsilon\": %.17g, \"delta\": %.17g, \"accountant\": "
+          "\"%s\"}\n",
           noise.noise_multiplier, noise.epsilon, delta, method);
     } else {
       std::cout << absl::StrFormat("noise multiplier = %.6f (epsilon %.6f at delta %g, %s)\n",

@@ -37,8 +37,8 @@ absl::StatusOr<uint32_t> CodeOf(at::ScalarType dtype) {
     case at::kBFloat16:
       return kBFloat16;
     default:
-      return absl::InvalidArgumentError(
-          absl::StrCat("feature shards store float32, float16 or bfloat16, not ", at::toString(dtype)));
+      return absl::InvalidArgumentError(absl::StrCat(
+          "feature shards store float32, float16 or bfloat16, not ", at::toString(dtype)));
   }
 }
 
@@ -133,7 +133,8 @@ void EncodeHeader(const Header& header, uint64_t checksum, unsigned char out[kHe
 }  // namespace
 
 absl::Status WriteFeatureShard(const std::string& path, const at::Tensor& features,
-                               const at::Tensor& labels, int64_t num_classes, at::ScalarType dtype) {
+                               const at::Tensor& labels, int64_t num_classes,
+                               at::ScalarType dtype) {
   if (features.dim() != 2 || labels.dim() != 1 || features.size(0) != labels.size(0)) {
     return absl::InvalidArgumentError("need features [N, D] and labels [N]");
   }
@@ -143,8 +144,8 @@ absl::Status WriteFeatureShard(const std::string& path, const at::Tensor& featur
   auto code = CodeOf(dtype);
   if (!code.ok()) return code.status();
   const at::Tensor label_values = labels.to(at::kInt).contiguous();
-  if (label_values.numel() > 0 &&
-      (label_values.min().item<int32_t>() < 0 || label_values.max().item<int32_t>() >= num_classes)) {
+  if (label_values.numel() > 0 && (label_values.min().item<int32_t>() < 0 ||
+                                   label_values.max().item<int32_t>() >= num_classes)) {
     return absl::InvalidArgumentError(absl::StrCat("labels must lie in [0, ", num_classes, ")"));
   }
   const Header header{kVersion, *code, static_cast<uint64_t>(features.size(0)),
@@ -162,12 +163,15 @@ absl::Status WriteFeatureShard(const std::string& path, const at::Tensor& featur
   };
   out.write(reinterpret_cast<const char*>(header_bytes), kHeaderBytes);
   write(label_values.data_ptr(), 4 * static_cast<size_t>(label_values.numel()));
-  const std::vector<char> padding(FeaturesOffset(features.size(0)) - kHeaderBytes - 4 * label_values.numel(), 0);
+  const std::vector<char> padding(
+      FeaturesOffset(features.size(0)) - kHeaderBytes - 4 * label_values.numel(), 0);
   write(padding.data(), padding.size());
   constexpr int64_t kRowsPerChunk = 4096;
   for (int64_t start = 0; start < features.size(0); start += kRowsPerChunk) {
     const at::Tensor chunk =
-        features.slice(0, start, std::min(features.size(0), start + kRowsPerChunk)).to(dtype).contiguous();
+        features.slice(0, start, std::min(features.size(0), start + kRowsPerChunk))
+            .to(dtype)
+            .contiguous();
     write(chunk.data_ptr(), chunk.numel() * chunk.element_size());
   }
   EncodeHeader(header, checksum.Final(), header_bytes);
@@ -193,7 +197,8 @@ absl::StatusOr<std::unique_ptr<FeatureShard>> FeatureShard::Open(const std::stri
   const size_t length = static_cast<size_t>(info.st_size);
   if (length < kHeaderBytes) {
     ::close(fd);
-    return absl::DataLossError(absl::StrCat(path, " is truncated: ", length, " bytes, no full header"));
+    return absl::DataLossError(
+        absl::StrCat(path, " is truncated: ", length, " bytes, no full header"));
   }
   void* mapping = mmap(nullptr, length, PROT_READ, MAP_SHARED, fd, 0);
   ::close(fd);
@@ -204,7 +209,8 @@ absl::StatusOr<std::unique_ptr<FeatureShard>> FeatureShard::Open(const std::stri
   shard->length_ = length;
 
   const auto* bytes = static_cast<const unsigned char*>(mapping);
-  if (std::memcmp(bytes, kMagic, 8) != 0) return absl::DataLossError(absl::StrCat(path, " is not a feature shard"));
+  if (std::memcmp(bytes, kMagic, 8) != 0)
+    return absl::DataLossError(absl::StrCat(path, " is not a feature shard"));
   Header header;
   std::memcpy(&header.version, bytes + 8, 4);
   std::memcpy(&header.dtype, bytes + 12, 4);
@@ -214,17 +220,20 @@ absl::StatusOr<std::unique_ptr<FeatureShard>> FeatureShard::Open(const std::stri
   uint64_t stored_checksum;
   std::memcpy(&stored_checksum, bytes + kChecksumOffset, 8);
   if (header.version != kVersion) {
-    return absl::DataLossError(absl::StrCat(path, " has format version ", header.version, "; this reads ", kVersion));
+    return absl::DataLossError(
+        absl::StrCat(path, " has format version ", header.version, "; this reads ", kVersion));
   }
   auto dtype = DtypeOf(header.dtype);
   if (!dtype.ok()) return absl::DataLossError(absl::StrCat(path, ": ", dtype.status().message()));
   if (header.rows > (uint64_t{1} << 40) || header.dim > (uint64_t{1} << 24)) {
-    return absl::DataLossError(absl::StrCat(path, " has an implausible shape ", header.rows, " x ", header.dim));
+    return absl::DataLossError(
+        absl::StrCat(path, " has an implausible shape ", header.rows, " x ", header.dim));
   }
   const size_t offset = FeaturesOffset(static_cast<int64_t>(header.rows));
   const size_t expected = offset + header.rows * header.dim * at::elementSize(*dtype);
   if (length != expected) {
-    return absl::DataLossError(absl::StrCat(path, " is ", length < expected ? "truncated" : "too long", ": ",
+    return absl::DataLossError(absl::StrCat(path, " is ",
+                                            length < expected ? "truncated" : "too long", ": ",
                                             length, " bytes, the header implies ", expected));
   }
   shard->rows_ = static_cast<int64_t>(header.rows);
@@ -245,7 +254,8 @@ absl::StatusOr<std::unique_ptr<FeatureShard>> FeatureShard::Open(const std::stri
     const at::Tensor labels = shard->labels();
     if (labels.numel() > 0 &&
         (labels.min().item<int32_t>() < 0 || labels.max().item<int32_t>() >= shard->num_classes_)) {
-      return absl::DataLossError(absl::StrCat(path, " has a label outside [0, ", shard->num_classes_, ")"));
+      return absl::DataLossError(
+          absl::StrCat(path, " has a label outside [0, ", shard->num_classes_, ")"));
     }
   }
   return shard;
@@ -287,15 +297,18 @@ absl::StatusOr<NpyArray> ReadNpy(const std::string& path) {
   const int major = static_cast<unsigned char>(bytes[6]);
   size_t header_length, header_start;
   if (major == 1) {
-    header_length = static_cast<unsigned char>(bytes[8]) | (static_cast<unsigned char>(bytes[9]) << 8);
+    header_length =
+        static_cast<unsigned char>(bytes[8]) | (static_cast<unsigned char>(bytes[9]) << 8);
     header_start = 10;
   } else {
     if (bytes.size() < 12) return absl::DataLossError(absl::StrCat(path, " is truncated"));
     header_length = 0;
-    for (int i = 0; i < 4; ++i) header_length |= static_cast<size_t>(static_cast<unsigned char>(bytes[8 + i])) << (8 * i);
+    for (int i = 0; i < 4; ++i)
+      header_length |= static_cast<size_t>(static_cast<unsigned char>(bytes[8 + i])) << (8 * i);
     header_start = 12;
   }
-  if (bytes.size() < header_start + header_length) return absl::DataLossError(absl::StrCat(path, " is truncated"));
+  if (bytes.size() < header_start + header_length)
+    return absl::DataLossError(absl::StrCat(path, " is truncated"));
   const std::string header = bytes.substr(header_start, header_length);
   NpyArray array;
   auto value_of = [&](const std::string& key) -> std::string {
@@ -306,17 +319,22 @@ absl::StatusOr<NpyArray> ReadNpy(const std::string& path) {
   };
   std::string descr = value_of("descr");
   const size_t q1 = descr.find('\''), q2 = descr.find('\'', q1 + 1);
-  if (q1 == std::string::npos || q2 == std::string::npos) return absl::DataLossError(absl::StrCat(path, ": no descr"));
+  if (q1 == std::string::npos || q2 == std::string::npos)
+    return absl::DataLossError(absl::StrCat(path, ": no descr"));
   array.descr = descr.substr(q1 + 1, q2 - q1 - 1);
   if (absl::StripLeadingAsciiWhitespace(value_of("fortran_order")).rfind("True", 0) == 0) {
-    return absl::InvalidArgumentError(absl::StrCat(path, " is in Fortran order; write it C-ordered"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, " is in Fortran order; write it C-ordered"));
   }
   std::string shape = value_of("shape");
   const size_t open = shape.find('('), close = shape.find(')');
-  if (open == std::string::npos || close == std::string::npos) return absl::DataLossError(absl::StrCat(path, ": no shape"));
-  for (absl::string_view part : absl::StrSplit(shape.substr(open + 1, close - open - 1), ',', absl::SkipWhitespace())) {
+  if (open == std::string::npos || close == std::string::npos)
+    return absl::DataLossError(absl::StrCat(path, ": no shape"));
+  for (absl::string_view part :
+       absl::StrSplit(shape.substr(open + 1, close - open - 1), ',', absl::SkipWhitespace())) {
     int64_t d;
-    if (!absl::SimpleAtoi(absl::StripAsciiWhitespace(part), &d)) return absl::DataLossError(absl::StrCat(path, ": bad shape"));
+    if (!absl::SimpleAtoi(absl::StripAsciiWhitespace(part), &d))
+      return absl::DataLossError(absl::StrCat(path, ": bad shape"));
     array.shape.push_back(d);
   }
   array.data = bytes.substr(header_start + header_length);
@@ -329,8 +347,8 @@ absl::StatusOr<at::ScalarType> NpyDtype(const std::string& descr, const std::str
   if (descr == "<i8") return at::kLong;
   if (descr == "<i4") return at::kInt;
   if (descr == "|u1") return at::kByte;
-  return absl::InvalidArgumentError(absl::StrCat(path, " has dtype ", descr,
-                                                 "; use float32/float16 features and integer labels"));
+  return absl::InvalidArgumentError(absl::StrCat(
+      path, " has dtype ", descr, "; use float32/float16 features and integer labels"));
 }
 
 }  // namespace
@@ -346,18 +364,24 @@ absl::StatusOr<std::pair<at::Tensor, at::Tensor>> ReadNpyFeatures(const std::str
   auto label_dtype = NpyDtype(labels->descr, labels_path);
   if (!label_dtype.ok()) return label_dtype.status();
   if (!at::isFloatingType(*feature_dtype) || features->shape.size() != 2) {
-    return absl::InvalidArgumentError(absl::StrCat(features_path, " must hold a 2-D float32 or float16 array"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(features_path, " must hold a 2-D float32 or float16 array"));
   }
-  if (at::isFloatingType(*label_dtype) || labels->shape.size() != 1 || labels->shape[0] != features->shape[0]) {
-    return absl::InvalidArgumentError(absl::StrCat(labels_path, " must hold one integer label per row of ",
-                                                   features_path));
+  if (at::isFloatingType(*label_dtype) || labels->shape.size() != 1 ||
+      labels->shape[0] != features->shape[0]) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(labels_path, " must hold one integer label per row of ", features_path));
   }
-  const size_t feature_bytes = features->shape[0] * features->shape[1] * at::elementSize(*feature_dtype);
+  const size_t feature_bytes =
+      features->shape[0] * features->shape[1] * at::elementSize(*feature_dtype);
   const size_t label_bytes = labels->shape[0] * at::elementSize(*label_dtype);
-  if (features->data.size() != feature_bytes) return absl::DataLossError(absl::StrCat(features_path, " is truncated"));
-  if (labels->data.size() != label_bytes) return absl::DataLossError(absl::StrCat(labels_path, " is truncated"));
+  if (features->data.size() != feature_bytes)
+    return absl::DataLossError(absl::StrCat(features_path, " is truncated"));
+  if (labels->data.size() != label_bytes)
+    return absl::DataLossError(absl::StrCat(labels_path, " is truncated"));
   at::Tensor feature_tensor =
-      at::from_blob(features->data.data(), {features->shape[0], features->shape[1]}, *feature_dtype).clone();
+      at::from_blob(features->data.data(), {features->shape[0], features->shape[1]}, *feature_dtype)
+          .clone();
   // Copies: the blobs die with this function.
   at::Tensor label_tensor =
       at::from_blob(labels->data.data(), {labels->shape[0]}, *label_dtype).to(at::kLong).clone();

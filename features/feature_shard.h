@@ -1,8 +1,8 @@
 #ifndef DPFLEET_FEATURES_FEATURE_SHARD_H_
 #define DPFLEET_FEATURES_FEATURE_SHARD_H_
 
-// Feature shards: the frozen-backbone features of (a shard of) a private image dataset, written once by
-// feature extraction and memory-mapped by the workers that finetune a linear head on them.
+// Feature shards: the frozen-backbone features of (a shard of) a private image dataset, written
+// once by feature extraction and memory-mapped by the workers that finetune a linear head on them.
 //
 // File layout (little-endian), frozen at version 1:
 //   bytes 0..63   header: magic "DPFSHARD", u32 version, u32 dtype (1 float32, 2 float16,
@@ -30,14 +30,14 @@ namespace dpfleet::features {
 absl::Status WriteFeatureShard(const std::string& path, const at::Tensor& features,
                                const at::Tensor& labels, int64_t num_classes, at::ScalarType dtype);
 
-// A memory-mapped shard. Not copyable; the tensors it hands out view the mapping and must not outlive
-// it. Thread-safe for reading.
+// A memory-mapped shard. Not copyable; the tensors it hands out view the mapping and must not
+// outlive it. Thread-safe for reading.
 class FeatureShard {
  public:
-  // Maps and checks `path`: header, sizes against the file's length, and (when `verify_checksum`) the
-  // checksum, which reads the whole file once. Errors: kNotFound for a missing file; kDataLoss naming
-  // what is wrong (bad magic, unknown version or dtype, truncated or over-long file, checksum
-  // mismatch, label out of range).
+  // Maps and checks `path`: header, sizes against the file's length, and (when `verify_checksum`)
+  // the checksum, which reads the whole file once. Errors: kNotFound for a missing file; kDataLoss
+  // naming what is wrong (bad magic, unknown version or dtype, truncated or over-long file,
+  // checksum mismatch, label out of range).
   static absl::StatusOr<std::unique_ptr<FeatureShard>> Open(const std::string& path,
                                                             bool verify_checksum = true);
   ~FeatureShard();
@@ -67,9 +67,11 @@ class FeatureShard {
   size_t features_offset_ = 0;
 };
 
-// Reads features computed elsewhere: a 2-D C-ordered float32 or float16 `.npy` file and a 1-D integer
-// `.npy` labels file. Returns {features [N, D], labels [N] int64}. Errors: kNotFound; kDataLoss for a
-// malformed or truncated file; kInvalidArgument for unsupported dtypes, Fortran order or mismatched N.
+// Reads features computed elsewhere: a 2-D C-ordered float32 or float16 `.npy` file and a 1-D
+// integer
+// `.npy` labels file. Returns {features [N, D], labels [N] int64}. Errors: kNotFound; kDataLoss for
+// a malformed or truncated file; kInvalidArgument for unsupported dtypes, Fortran order or
+// mismatched N.
 absl::StatusOr<std::pair<at::Tensor, at::Tensor>> ReadNpyFeatures(const std::string& features_path,
                                                                   const std::string& labels_path);
 

@@ -32,13 +32,16 @@ TEST(FeatureShard, RoundTripsInEveryStorageType) {
 
 TEST(FeatureShard, RefusesTruncatedCorruptOrForeignFiles) {
   const std::string path = TempPath("bad.dpf");
-  ASSERT_TRUE(WriteFeatureShard(path, at::randn({10, 8}), at::zeros({10}, at::kLong), 2, at::kFloat).ok());
+  ASSERT_TRUE(
+      WriteFeatureShard(path, at::randn({10, 8}), at::zeros({10}, at::kLong), 2, at::kFloat).ok());
   std::string bytes;
   {
     std::ifstream in(path, std::ios::binary);
     bytes.assign(std::istreambuf_iterator<char>(in), {});
   }
-  auto write = [&](const std::string& contents) { std::ofstream(path, std::ios::binary) << contents; };
+  auto write = [&](const std::string& contents) {
+    std::ofstream(path, std::ios::binary) << contents;
+  };
 
   write(bytes.substr(0, bytes.size() - 4));
   auto truncated = FeatureShard::Open(path);
@@ -59,18 +62,22 @@ TEST(FeatureShard, RefusesTruncatedCorruptOrForeignFiles) {
 }
 
 TEST(FeatureShard, WriterRefusesBadInput) {
-  EXPECT_EQ(WriteFeatureShard(TempPath("x.dpf"), at::randn({3, 2}), at::zeros({4}), 2, at::kFloat).code(),
+  EXPECT_EQ(
+      WriteFeatureShard(TempPath("x.dpf"), at::randn({3, 2}), at::zeros({4}), 2, at::kFloat).code(),
+      absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(WriteFeatureShard(TempPath("x.dpf"), at::randn({3, 2}), at::full({3}, 7), 2, at::kFloat)
+                .code(),
             absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(WriteFeatureShard(TempPath("x.dpf"), at::randn({3, 2}), at::full({3}, 7), 2, at::kFloat).code(),
-            absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(WriteFeatureShard(TempPath("x.dpf"), at::randn({3, 2}), at::zeros({3}), 2, at::kDouble).code(),
+  EXPECT_EQ(WriteFeatureShard(TempPath("x.dpf"), at::randn({3, 2}), at::zeros({3}), 2, at::kDouble)
+                .code(),
             absl::StatusCode::kInvalidArgument);
 }
 
 // Writes a version-1 .npy file the way numpy.save does.
 void WriteNpy(const std::string& path, const std::string& descr, const std::string& shape,
               const void* data, size_t bytes) {
-  std::string header = "{'descr': '" + descr + "', 'fortran_order': False, 'shape': " + shape + ", }";
+  std::string header =
+      "{'descr': '" + descr + "', 'fortran_order': False, 'shape': " + shape + ", }";
   while ((10 + header.size() + 1) % 64 != 0) header += ' ';
   header += '\n';
   std::ofstream out(path, std::ios::binary);

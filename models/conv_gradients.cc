@@ -6,17 +6,18 @@ namespace dpfleet::models::internal {
 
 at::Tensor ConvWeightGradient(const at::Tensor& grad, const at::Tensor& input,
                               at::IntArrayRef weight_shape, const ConvGeometry& geometry) {
-  // Only the weight gradient is asked for, so the weight's values are never read: its shape suffices.
+  // Only the weight gradient is asked for, so the weight's values are never read: its shape
+  // suffices.
   return std::get<1>(at::convolution_backward(
       grad, input, at::empty(weight_shape, input.options()), c10::nullopt,
       {geometry.stride, geometry.stride}, {geometry.padding, geometry.padding}, {1, 1},
       /*transposed=*/false, {0, 0}, geometry.groups, {false, true, false}));
 }
 
-void ForEachExampleBlockWeightGradient(const at::Tensor& grad, const at::Tensor& input,
-                                       at::IntArrayRef weight_shape, const ConvGeometry& geometry,
-                                       double max_bytes,
-                                       const std::function<void(int64_t, const at::Tensor&)>& visit) {
+void ForEachExampleBlockWeightGradient(
+    const at::Tensor& grad, const at::Tensor& input, at::IntArrayRef weight_shape,
+    const ConvGeometry& geometry, double max_bytes,
+    const std::function<void(int64_t, const at::Tensor&)>& visit) {
   const int64_t b = input.size(0);
   int64_t per_example = 1;
   for (int64_t d : weight_shape) per_example *= d;
@@ -30,9 +31,10 @@ void ForEachExampleBlockWeightGradient(const at::Tensor& grad, const at::Tensor&
     shape[0] *= n;
     ConvGeometry folded = geometry;
     folded.groups *= n;
-    visit(start, ConvWeightGradient(dy.reshape({1, n * dy.size(1), dy.size(2), dy.size(3)}),
-                                    x.reshape({1, n * x.size(1), x.size(2), x.size(3)}), shape, folded)
-                     .view({n, -1}));
+    visit(start,
+          ConvWeightGradient(dy.reshape({1, n * dy.size(1), dy.size(2), dy.size(3)}),
+                             x.reshape({1, n * x.size(1), x.size(2), x.size(3)}), shape, folded)
+              .view({n, -1}));
   }
 }
 

@@ -1,8 +1,8 @@
 #ifndef DPFLEET_MODELS_CONV_GRADIENTS_H_
 #define DPFLEET_MODELS_CONV_GRADIENTS_H_
 
-// Weight gradients of a 2-D convolution, summed over the batch or per example, through the library's
-// convolution backward. Internal to models/.
+// Weight gradients of a 2-D convolution, summed over the batch or per example, through the
+// library's convolution backward. Internal to models/.
 
 #include <ATen/ATen.h>
 
@@ -21,13 +21,13 @@ at::Tensor ConvWeightGradient(const at::Tensor& grad, const at::Tensor& input,
                               at::IntArrayRef weight_shape, const ConvGeometry& geometry);
 
 // Calls visit(start, per_example) for consecutive blocks of examples, per_example [n, numel of
-// weight_shape] holding examples start..start+n-1's weight gradients, computed as the weight gradient of
-// one convolution with n * groups groups over the block folded into channels. Blocks hold at most
-// max_bytes of gradients (at least one example).
-void ForEachExampleBlockWeightGradient(const at::Tensor& grad, const at::Tensor& input,
-                                       at::IntArrayRef weight_shape, const ConvGeometry& geometry,
-                                       double max_bytes,
-                                       const std::function<void(int64_t, const at::Tensor&)>& visit);
+// weight_shape] holding examples start..start+n-1's weight gradients, computed as the weight
+// gradient of one convolution with n * groups groups over the block folded into channels. Blocks
+// hold at most max_bytes of gradients (at least one example).
+void ForEachExampleBlockWeightGradient(
+    const at::Tensor& grad, const at::Tensor& input, at::IntArrayRef weight_shape,
+    const ConvGeometry& geometry, double max_bytes,
+    const std::function<void(int64_t, const at::Tensor&)>& visit);
 
 }  // namespace dpfleet::models::internal
 

@@ -8,8 +8,8 @@
 namespace dpfleet::models {
 namespace {
 
-// Group elements as (rotation k in 0..3, flip f in 0..1), element = 4 f + k, acting as rotate(k) after
-// flip(f). Composition: (k1, f1)(k2, f2) = (k1 + (-1)^f1 k2, f1 xor f2).
+// Group elements as (rotation k in 0..3, flip f in 0..1), element = 4 f + k, acting as rotate(k)
+// after flip(f). Composition: (k1, f1)(k2, f2) = (k1 + (-1)^f1 k2, f1 xor f2).
 int Compose(int a, int b) {
   const int k1 = a % 4, f1 = a / 4, k2 = b % 4, f2 = b / 4;
   const int k = ((f1 ? k1 - k2 : k1 + k2) % 4 + 4) % 4;
@@ -23,8 +23,13 @@ class D4ConvTrace final : public LayerTrace {
  public:
   D4ConvTrace(std::string name, at::Tensor input, at::Tensor output, at::Tensor index,
               at::IntArrayRef expanded_shape, int64_t padding, int weight, int64_t parameter_numel)
-      : name_(std::move(name)), input_(std::move(input)), output_(std::move(output)), index_(std::move(index)),
-        expanded_shape_(expanded_shape.vec()), padding_(padding), weight_(weight),
+      : name_(std::move(name)),
+        input_(std::move(input)),
+        output_(std::move(output)),
+        index_(std::move(index)),
+        expanded_shape_(expanded_shape.vec()),
+        padding_(padding),
+        weight_(weight),
         parameter_numel_(parameter_numel) {}
 
   const at::Tensor& output() const override { return output_; }
@@ -34,15 +39,16 @@ class D4ConvTrace final : public LayerTrace {
   // Largest block of per-example expanded-weight gradients materialised at once.
   static constexpr double kChunkBytes = 64.0 * (1 << 20);
 
-  // Per-example gradients of the expanded weight (in bounded blocks of examples), scattered back onto
-  // the shared filter.
+  // Per-example gradients of the expanded weight (in bounded blocks of examples), scattered back
+  // onto the shared filter.
   at::Tensor SquaredNorms(const at::Tensor& output_grad) override {
     std::vector<at::Tensor> norms;
     internal::ForEachExampleBlockWeightGradient(
         output_grad, input_, expanded_shape_, {.padding = padding_}, kChunkBytes,
         [&](int64_t, const at::Tensor& expanded) {
-          const at::Tensor shared = at::zeros({expanded.size(0), parameter_numel_}, expanded.options())
-                                        .index_add_(1, index_.flatten(), expanded);
+          const at::Tensor shared =
+              at::zeros({expanded.size(0), parameter_numel_}, expanded.options())
+                  .index_add_(1, index_.flatten(), expanded);
           norms.push_back(shared.pow(2).sum(1).to(at::kDouble));
         });
     return at::cat(norms);
@@ -83,20 +89,24 @@ at::Tensor GroupPool(const at::Tensor& x) {
 
 D4Conv2d::D4Conv2d(ParameterSet& parameters, const std::string& name, int64_t in_channels,
                    int64_t in_fields, int64_t out_fields, int64_t kernel, at::Generator& generator)
-    : name_(absl::StrCat(name, " (D4Conv2d ", in_fields == 0 ? "lift " : "", in_fields == 0 ? in_channels : in_fields,
-                         "->", out_fields, " fields, k", kernel, ")")),
+    : name_(absl::StrCat(name, " (D4Conv2d ", in_fields == 0 ? "lift " : "",
+                         in_fields == 0 ? in_channels : in_fields, "->", out_fields, " fields, k",
+                         kernel, ")")),
       kernel_(kernel),
       out_channels_(out_fields * kD4Order),
       in_channels_(in_fields == 0 ? in_channels : in_fields * kD4Order) {
   const bool lifting = in_fields == 0;
-  // Shared filter: [out_fields, in_channels, k, k] for lifting, [out_fields, in_fields, 8, k, k] else.
-  std::vector<int64_t> shape = lifting ? std::vector<int64_t>{out_fields, in_channels, kernel, kernel}
-                                       : std::vector<int64_t>{out_fields, in_fields, kD4Order, kernel, kernel};
+  // Shared filter: [out_fields, in_channels, k, k] for lifting, [out_fields, in_fields, 8, k, k]
+  // else.
+  std::vector<int64_t> shape =
+      lifting ? std::vector<int64_t>{out_fields, in_channels, kernel, kernel}
+              : std::vector<int64_t>{out_fields, in_fields, kD4Order, kernel, kernel};
   int64_t numel = 1;
   for (int64_t d : shape) numel *= d;
   const int64_t fan_in = in_channels_ * kernel * kernel;
   const double bound = 1.0 / std::sqrt(static_cast<double>(fan_in));
-  weight_ = parameters.Add(name + ".weight", at::empty(shape, at::kFloat).uniform_(-bound, bound, generator));
+  weight_ = parameters.Add(name + ".weight",
+                           at::empty(shape, at::kFloat).uniform_(-bound, bound, generator));
   // index_[o * 8 + g][i] = the shared entry that expanded entry takes: filter transformed by g, and
   // (between group maps) the input group axis permuted so that input element h reads g^-1 h.
   const at::Tensor ids = at::arange(numel, at::kLong).view(shape);
@@ -115,14 +125,16 @@ D4Conv2d::D4Conv2d(ParameterSet& parameters, const std::string& name, int64_t in
   index_ = at::stack(rows).contiguous();  // [out_fields * 8, in_channels_, k, k]
 }
 
-at::Tensor D4Conv2d::Forward(const ParameterSet& parameters, const at::Tensor& x, ForwardTrace* trace) const {
+at::Tensor D4Conv2d::Forward(const ParameterSet& parameters, const at::Tensor& x,
+                             ForwardTrace* trace) const {
   const at::Tensor& shared = parameters.tensors[weight_];
-  const at::Tensor expanded = shared.view({-1}).index_select(0, index_.flatten()).view(index_.sizes());
+  const at::Tensor expanded =
+      shared.view({-1}).index_select(0, index_.flatten()).view(index_.sizes());
   const int64_t padding = kernel_ / 2;
   const at::Tensor y = at::conv2d(x, expanded, {}, {1, 1}, {padding, padding});
   if (trace != nullptr) {
-    trace->layers.push_back(std::make_unique<D4ConvTrace>(name_, x.detach(), y, index_, index_.sizes(),
-                                                          padding, weight_, shared.numel()));
+    trace->layers.push_back(std::make_unique<D4ConvTrace>(
+        name_, x.detach(), y, index_, index_.sizes(), padding, weight_, shared.numel()));
   }
   return y;
 }

@@ -32,9 +32,10 @@ class D4Conv2d {
   // in_fields: 0 for a lifting layer on plain images with `in_channels` channels; otherwise the
   // number of input fields (the input then has in_fields * 8 channels). Outputs out_fields * 8
   // channels, ordered field-major: channel f * 8 + g is field f at group element g.
-  D4Conv2d(ParameterSet& parameters, const std::string& name, int64_t in_channels, int64_t in_fields,
-           int64_t out_fields, int64_t kernel, at::Generator& generator);
-  at::Tensor Forward(const ParameterSet& parameters, const at::Tensor& x, ForwardTrace* trace) const;
+  D4Conv2d(ParameterSet& parameters, const std::string& name, int64_t in_channels,
+           int64_t in_fields, int64_t out_fields, int64_t kernel, at::Generator& generator);
+  at::Tensor Forward(const ParameterSet& parameters, const at::Tensor& x,
+                     ForwardTrace* trace) const;
 
  private:
   std::string name_;

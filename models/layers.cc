@@ -20,8 +20,8 @@ at::Tensor SquaredNormPerExample(const at::Tensor& per_example) {
   return per_example.flatten(1).pow(2).sum(1).to(at::kDouble);
 }
 
-// Per-example gradients of one weight (+ bias), materialised; the simplest trace, used by the affine
-// norms whose gradients are only [B, C].
+// Per-example gradients of one weight (+ bias), materialised; the simplest trace, used by the
+// affine norms whose gradients are only [B, C].
 class MaterializedTrace : public LayerTrace {
  public:
   const at::Tensor& output() const override { return output_; }
@@ -42,12 +42,14 @@ class MaterializedTrace : public LayerTrace {
       const at::Tensor& g = per_example_[k];
       std::vector<int64_t> shape(g.dim(), 1);
       shape[0] = g.size(0);
-      sums[indices[k]].add_((g * factors.to(g.scalar_type()).view(shape)).sum(0).view_as(sums[indices[k]]));
+      sums[indices[k]].add_(
+          (g * factors.to(g.scalar_type()).view(shape)).sum(0).view_as(sums[indices[k]]));
     }
   }
 
  protected:
-  MaterializedTrace(std::string name, at::Tensor output) : name_(std::move(name)), output_(std::move(output)) {}
+  MaterializedTrace(std::string name, at::Tensor output)
+      : name_(std::move(name)), output_(std::move(output)) {}
   // Fills per_example_ (one [B, ...] tensor per parameter index) from dL/d(output).
   virtual void ComputePerExample(const at::Tensor& output_grad) = 0;
   std::vector<at::Tensor> per_example_;
@@ -64,8 +66,11 @@ class MaterializedTrace : public LayerTrace {
 class LinearTrace final : public LayerTrace {
  public:
   LinearTrace(std::string name, at::Tensor input, at::Tensor output, int weight, int bias)
-      : name_(std::move(name)), input_(std::move(input)), output_(std::move(output)),
-        weight_(weight), bias_(bias) {}
+      : name_(std::move(name)),
+        input_(std::move(input)),
+        output_(std::move(output)),
+        weight_(weight),
+        bias_(bias) {}
 
   const at::Tensor& output() const override { return output_; }
   const std::string& name() const override { return name_; }
@@ -75,8 +80,8 @@ class LinearTrace final : public LayerTrace {
 
   at::Tensor SquaredNorms(const at::Tensor& output_grad) override {
     const int64_t b = input_.size(0);
-    const at::Tensor x = input_.reshape({b, -1, input_.size(-1)});                    // [B, T, d]
-    const at::Tensor dy = output_grad.reshape({b, -1, output_grad.size(-1)});          // [B, T, p]
+    const at::Tensor x = input_.reshape({b, -1, input_.size(-1)});             // [B, T, d]
+    const at::Tensor dy = output_grad.reshape({b, -1, output_grad.size(-1)});  // [B, T, p]
     const int64_t t = x.size(1), d = x.size(2), p = dy.size(2);
     at::Tensor squared;
     if (t == 1) {
@@ -94,8 +99,8 @@ class LinearTrace final : public LayerTrace {
                         std::vector<at::Tensor>& sums) override {
     const int64_t b = input_.size(0);
     const at::Tensor x = input_.reshape({b, -1, input_.size(-1)});
-    const at::Tensor scaled =
-        output_grad.reshape({b, -1, output_grad.size(-1)}) * factors.to(output_grad.scalar_type()).view({b, 1, 1});
+    const at::Tensor scaled = output_grad.reshape({b, -1, output_grad.size(-1)}) *
+                              factors.to(output_grad.scalar_type()).view({b, 1, 1});
     // sum_i c_i dY_i^T X_i as one product over all (example, position) rows.
     sums[weight_].add_(scaled.reshape({-1, scaled.size(2)}).t().mm(x.reshape({-1, x.size(2)})));
     if (bias_ >= 0) sums[bias_].add_(scaled.sum(at::IntArrayRef{0, 1}));
@@ -115,10 +120,17 @@ class Conv2dTrace final : public LayerTrace {
   static constexpr double kChunkBytes = 64.0 * (1 << 20);
 
   Conv2dTrace(std::string name, const Conv2dOptions& options, at::Tensor input, at::Tensor output,
-              at::Tensor weight_used, at::Tensor weight_scale, at::Tensor bias_used, int weight, int bias)
-      : name_(std::move(name)), options_(options), input_(std::move(input)), output_(std::move(output)),
-        weight_used_(std::move(weight_used)), weight_scale_(std::move(weight_scale)),
-        bias_used_(std::move(bias_used)), weight_(weight), bias_(bias) {}
+              at::Tensor weight_used, at::Tensor weight_scale, at::Tensor bias_used, int weight,
+              int bias)
+      : name_(std::move(name)),
+        options_(options),
+        input_(std::move(input)),
+        output_(std::move(output)),
+        weight_used_(std::move(weight_used)),
+        weight_scale_(std::move(weight_scale)),
+        bias_used_(std::move(bias_used)),
+        weight_(weight),
+        bias_(bias) {}
 
   const at::Tensor& output() const override { return output_; }
   const std::string& name() const override { return name_; }
@@ -126,13 +138,14 @@ class Conv2dTrace final : public LayerTrace {
     return bias_ >= 0 ? std::vector<int>{weight_, bias_} : std::vector<int>{weight_};
   }
 
-  // Ghost norms cost ~ L^2 (o + ck) per example and group (o output and ck input values per group, L
-  // output positions); materialising per-example gradients through a grouped convolution costs
-  // ~ L o ck, with about twice the constant in practice. The cheaper one is used.
+  // Ghost norms cost ~ L^2 (o + ck) per example and group (o output and ck input values per group,
+  // L output positions); materialising per-example gradients through a grouped convolution costs ~
+  // L o ck, with about twice the constant in practice. The cheaper one is used.
   at::Tensor SquaredNorms(const at::Tensor& output_grad) override {
     const int64_t g = options_.groups;
     const double o = static_cast<double>(options_.out_channels / g);
-    const double ck = static_cast<double>(options_.in_channels / g * options_.kernel * options_.kernel);
+    const double ck =
+        static_cast<double>(options_.in_channels / g * options_.kernel * options_.kernel);
     const double l = static_cast<double>(output_.size(2) * output_.size(3));
     const bool ghost = l * l * (o + ck) < 2 * l * o * ck;
     at::Tensor squared = ghost ? GhostNorms(output_grad) : MaterializedNorms(output_grad);
@@ -146,9 +159,11 @@ class Conv2dTrace final : public LayerTrace {
                         std::vector<at::Tensor>& sums) override {
     const at::Tensor scaled =
         output_grad * factors.to(output_grad.scalar_type()).view({output_grad.size(0), 1, 1, 1});
-    at::Tensor weight_grad = internal::ConvWeightGradient(scaled, input_, weight_used_.sizes(), Geometry());
+    at::Tensor weight_grad =
+        internal::ConvWeightGradient(scaled, input_, weight_used_.sizes(), Geometry());
     if (options_.standardize_weight) {
-      weight_grad = PullBackThroughStandardization(weight_grad.view({1, options_.out_channels, -1}));
+      weight_grad =
+          PullBackThroughStandardization(weight_grad.view({1, options_.out_channels, -1}));
     }
     sums[weight_].add_(weight_grad.view_as(sums[weight_]));
     if (bias_ >= 0) sums[bias_].add_(scaled.sum(at::IntArrayRef{0, 2, 3}));
@@ -159,13 +174,14 @@ class Conv2dTrace final : public LayerTrace {
     return {.stride = options_.stride, .padding = options_.padding, .groups = options_.groups};
   }
 
-  // ||sum_l dy_l x_l^T||^2 = sum_{l,m} (x_l . x_m)(dy_l . dy_m), per group, from the unfolded input,
-  // in blocks of examples so the unfolded input and the L x L Gram matrices stay within kChunkBytes.
+  // ||sum_l dy_l x_l^T||^2 = sum_{l,m} (x_l . x_m)(dy_l . dy_m), per group, from the unfolded
+  // input, in blocks of examples so the unfolded input and the L x L Gram matrices stay within
+  // kChunkBytes.
   //
-  // With weight standardisation the parameter gradient of filter o is P_o g_o / s_o, where g_o is the
-  // gradient w.r.t. the standardised filter w_o (n = ck values) and P_o = I - 11^T/n - w_o w_o^T/n
-  // (PullBackThroughStandardization). Since 1 and w_o are orthogonal and ||w_o||^2 = n r_o with
-  // r_o = var_o / (var_o + eps),
+  // With weight standardisation the parameter gradient of filter o is P_o g_o / s_o, where g_o is
+  // the gradient w.r.t. the standardised filter w_o (n = ck values) and P_o = I - 11^T/n - w_o
+  // w_o^T/n (PullBackThroughStandardization). Since 1 and w_o are orthogonal and ||w_o||^2 = n r_o
+  // with r_o = var_o / (var_o + eps),
   //   ||P_o g_o||^2 = ||g_o||^2 - (1.g_o)^2 / n - (2 - r_o) (w_o.g_o)^2 / n,
   // where 1.g_o = sum_l dy_ol (sum of patch l) and w_o.g_o = sum_l dy_ol z_ol, z the convolution's
   // output before any bias: all three terms come from ghost quantities.
@@ -176,18 +192,20 @@ class Conv2dTrace final : public LayerTrace {
     const int64_t ck = options_.in_channels / g * options_.kernel * options_.kernel;
     at::Tensor dy_all = output_grad;
     if (options_.standardize_weight) {  // Weight each filter's term by 1 / s_o^2.
-      dy_all = output_grad / weight_scale_.view({1, options_.out_channels, 1, 1}).to(output_grad.scalar_type());
+      dy_all = output_grad /
+               weight_scale_.view({1, options_.out_channels, 1, 1}).to(output_grad.scalar_type());
     }
-    const double per_example_bytes = static_cast<double>(g * (ck * positions + positions * positions) *
-                                                         input_.element_size());
-    const int64_t chunk = std::max<int64_t>(1, static_cast<int64_t>(kChunkBytes / per_example_bytes));
+    const double per_example_bytes =
+        static_cast<double>(g * (ck * positions + positions * positions) * input_.element_size());
+    const int64_t chunk =
+        std::max<int64_t>(1, static_cast<int64_t>(kChunkBytes / per_example_bytes));
     std::vector<at::Tensor> norms;
     for (int64_t start = 0; start < b; start += chunk) {
       const int64_t n = std::min(chunk, b - start);
-      const at::Tensor unfolded = at::im2col(input_.slice(0, start, start + n),
-                                             {options_.kernel, options_.kernel}, {1, 1},
-                                             {options_.padding, options_.padding},
-                                             {options_.stride, options_.stride});  // [n, C k k, L]
+      const at::Tensor unfolded =
+          at::im2col(input_.slice(0, start, start + n), {options_.kernel, options_.kernel}, {1, 1},
+                     {options_.padding, options_.padding},
+                     {options_.stride, options_.stride});  // [n, C k k, L]
       const at::Tensor x = unfolded.view({n * g, ck, positions});
       const at::Tensor dy = dy_all.slice(0, start, start + n).reshape({n * g, o, positions});
       at::Tensor squared = (x.transpose(1, 2).bmm(x) * dy.transpose(1, 2).bmm(dy)).sum({1, 2});
@@ -202,7 +220,8 @@ class Conv2dTrace final : public LayerTrace {
         const at::Tensor w_term = (dy * z.reshape({n * g, o, positions})).sum(2);  // [n g, o]
         const at::Tensor scale = weight_scale_.view({g, o}).repeat({n, 1}).to(dy.scalar_type());
         const at::Tensor r = 1.0 - 1e-5 / scale.pow(2);  // var / (var + eps), with s^2 = var + eps.
-        squared = squared - inverse_n * ones_term.pow(2).sum(1) - inverse_n * ((2.0 - r) * w_term.pow(2)).sum(1);
+        squared = squared - inverse_n * ones_term.pow(2).sum(1) -
+                  inverse_n * ((2.0 - r) * w_term.pow(2)).sum(1);
       }
       norms.push_back(squared.view({n, g}).sum(1).to(at::kDouble));
     }
@@ -248,8 +267,12 @@ class AffineTrace final : public MaterializedTrace {
  public:
   AffineTrace(std::string name, at::Tensor normalized, at::Tensor output, int64_t channel_dim,
               int64_t channels_per_affine, int weight, int bias)
-      : MaterializedTrace(std::move(name), std::move(output)), normalized_(std::move(normalized)),
-        channel_dim_(channel_dim), channels_per_affine_(channels_per_affine), weight_(weight), bias_(bias) {}
+      : MaterializedTrace(std::move(name), std::move(output)),
+        normalized_(std::move(normalized)),
+        channel_dim_(channel_dim),
+        channels_per_affine_(channels_per_affine),
+        weight_(weight),
+        bias_(bias) {}
 
   std::vector<int> parameter_indices() const override { return {weight_, bias_}; }
 
@@ -317,14 +340,15 @@ int ParameterSet::Add(const std::string& name, at::Tensor tensor) {
   return static_cast<int>(tensors.size()) - 1;
 }
 
-Linear::Linear(ParameterSet& parameters, const std::string& name, int64_t in, int64_t out, bool bias,
-               at::Generator& generator)
+Linear::Linear(ParameterSet& parameters, const std::string& name, int64_t in, int64_t out,
+               bool bias, at::Generator& generator)
     : name_(absl::StrCat(name, " (Linear ", in, "->", out, ")")) {
   weight_ = parameters.Add(name + ".weight", UniformInit({out, in}, in, generator));
   if (bias) bias_ = parameters.Add(name + ".bias", UniformInit({out}, in, generator));
 }
 
-at::Tensor Linear::Forward(const ParameterSet& parameters, const at::Tensor& x, ForwardTrace* trace) const {
+at::Tensor Linear::Forward(const ParameterSet& parameters, const at::Tensor& x,
+                           ForwardTrace* trace) const {
   const at::Tensor y = at::linear(x, parameters.tensors[weight_],
                                   bias_ >= 0 ? parameters.tensors[bias_] : at::Tensor());
   if (trace != nullptr) {
@@ -339,14 +363,16 @@ Conv2d::Conv2d(ParameterSet& parameters, const std::string& name, const Conv2dOp
                          options.kernel, options.standardize_weight ? ", standardized" : "", ")")),
       options_(options) {
   const int64_t fan_in = options.in_channels / options.groups * options.kernel * options.kernel;
-  weight_ = parameters.Add(
-      name + ".weight",
-      UniformInit({options.out_channels, options.in_channels / options.groups, options.kernel, options.kernel},
-                  fan_in, generator));
-  if (options.bias) bias_ = parameters.Add(name + ".bias", UniformInit({options.out_channels}, fan_in, generator));
+  weight_ = parameters.Add(name + ".weight",
+                           UniformInit({options.out_channels, options.in_channels / options.groups,
+                                        options.kernel, options.kernel},
+                                       fan_in, generator));
+  if (options.bias)
+    bias_ = parameters.Add(name + ".bias", UniformInit({options.out_channels}, fan_in, generator));
 }
 
-at::Tensor Conv2d::Forward(const ParameterSet& parameters, const at::Tensor& x, ForwardTrace* trace) const {
+at::Tensor Conv2d::Forward(const ParameterSet& parameters, const at::Tensor& x,
+                           ForwardTrace* trace) const {
   at::Tensor weight = parameters.tensors[weight_];
   at::Tensor standardized, scale;
   if (options_.standardize_weight) {
@@ -357,18 +383,19 @@ at::Tensor Conv2d::Forward(const ParameterSet& parameters, const at::Tensor& x, 
     weight = standardized.view_as(weight);
   }
   const at::Tensor y = at::conv2d(x, weight, bias_ >= 0 ? parameters.tensors[bias_] : at::Tensor(),
-                                  {options_.stride, options_.stride}, {options_.padding, options_.padding},
-                                  {1, 1}, options_.groups);
+                                  {options_.stride, options_.stride},
+                                  {options_.padding, options_.padding}, {1, 1}, options_.groups);
   if (trace != nullptr) {
     trace->layers.push_back(std::make_unique<Conv2dTrace>(
-        name_, options_, x.detach(), y, weight.detach(), scale.defined() ? scale.detach() : at::Tensor(),
+        name_, options_, x.detach(), y, weight.detach(),
+        scale.defined() ? scale.detach() : at::Tensor(),
         bias_ >= 0 ? parameters.tensors[bias_].detach() : at::Tensor(), weight_, bias_));
   }
   return y;
 }
 
-GroupNorm::GroupNorm(ParameterSet& parameters, const std::string& name, int64_t groups, int64_t channels,
-                     int64_t channels_per_affine)
+GroupNorm::GroupNorm(ParameterSet& parameters, const std::string& name, int64_t groups,
+                     int64_t channels, int64_t channels_per_affine)
     : name_(absl::StrCat(name, " (GroupNorm ", groups, "x", channels / groups, ")")),
       groups_(groups),
       channels_per_affine_(channels_per_affine) {
@@ -376,14 +403,16 @@ GroupNorm::GroupNorm(ParameterSet& parameters, const std::string& name, int64_t 
   bias_ = parameters.Add(name + ".bias", at::zeros({channels / channels_per_affine}));
 }
 
-at::Tensor GroupNorm::Forward(const ParameterSet& parameters, const at::Tensor& x, ForwardTrace* trace) const {
+at::Tensor GroupNorm::Forward(const ParameterSet& parameters, const at::Tensor& x,
+                              ForwardTrace* trace) const {
   const at::Tensor normalized = at::group_norm(x, groups_, {}, {}, 1e-5);
   std::vector<int64_t> shape(x.dim(), 1);
   shape[1] = x.size(1);
   auto per_channel = [&](const at::Tensor& p) {
     return (channels_per_affine_ > 1 ? p.repeat_interleave(channels_per_affine_) : p).view(shape);
   };
-  const at::Tensor y = normalized * per_channel(parameters.tensors[weight_]) + per_channel(parameters.tensors[bias_]);
+  const at::Tensor y = normalized * per_channel(parameters.tensors[weight_]) +
+                       per_channel(parameters.tensors[bias_]);
   if (trace != nullptr) {
     trace->layers.push_back(std::make_unique<AffineTrace>(name_, normalized.detach(), y, 1,
                                                           channels_per_affine_, weight_, bias_));
@@ -397,25 +426,28 @@ LayerNorm::LayerNorm(ParameterSet& parameters, const std::string& name, int64_t 
   bias_ = parameters.Add(name + ".bias", at::zeros({features}));
 }
 
-at::Tensor LayerNorm::Forward(const ParameterSet& parameters, const at::Tensor& x, ForwardTrace* trace) const {
+at::Tensor LayerNorm::Forward(const ParameterSet& parameters, const at::Tensor& x,
+                              ForwardTrace* trace) const {
   const at::Tensor normalized = at::layer_norm(x, {features_}, {}, {}, 1e-5);
   const at::Tensor y = normalized * parameters.tensors[weight_] + parameters.tensors[bias_];
   if (trace != nullptr) {
-    trace->layers.push_back(
-        std::make_unique<AffineTrace>(name_, normalized.detach(), y, x.dim() - 1, 1, weight_, bias_));
+    trace->layers.push_back(std::make_unique<AffineTrace>(name_, normalized.detach(), y,
+                                                          x.dim() - 1, 1, weight_, bias_));
   }
   return y;
 }
 
-Embedding::Embedding(ParameterSet& parameters, const std::string& name, int64_t vocabulary, int64_t dim,
-                     at::Generator& generator)
+Embedding::Embedding(ParameterSet& parameters, const std::string& name, int64_t vocabulary,
+                     int64_t dim, at::Generator& generator)
     : name_(absl::StrCat(name, " (Embedding ", vocabulary, "x", dim, ")")) {
   weight_ = parameters.Add(name + ".weight", at::empty({vocabulary, dim}).normal_(0, 1, generator));
 }
 
-at::Tensor Embedding::Forward(const ParameterSet& parameters, const at::Tensor& ids, ForwardTrace* trace) const {
+at::Tensor Embedding::Forward(const ParameterSet& parameters, const at::Tensor& ids,
+                              ForwardTrace* trace) const {
   const at::Tensor y = at::embedding(parameters.tensors[weight_], ids);
-  if (trace != nullptr) trace->layers.push_back(std::make_unique<EmbeddingTrace>(name_, ids, y, weight_));
+  if (trace != nullptr)
+    trace->layers.push_back(std::make_unique<EmbeddingTrace>(name_, ids, y, weight_));
   return y;
 }
 
@@ -425,7 +457,8 @@ BatchNorm2d::BatchNorm2d(ParameterSet& parameters, const std::string& name, int6
   bias_ = parameters.Add(name + ".bias", at::zeros({channels}));
 }
 
-at::Tensor BatchNorm2d::Forward(const ParameterSet& parameters, const at::Tensor& x, ForwardTrace* trace) const {
+at::Tensor BatchNorm2d::Forward(const ParameterSet& parameters, const at::Tensor& x,
+                                ForwardTrace* trace) const {
   if (trace != nullptr) trace->example_mixing_modules.push_back(name_);
   return at::batch_norm(x, parameters.tensors[weight_], parameters.tensors[bias_], {}, {},
                         /*training=*/true, 0.1, 1e-5, /*cudnn_enabled=*/false);

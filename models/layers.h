@@ -8,7 +8,8 @@
 // per-example backward pass (book-keeping, Bu et al. 2023).
 //
 // Per layer the trace picks the cheaper of two exact methods:
-//   ghost norms (Goodfellow 2015; Li et al. 2021): ||sum_t dy_t x_t^T||^2 = sum_{t,s} (x_t.x_s)(dy_t.dy_s),
+//   ghost norms (Goodfellow 2015; Li et al. 2021): ||sum_t dy_t x_t^T||^2 = sum_{t,s}
+//   (x_t.x_s)(dy_t.dy_s),
 //     cost ~ B T^2 (d + p) for T output positions;
 //   materialised per-example gradients G_i = dY_i^T X_i, cost ~ B T p d,
 // so ghost norms win for few positions (2T^2 < p d) and materialisation for early convolutions.
@@ -64,7 +65,8 @@ class Linear {
   // y = x W^T + b over the last dimension of x (any leading dimensions: [B, d] or [B, T, d]).
   Linear(ParameterSet& parameters, const std::string& name, int64_t in, int64_t out, bool bias,
          at::Generator& generator);
-  at::Tensor Forward(const ParameterSet& parameters, const at::Tensor& x, ForwardTrace* trace) const;
+  at::Tensor Forward(const ParameterSet& parameters, const at::Tensor& x,
+                     ForwardTrace* trace) const;
 
  private:
   std::string name_;
@@ -89,7 +91,8 @@ class Conv2d {
  public:
   Conv2d(ParameterSet& parameters, const std::string& name, const Conv2dOptions& options,
          at::Generator& generator);
-  at::Tensor Forward(const ParameterSet& parameters, const at::Tensor& x, ForwardTrace* trace) const;
+  at::Tensor Forward(const ParameterSet& parameters, const at::Tensor& x,
+                     ForwardTrace* trace) const;
 
  private:
   std::string name_;
@@ -105,7 +108,8 @@ class GroupNorm {
  public:
   GroupNorm(ParameterSet& parameters, const std::string& name, int64_t groups, int64_t channels,
             int64_t channels_per_affine = 1);
-  at::Tensor Forward(const ParameterSet& parameters, const at::Tensor& x, ForwardTrace* trace) const;
+  at::Tensor Forward(const ParameterSet& parameters, const at::Tensor& x,
+                     ForwardTrace* trace) const;
 
  private:
   std::string name_;
@@ -119,7 +123,8 @@ class GroupNorm {
 class LayerNorm {
  public:
   LayerNorm(ParameterSet& parameters, const std::string& name, int64_t features);
-  at::Tensor Forward(const ParameterSet& parameters, const at::Tensor& x, ForwardTrace* trace) const;
+  at::Tensor Forward(const ParameterSet& parameters, const at::Tensor& x,
+                     ForwardTrace* trace) const;
 
  private:
   std::string name_;
@@ -133,7 +138,8 @@ class Embedding {
  public:
   Embedding(ParameterSet& parameters, const std::string& name, int64_t vocabulary, int64_t dim,
             at::Generator& generator);
-  at::Tensor Forward(const ParameterSet& parameters, const at::Tensor& ids, ForwardTrace* trace) const;
+  at::Tensor Forward(const ParameterSet& parameters, const at::Tensor& ids,
+                     ForwardTrace* trace) const;
 
  private:
   std::string name_;
@@ -146,7 +152,8 @@ class Embedding {
 class BatchNorm2d {
  public:
   BatchNorm2d(ParameterSet& parameters, const std::string& name, int64_t channels);
-  at::Tensor Forward(const ParameterSet& parameters, const at::Tensor& x, ForwardTrace* trace) const;
+  at::Tensor Forward(const ParameterSet& parameters, const at::Tensor& x,
+                     ForwardTrace* trace) const;
 
  private:
   std::string name_;

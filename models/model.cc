@@ -24,13 +24,15 @@ int64_t Product(const std::vector<int64_t>& shape) {
 // Fully connected layers with ReLU between them, over flattened inputs.
 class MultiLayerPerceptron final : public Model {
  public:
-  MultiLayerPerceptron(int64_t inputs, const std::vector<int64_t>& hidden, int64_t classes, uint64_t seed) {
+  MultiLayerPerceptron(int64_t inputs, const std::vector<int64_t>& hidden, int64_t classes,
+                       uint64_t seed) {
     at::Generator generator = at::detail::createCPUGenerator(seed);
     int64_t fan_in = inputs;
     std::vector<int64_t> widths = hidden;
     widths.push_back(classes);
     for (size_t l = 0; l < widths.size(); ++l) {
-      layers_.emplace_back(parameters_, absl::StrCat("fc", l + 1), fan_in, widths[l], true, generator);
+      layers_.emplace_back(parameters_, absl::StrCat("fc", l + 1), fan_in, widths[l], true,
+                           generator);
       fan_in = widths[l];
     }
   }
@@ -55,8 +57,12 @@ class TramerBonehCnn final : public Model {
  public:
   TramerBonehCnn(int64_t channels, int64_t classes, uint64_t seed)
       : generator_(at::detail::createCPUGenerator(seed)),
-        conv1_(parameters_, "conv1", {.in_channels = channels, .out_channels = 16, .kernel = 8, .stride = 2, .padding = 2}, generator_),
-        conv2_(parameters_, "conv2", {.in_channels = 16, .out_channels = 32, .kernel = 4, .stride = 2}, generator_),
+        conv1_(
+            parameters_, "conv1",
+            {.in_channels = channels, .out_channels = 16, .kernel = 8, .stride = 2, .padding = 2},
+            generator_),
+        conv2_(parameters_, "conv2",
+               {.in_channels = 16, .out_channels = 32, .kernel = 4, .stride = 2}, generator_),
         fc1_(parameters_, "fc1", 32 * 4 * 4, 32, true, generator_),
         fc2_(parameters_, "fc2", 32, classes, true, generator_) {}
 
@@ -92,7 +98,8 @@ class WideResNet final : public Model {
       for (int b = 0; b < blocks_per_group; ++b) {
         const std::string name = absl::StrCat("group", group + 1, ".block", b + 1);
         const int64_t stride = (b == 0 && group > 0) ? 2 : 1;
-        blocks_.push_back(std::make_unique<Block>(parameters_, name, in, widths[group], stride, generator_));
+        blocks_.push_back(
+            std::make_unique<Block>(parameters_, name, in, widths[group], stride, generator_));
         in = widths[group];
       }
     }
@@ -109,17 +116,24 @@ class WideResNet final : public Model {
 
  private:
   static Conv2dOptions Conv(int64_t in, int64_t out, int64_t kernel, int64_t stride) {
-    return {.in_channels = in, .out_channels = out, .kernel = kernel, .stride = stride,
-            .padding = kernel / 2, .bias = false, .standardize_weight = true};
+    return {.in_channels = in,
+            .out_channels = out,
+            .kernel = kernel,
+            .stride = stride,
+            .padding = kernel / 2,
+            .bias = false,
+            .standardize_weight = true};
   }
 
   struct Block {
-    Block(ParameterSet& p, const std::string& name, int64_t in, int64_t out, int64_t stride, at::Generator& g)
+    Block(ParameterSet& p, const std::string& name, int64_t in, int64_t out, int64_t stride,
+          at::Generator& g)
         : norm1(p, name + ".norm1", 16, in),
           conv1(p, name + ".conv1", Conv(in, out, 3, stride), g),
           norm2(p, name + ".norm2", 16, out),
           conv2(p, name + ".conv2", Conv(out, out, 3, 1), g) {
-      if (in != out || stride != 1) shortcut = std::make_unique<Conv2d>(p, name + ".shortcut", Conv(in, out, 1, stride), g);
+      if (in != out || stride != 1)
+        shortcut = std::make_unique<Conv2d>(p, name + ".shortcut", Conv(in, out, 1, stride), g);
     }
 
     at::Tensor Forward(const ParameterSet& p, const at::Tensor& x, ForwardTrace* trace) const {
@@ -148,7 +162,8 @@ struct D4Unit {
   D4Unit(ParameterSet& p, const std::string& name, int64_t in_channels, int64_t in_fields,
          int64_t out_fields, int64_t kernel, at::Generator& g)
       : conv(p, name + ".conv", in_channels, in_fields, out_fields, kernel, g),
-        norm(p, name + ".norm", std::min<int64_t>(out_fields, 8), out_fields * kD4Order, kD4Order) {}
+        norm(p, name + ".norm", std::min<int64_t>(out_fields, 8), out_fields * kD4Order, kD4Order) {
+  }
 
   at::Tensor Forward(const ParameterSet& p, const at::Tensor& x, ForwardTrace* trace) const {
     return at::relu(norm.Forward(p, conv.Forward(p, x, trace), trace));
@@ -159,8 +174,8 @@ struct D4Unit {
 };
 
 // A small D4-equivariant CNN for 28x28 images: lifting convolution, two group convolutions with
-// 2x2 max pooling between them, GroupNorm, group pooling and a linear head. Its logits are invariant
-// to rotating the input by multiples of 90 degrees and to reflecting it.
+// 2x2 max pooling between them, GroupNorm, group pooling and a linear head. Its logits are
+// invariant to rotating the input by multiples of 90 degrees and to reflecting it.
 class EquivariantCnn final : public Model {
  public:
   EquivariantCnn(int64_t channels, int64_t classes, uint64_t seed)
@@ -229,12 +244,12 @@ absl::StatusOr<std::unique_ptr<Model>> CreateModel(const std::string& name, cons
         absl::StrCat("model '", name, "' needs an input shape and at least 2 classes"));
   }
   if (name == "linear") {
-    return std::make_unique<MultiLayerPerceptron>(Product(shape.input_shape), std::vector<int64_t>{},
-                                                  shape.num_classes, seed);
+    return std::make_unique<MultiLayerPerceptron>(Product(shape.input_shape),
+                                                  std::vector<int64_t>{}, shape.num_classes, seed);
   }
   if (name == "mlp") {
-    return std::make_unique<MultiLayerPerceptron>(Product(shape.input_shape), std::vector<int64_t>{256},
-                                                  shape.num_classes, seed);
+    return std::make_unique<MultiLayerPerceptron>(
+        Product(shape.input_shape), std::vector<int64_t>{256}, shape.num_classes, seed);
   }
   const bool image = shape.input_shape.size() == 3;
   if (name == "cnn_tb") {
@@ -260,8 +275,8 @@ absl::StatusOr<std::unique_ptr<Model>> CreateModel(const std::string& name, cons
     }
     return std::make_unique<EquivariantResNet9>(shape.input_shape[0], shape.num_classes, seed);
   }
-  return absl::InvalidArgumentError(absl::StrCat("unknown model '", name, "'; known models: ",
-                                                 absl::StrJoin(KnownModelNames(), ", ")));
+  return absl::InvalidArgumentError(absl::StrCat(
+      "unknown model '", name, "'; known models: ", absl::StrJoin(KnownModelNames(), ", ")));
 }
 
 uint64_t Fingerprint(const std::vector<at::Tensor>& tensors) {
@@ -296,7 +311,8 @@ absl::Status SaveParameters(const Model& model, const std::string& path) {
 }
 
 absl::Status LoadParameters(const std::string& path, Model& model) {
-  if (!std::filesystem::exists(path)) return absl::NotFoundError(absl::StrCat("no checkpoint ", path));
+  if (!std::filesystem::exists(path))
+    return absl::NotFoundError(absl::StrCat("no checkpoint ", path));
   torch::serialize::InputArchive archive;
   try {
     archive.load_from(path);
@@ -307,7 +323,8 @@ absl::Status LoadParameters(const std::string& path, Model& model) {
   for (size_t i = 0; i < loaded.size(); ++i) {
     const std::string& name = model.parameter_names()[i];
     if (!archive.try_read(name, loaded[i])) {
-      return absl::FailedPreconditionError(absl::StrCat("checkpoint ", path, " has no parameter ", name));
+      return absl::FailedPreconditionError(
+          absl::StrCat("checkpoint ", path, " has no parameter ", name));
     }
     if (loaded[i].sizes() != model.parameters()[i].sizes()) {
       return absl::FailedPreconditionError(absl::StrCat("checkpoint ", path, ": parameter ", name,

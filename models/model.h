@@ -40,16 +40,15 @@ class Model {
   ParameterSet parameters_;
 };
 
-// Returns a freshly initialised model: "linear", "mlp", "cnn_tb", "wrn16_4", "eq_cnn" or "eq_resnet9"
-// (models/model_names.h).
-// Initialisation depends only on (name, shape, seed), so every worker given the same public seed
-// starts from bit-identical parameters. Errors: kInvalidArgument for an unknown name (listing the
-// known ones) or a shape the model cannot take.
+// Returns a freshly initialised model: "linear", "mlp", "cnn_tb", "wrn16_4", "eq_cnn" or
+// "eq_resnet9" (models/model_names.h). Initialisation depends only on (name, shape, seed), so every
+// worker given the same public seed starts from bit-identical parameters. Errors: kInvalidArgument
+// for an unknown name (listing the known ones) or a shape the model cannot take.
 absl::StatusOr<std::unique_ptr<Model>> CreateModel(const std::string& name, const ModelShape& shape,
                                                    uint64_t seed);
 
-// Returns the 64-bit FNV-1a hash of the raw bytes of `tensors`, in order. Equal fingerprints mean (up
-// to a 2^-64 chance) bit-identical parameters.
+// Returns the 64-bit FNV-1a hash of the raw bytes of `tensors`, in order. Equal fingerprints mean
+// (up to a 2^-64 chance) bit-identical parameters.
 uint64_t Fingerprint(const std::vector<at::Tensor>& tensors);
 
 // Writes the model's parameters (names, shapes, values) to `path` through a temporary file and a

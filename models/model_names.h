@@ -1,8 +1,8 @@
 #ifndef DPFLEET_MODELS_MODEL_NAMES_H_
 #define DPFLEET_MODELS_MODEL_NAMES_H_
 
-// The model architectures a job spec may name. Free of LibTorch so the coordinator can validate jobs
-// without linking it.
+// The model architectures a job spec may name. Free of LibTorch so the coordinator can validate
+// jobs without linking it.
 
 #include <string>
 #include <vector>

@@ -29,8 +29,8 @@ TEST(Model, EveryModelTracesEveryParameterOnce) {
   const struct {
     const char* name;
     std::vector<int64_t> shape;
-  } kCases[] = {{"linear", {1, 28, 28}}, {"mlp", {1, 28, 28}}, {"cnn_tb", {1, 28, 28}},
-                {"wrn16_4", {3, 16, 16}},   {"eq_cnn", {1, 28, 28}}, {"eq_resnet9", {3, 16, 16}}};
+  } kCases[] = {{"linear", {1, 28, 28}},  {"mlp", {1, 28, 28}},    {"cnn_tb", {1, 28, 28}},
+                {"wrn16_4", {3, 16, 16}}, {"eq_cnn", {1, 28, 28}}, {"eq_resnet9", {3, 16, 16}}};
   for (const auto& c : kCases) {
     auto model = *CreateModel(c.name, {.input_shape = c.shape, .num_classes = 10}, 1);
     std::vector<int64_t> batch_shape = {5};
@@ -57,15 +57,15 @@ TEST(Model, SizesMatchThePapers) {
   // Tramer and Boneh (2021), Table 9: 26,010 parameters for MNIST.
   EXPECT_EQ(count(**CreateModel("cnn_tb", kMnistShape, 1)), 26010);
   // WRN-16-4 has about 2.75M parameters for 3-channel inputs and 10 classes.
-  const int64_t wrn = count(**CreateModel("wrn16_4", {.input_shape = {3, 32, 32}, .num_classes = 10}, 1));
+  const int64_t wrn =
+      count(**CreateModel("wrn16_4", {.input_shape = {3, 32, 32}, .num_classes = 10}, 1));
   EXPECT_GT(wrn, 2'700'000);
   EXPECT_LT(wrn, 2'800'000);
 }
 
 TEST(Equivariance, RotatingOrFlippingTheInputLeavesTheLogitsUnchanged) {
-  for (const auto& [name, shape] :
-       std::vector<std::pair<std::string, std::vector<int64_t>>>{{"eq_cnn", {1, 28, 28}},
-                                                                {"eq_resnet9", {3, 16, 16}}}) {
+  for (const auto& [name, shape] : std::vector<std::pair<std::string, std::vector<int64_t>>>{
+           {"eq_cnn", {1, 28, 28}}, {"eq_resnet9", {3, 16, 16}}}) {
     auto model = *CreateModel(name, {.input_shape = shape, .num_classes = 10}, 3);
     std::vector<int64_t> batch = {4};
     batch.insert(batch.end(), shape.begin(), shape.end());
@@ -75,14 +75,19 @@ TEST(Equivariance, RotatingOrFlippingTheInputLeavesTheLogitsUnchanged) {
     const at::Tensor logits = model->Forward(x, nullptr);
     for (int element = 1; element < kD4Order; ++element) {
       const at::Tensor transformed = model->Forward(TransformD4(x, element), nullptr);
-      EXPECT_LT((transformed - logits).abs().max().item<double>(), 1e-9 * (1 + logits.abs().max().item<double>()))
+      EXPECT_LT((transformed - logits).abs().max().item<double>(),
+                1e-9 * (1 + logits.abs().max().item<double>()))
           << name << " element " << element;
     }
     // And an ordinary (non-equivariant) model is not invariant, so the test can fail.
     if (name == "eq_cnn") {
       auto cnn = *CreateModel("cnn_tb", kMnistShape, 3);
       const at::Tensor plain = cnn->Forward(x.to(at::kFloat), nullptr);
-      EXPECT_GT((cnn->Forward(TransformD4(x, 1).to(at::kFloat), nullptr) - plain).abs().max().item<float>(), 1e-3);
+      EXPECT_GT((cnn->Forward(TransformD4(x, 1).to(at::kFloat), nullptr) - plain)
+                    .abs()
+                    .max()
+                    .item<float>(),
+                1e-3);
     }
   }
 }
@@ -93,13 +98,16 @@ TEST(Equivariance, SharedFiltersAreFarSmallerThanTheirExpansion) {
     for (const at::Tensor& p : model.parameters()) n += p.numel();
     return n;
   };
-  const int64_t eq = count(**CreateModel("eq_resnet9", {.input_shape = {3, 32, 32}, .num_classes = 10}, 1));
-  const int64_t wrn = count(**CreateModel("wrn16_4", {.input_shape = {3, 32, 32}, .num_classes = 10}, 1));
+  const int64_t eq =
+      count(**CreateModel("eq_resnet9", {.input_shape = {3, 32, 32}, .num_classes = 10}, 1));
+  const int64_t wrn =
+      count(**CreateModel("wrn16_4", {.input_shape = {3, 32, 32}, .num_classes = 10}, 1));
   EXPECT_LT(eq, wrn / 3);
 }
 
 TEST(Checkpoint, SaveAndLoadRoundTrip) {
-  const std::string path = std::string(getenv("TEST_TMPDIR") ? getenv("TEST_TMPDIR") : "/tmp") + "/cnn.pt";
+  const std::string path =
+      std::string(getenv("TEST_TMPDIR") ? getenv("TEST_TMPDIR") : "/tmp") + "/cnn.pt";
   auto trained = *CreateModel("cnn_tb", kMnistShape, 1);
   ASSERT_TRUE(SaveParameters(*trained, path).ok());
   auto fresh = *CreateModel("cnn_tb", kMnistShape, 2);

@@ -1,6 +1,6 @@
 // Crash safety of the accountant: many coordinators race to reserve and commit on one dataset while
-// the accountant is killed with SIGKILL; after a restart on the same ledger, nothing a client was told
-// is lost, nothing is under-counted, and the budget was never exceeded.
+// the accountant is killed with SIGKILL; after a restart on the same ledger, nothing a client was
+// told is lost, nothing is under-counted, and the budget was never exceeded.
 
 #include <signal.h>
 #include <spawn.h>
@@ -47,8 +47,8 @@ class Accountant {
     const std::string tokens = TempDir() + "/tokens";
     std::ofstream(tokens) << kAdminToken << " admin test-admin\n"
                           << kCoordinatorToken << " coordinator test-coordinator\n";
-    std::vector<std::string> args = {binary, "--ledger", ledger, "--tokens", tokens,
-                                     "--port_file", port_file};
+    std::vector<std::string> args = {binary, "--ledger",    ledger,   "--tokens",
+                                     tokens, "--port_file", port_file};
     std::vector<char*> argv;
     for (std::string& arg : args) argv.push_back(arg.data());
     argv.push_back(nullptr);
@@ -90,7 +90,8 @@ std::unique_ptr<grpc::ClientContext> As(const char* token) {
 
 double FilterEpsilonOfSteps(int64_t steps) {
   accountant::RdpCurve curve;
-  EXPECT_TRUE(curve.Compose({.sampling_rate = kQ, .noise_multiplier = kSigma, .steps = steps}).ok());
+  EXPECT_TRUE(
+      curve.Compose({.sampling_rate = kQ, .noise_multiplier = kSigma, .steps = steps}).ok());
   return *accountant::FilterEpsilon(curve, kDelta);
 }
 
@@ -113,7 +114,8 @@ TEST(AccountantCrash, SigkillMidTrafficLosesNothingAcknowledged) {
     dataset.set_epsilon_budget(budget);
     dataset.set_delta(kDelta);
     v1::RegisterDatasetResponse registered;
-    ASSERT_TRUE(accountant.stub().RegisterDataset(As(kAdminToken).get(), dataset, &registered).ok());
+    ASSERT_TRUE(
+        accountant.stub().RegisterDataset(As(kAdminToken).get(), dataset, &registered).ok());
 
     std::atomic<bool> down{false};
     std::vector<std::thread> clients;
@@ -130,7 +132,8 @@ TEST(AccountantCrash, SigkillMidTrafficLosesNothingAcknowledged) {
           reserve.mutable_mechanism()->set_noise_multiplier(kSigma);
           reserve.mutable_mechanism()->set_steps(50 + rng() % 100);
           v1::ReserveResponse reserved;
-          const grpc::Status status = accountant.stub().Reserve(As(kCoordinatorToken).get(), reserve, &reserved);
+          const grpc::Status status =
+              accountant.stub().Reserve(As(kCoordinatorToken).get(), reserve, &reserved);
           if (status.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED) {
             ++refused_for_budget;
             continue;
@@ -145,7 +148,8 @@ TEST(AccountantCrash, SigkillMidTrafficLosesNothingAcknowledged) {
           commit.set_reservation_id(reserved.reservation_id());
           commit.set_steps_run(steps);
           v1::CommitResponse committed;
-          if (!accountant.stub().Commit(As(kCoordinatorToken).get(), commit, &committed).ok()) break;
+          if (!accountant.stub().Commit(As(kCoordinatorToken).get(), commit, &committed).ok())
+            break;
           absl::MutexLock lock(&record.mu);
           record.acknowledged_commit[reserved.reservation_id()] = steps;
         }
@@ -165,7 +169,8 @@ TEST(AccountantCrash, SigkillMidTrafficLosesNothingAcknowledged) {
     commit.set_reservation_id(id);
     commit.set_steps_run(steps);
     v1::CommitResponse committed;
-    ASSERT_TRUE(restarted.stub().Commit(As(kCoordinatorToken).get(), commit, &committed).ok()) << id;
+    ASSERT_TRUE(restarted.stub().Commit(As(kCoordinatorToken).get(), commit, &committed).ok())
+        << id;
     commit.set_steps_run(steps == 0 ? 1 : steps - 1);
     EXPECT_EQ(restarted.stub().Commit(As(kCoordinatorToken).get(), commit, &committed).error_code(),
               grpc::StatusCode::FAILED_PRECONDITION)
@@ -178,15 +183,17 @@ TEST(AccountantCrash, SigkillMidTrafficLosesNothingAcknowledged) {
     commit.set_reservation_id(id);
     commit.set_steps_run(steps);
     v1::CommitResponse committed;
-    ASSERT_TRUE(restarted.stub().Commit(As(kCoordinatorToken).get(), commit, &committed).ok()) << id;
+    ASSERT_TRUE(restarted.stub().Commit(As(kCoordinatorToken).get(), commit, &committed).ok())
+        << id;
     total_steps += steps;
   }
   v1::GetBudgetRequest get;
   get.set_dataset("mnist");
   v1::GetBudgetResponse after;
   ASSERT_TRUE(restarted.stub().GetBudget(As(kAdminToken).get(), get, &after).ok());
-  // Reservations made but never acknowledged (in flight at the kill) still count in full: the ledger
-  // can only count more than the clients know of, never less, and never more than the budget.
+  // Reservations made but never acknowledged (in flight at the kill) still count in full: the
+  // ledger can only count more than the clients know of, never less, and never more than the
+  // budget.
   EXPECT_GE(after.epsilon_reserved(), FilterEpsilonOfSteps(total_steps) - 1e-9);
   EXPECT_LE(after.open_reservations(), kClients);
   EXPECT_LE(after.epsilon_reserved(), budget + 1e-12);

@@ -13,8 +13,8 @@
 #include "absl/time/clock.h"
 #include "accountant/privacy_filter.h"
 #include "accountant/rdp.h"
-#include "gtest/gtest.h"
 #include "grpcpp/grpcpp.h"
+#include "gtest/gtest.h"
 #include "proto/dpfleet.grpc.pb.h"
 
 namespace dpfleet {
@@ -44,25 +44,28 @@ int RunCommand(const std::string& command, std::string* output) {
 class LocalClusterTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    state_dir_ = absl::StrCat(std::getenv("TEST_TMPDIR"), "/", 
+    state_dir_ = absl::StrCat(std::getenv("TEST_TMPDIR"), "/",
                               ::testing::UnitTest::GetInstance()->current_test_info()->name());
     std::string output;
-    const std::string start = absl::StrCat("bash ", Runfiles(), "/deploy/local_cluster.sh start",
-                                           " --workers 2 --collective-timeout-s 10 --resume-wait-s 2 --state-dir ",
-                                           state_dir_, " --bin-dir ", Runfiles());
+    const std::string start =
+        absl::StrCat("bash ", Runfiles(), "/deploy/local_cluster.sh start",
+                     " --workers 2 --collective-timeout-s 10 --resume-wait-s 2 --state-dir ",
+                     state_dir_, " --bin-dir ", Runfiles());
     ASSERT_EQ(RunCommand(start, &output), 0) << output << ReadFile(state_dir_ + "/coordinator.log");
     const std::string coordinator =
         absl::StrCat("127.0.0.1:", ReadFile(state_dir_ + "/coordinator.port"));
-    const std::string accountant = absl::StrCat("127.0.0.1:", ReadFile(state_dir_ + "/accountant.port"));
-    jobs_ = v1::JobService::NewStub(
-        grpc::CreateChannel(coordinator.substr(0, coordinator.size() - 1), grpc::InsecureChannelCredentials()));
-    accountant_ = v1::AccountantService::NewStub(
-        grpc::CreateChannel(accountant.substr(0, accountant.size() - 1), grpc::InsecureChannelCredentials()));
+    const std::string accountant =
+        absl::StrCat("127.0.0.1:", ReadFile(state_dir_ + "/accountant.port"));
+    jobs_ = v1::JobService::NewStub(grpc::CreateChannel(
+        coordinator.substr(0, coordinator.size() - 1), grpc::InsecureChannelCredentials()));
+    accountant_ = v1::AccountantService::NewStub(grpc::CreateChannel(
+        accountant.substr(0, accountant.size() - 1), grpc::InsecureChannelCredentials()));
   }
 
   void TearDown() override {
     std::string output;
-    RunCommand(absl::StrCat("bash ", Runfiles(), "/deploy/local_cluster.sh stop --state-dir ", state_dir_),
+    RunCommand(
+        absl::StrCat("bash ", Runfiles(), "/deploy/local_cluster.sh stop --state-dir ", state_dir_),
         &output);
   }
 
@@ -110,7 +113,8 @@ class LocalClusterTest : public ::testing::Test {
   // What the dataset's budget is charged: the privacy filter's epsilon of those steps.
   static double ChargeOf(int64_t steps) {
     accountant::RdpCurve curve;
-    EXPECT_TRUE(curve.Compose({.sampling_rate = 0.01, .noise_multiplier = 1.0, .steps = steps}).ok());
+    EXPECT_TRUE(
+        curve.Compose({.sampling_rate = 0.01, .noise_multiplier = 1.0, .steps = steps}).ok());
     return *accountant::FilterEpsilon(curve, kDelta);
   }
 
@@ -162,7 +166,8 @@ class LocalClusterTest : public ::testing::Test {
   }
 
   static bool Ended(const v1::Job& job) {
-    return job.state() == v1::SUCCEEDED || job.state() == v1::FAILED || job.state() == v1::CANCELLED;
+    return job.state() == v1::SUCCEEDED || job.state() == v1::FAILED ||
+           job.state() == v1::CANCELLED;
   }
 
   std::string state_dir_;
@@ -197,7 +202,8 @@ TEST_F(LocalClusterTest, JobSucceedsOnBitIdenticalWorkersAndIsChargedExactlyOnce
   v1::Job refused;
   const grpc::Status second = Submit(SmallJob(kSteps), &refused);
   EXPECT_EQ(second.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
-  EXPECT_NE(second.error_message().find("fashion-mnist"), std::string::npos) << second.error_message();
+  EXPECT_NE(second.error_message().find("fashion-mnist"), std::string::npos)
+      << second.error_message();
   EXPECT_EQ(Budget().epsilon_reserved(), budget.epsilon_reserved());
   EXPECT_EQ(Budget().open_reservations(), 0);
 }
@@ -210,8 +216,10 @@ TEST_F(LocalClusterTest, BadJobsAreRefusedNamingTheProblemAndReserveNothing) {
     std::string names;
   };
   const Case cases[] = {
-      {[](v1::JobSpec& s) { s.set_clip_norm(-1); }, grpc::StatusCode::INVALID_ARGUMENT, "clip_norm"},
-      {[](v1::JobSpec& s) { s.set_clip_norm(NAN); }, grpc::StatusCode::INVALID_ARGUMENT, "clip_norm"},
+      {[](v1::JobSpec& s) { s.set_clip_norm(-1); }, grpc::StatusCode::INVALID_ARGUMENT,
+       "clip_norm"},
+      {[](v1::JobSpec& s) { s.set_clip_norm(NAN); }, grpc::StatusCode::INVALID_ARGUMENT,
+       "clip_norm"},
       {[](v1::JobSpec& s) { s.set_sampling_rate(1.5); }, grpc::StatusCode::INVALID_ARGUMENT,
        "sampling_rate"},
       {[](v1::JobSpec& s) { s.set_delta(1.0); }, grpc::StatusCode::INVALID_ARGUMENT, "delta"},
@@ -241,7 +249,8 @@ TEST_F(LocalClusterTest, WorkerKilledMidJobResumesFromItsCheckpointAndChargesEve
   RegisterDataset(100.0);
   v1::Job job;
   ASSERT_TRUE(Submit(SmallJob(kSteps), &job).ok());
-  job = WaitFor(job.job_id(), [](const v1::Job& j) { return j.progress().step() >= 60 || Ended(j); });
+  job =
+      WaitFor(job.job_id(), [](const v1::Job& j) { return j.progress().step() >= 60 || Ended(j); });
   ASSERT_EQ(job.state(), v1::RUNNING) << job.error();
   const int pid = std::stoi(ReadFile(state_dir_ + "/worker-1.pid"));
   ASSERT_EQ(kill(pid, SIGKILL), 0);
@@ -264,7 +273,8 @@ TEST_F(LocalClusterTest, CancelledJobStopsAndIsChargedOnlyForTheStepsThatRan) {
   RegisterDataset(100.0);
   v1::Job job;
   ASSERT_TRUE(Submit(SmallJob(100000), &job).ok());
-  job = WaitFor(job.job_id(), [](const v1::Job& j) { return j.progress().step() >= 3 || Ended(j); });
+  job =
+      WaitFor(job.job_id(), [](const v1::Job& j) { return j.progress().step() >= 3 || Ended(j); });
   ASSERT_EQ(job.state(), v1::RUNNING) << job.error();
   grpc::ClientContext context;
   v1::CancelJobRequest cancel;
@@ -280,7 +290,8 @@ TEST_F(LocalClusterTest, CancelledJobStopsAndIsChargedOnlyForTheStepsThatRan) {
   EXPECT_NEAR(budget.epsilon_committed(), ChargeOf(job.result().steps_run()), kEpsilonTolerance);
   // Cancelling an ended job is refused.
   grpc::ClientContext again;
-  EXPECT_EQ(jobs_->CancelJob(&again, cancel, &cancelled).error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_EQ(jobs_->CancelJob(&again, cancel, &cancelled).error_code(),
+            grpc::StatusCode::FAILED_PRECONDITION);
 }
 
 TEST_F(LocalClusterTest, CoordinatorKilledMidJobLosesNoJobAndChargesTheStepsThatRan) {
@@ -294,11 +305,12 @@ TEST_F(LocalClusterTest, CoordinatorKilledMidJobLosesNoJobAndChargesTheStepsThat
   ASSERT_EQ(kill(std::stoi(ReadFile(state_dir_ + "/coordinator.pid")), SIGKILL), 0);
 
   std::string output;
-  ASSERT_EQ(RunCommand(absl::StrCat("bash ", Runfiles(), "/deploy/local_cluster.sh restart-coordinator",
-                                    " --collective-timeout-s 10 --resume-wait-s 2 --state-dir ", state_dir_, " --bin-dir ",
-                                    Runfiles()),
-                       &output),
-            0)
+  ASSERT_EQ(
+      RunCommand(absl::StrCat("bash ", Runfiles(), "/deploy/local_cluster.sh restart-coordinator",
+                              " --collective-timeout-s 10 --resume-wait-s 2 --state-dir ",
+                              state_dir_, " --bin-dir ", Runfiles()),
+                 &output),
+      0)
       << output << ReadFile(state_dir_ + "/coordinator.log");
   // Same port: the old stub reaches the new coordinator, which still knows the job.
   job = WaitFor(job_id, Ended, absl::Seconds(30));

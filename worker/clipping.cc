@@ -14,25 +14,27 @@ namespace {
 // examples.
 absl::Status CheckTrace(const models::Model& model, const models::ForwardTrace& trace) {
   if (!trace.example_mixing_modules.empty()) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "cannot train privately: ", absl::StrJoin(trace.example_mixing_modules, ", "),
-        " mixes the examples of a batch (use GroupNorm or LayerNorm)"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("cannot train privately: ", absl::StrJoin(trace.example_mixing_modules, ", "),
+                     " mixes the examples of a batch (use GroupNorm or LayerNorm)"));
   }
   std::vector<int> owners(model.parameters().size(), 0);
   for (const auto& layer : trace.layers) {
     for (int index : layer->parameter_indices()) {
       if (++owners[index] > 1) {
-        return absl::FailedPreconditionError(absl::StrCat(
-            "parameter ", model.parameter_names()[index], " is trained by two layers; shared "
-            "parameters are not supported by per-example clipping"));
+        return absl::FailedPreconditionError(
+            absl::StrCat("parameter ", model.parameter_names()[index],
+                         " is trained by two layers; shared "
+                         "parameters are not supported by per-example clipping"));
       }
     }
   }
   for (size_t i = 0; i < owners.size(); ++i) {
     if (owners[i] == 0) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "parameter ", model.parameter_names()[i], " is not trained by any traced layer, so its "
-          "per-example gradients cannot be clipped"));
+      return absl::FailedPreconditionError(
+          absl::StrCat("parameter ", model.parameter_names()[i],
+                       " is not trained by any traced layer, so its "
+                       "per-example gradients cannot be clipped"));
     }
   }
   return absl::OkStatus();
@@ -40,7 +42,8 @@ absl::Status CheckTrace(const models::Model& model, const models::ForwardTrace& 
 
 // c = C / (norm + stability) for automatic clipping, else min(1, C / (norm + 1e-6)) (the 1e-6
 // follows Opacus and only matters for zero gradients).
-at::Tensor ClipFactors(const at::Tensor& squared_norms, double clip_norm, const ClippingOptions& options) {
+at::Tensor ClipFactors(const at::Tensor& squared_norms, double clip_norm,
+                       const ClippingOptions& options) {
   const at::Tensor norms = squared_norms.sqrt();
   if (options.automatic) return clip_norm / (norms + options.automatic_stability);
   return (clip_norm / (norms + 1e-6)).clamp_max(1.0);
@@ -55,7 +58,8 @@ absl::Status CheckPrivatelyTrainable(models::Model& model, const at::Tensor& exa
   return CheckTrace(model, trace);
 }
 
-absl::StatusOr<ClippedBatch> AccumulateClippedGradients(models::Model& model, const at::Tensor& inputs,
+absl::StatusOr<ClippedBatch> AccumulateClippedGradients(models::Model& model,
+                                                        const at::Tensor& inputs,
                                                         const at::Tensor& labels,
                                                         const ClippingOptions& options,
                                                         std::vector<at::Tensor>& sums) {
@@ -64,12 +68,12 @@ absl::StatusOr<ClippedBatch> AccumulateClippedGradients(models::Model& model, co
         absl::StrCat("clip_norm must be finite and > 0, got ", options.clip_norm));
   }
   if (inputs.size(0) != labels.size(0)) {
-    return absl::InvalidArgumentError(absl::StrCat("batch of ", inputs.size(0), " inputs but ",
-                                                   labels.size(0), " labels"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("batch of ", inputs.size(0), " inputs but ", labels.size(0), " labels"));
   }
   if (sums.size() != model.parameters().size()) {
-    return absl::InvalidArgumentError(absl::StrCat("need ", model.parameters().size(),
-                                                   " gradient sums, got ", sums.size()));
+    return absl::InvalidArgumentError(
+        absl::StrCat("need ", model.parameters().size(), " gradient sums, got ", sums.size()));
   }
   ClippedBatch batch;
   batch.examples = inputs.size(0);
@@ -78,8 +82,8 @@ absl::StatusOr<ClippedBatch> AccumulateClippedGradients(models::Model& model, co
   models::ForwardTrace trace;
   const at::Tensor logits = model.Forward(inputs, &trace);
   if (absl::Status valid = CheckTrace(model, trace); !valid.ok()) return valid;
-  // Summed (not averaged) loss: the gradient w.r.t. each layer output is then exactly the per-example
-  // output gradient, row by row.
+  // Summed (not averaged) loss: the gradient w.r.t. each layer output is then exactly the
+  // per-example output gradient, row by row.
   const at::Tensor loss = at::cross_entropy_loss(logits, labels, {}, at::Reduction::Sum);
   batch.loss_sum = loss.item<double>();
 
@@ -96,13 +100,15 @@ absl::StatusOr<ClippedBatch> AccumulateClippedGradients(models::Model& model, co
   }
   if (options.mode == ClippingMode::kFlat) {
     at::Tensor squared = at::zeros({batch.examples}, logits.options().dtype(at::kDouble));
-    for (size_t l = 0; l < trace.layers.size(); ++l) squared += trace.layers[l]->SquaredNorms(output_grads[l]);
+    for (size_t l = 0; l < trace.layers.size(); ++l)
+      squared += trace.layers[l]->SquaredNorms(output_grads[l]);
     const at::Tensor factors = ClipFactors(squared, options.clip_norm, options);
     for (size_t l = 0; l < trace.layers.size(); ++l) {
       trace.layers[l]->AccumulateScaled(output_grads[l], factors, sums);
     }
   } else {
-    const double per_layer_norm = options.clip_norm / std::sqrt(static_cast<double>(trace.layers.size()));
+    const double per_layer_norm =
+        options.clip_norm / std::sqrt(static_cast<double>(trace.layers.size()));
     for (size_t l = 0; l < trace.layers.size(); ++l) {
       const at::Tensor factors =
           ClipFactors(trace.layers[l]->SquaredNorms(output_grads[l]), per_layer_norm, options);

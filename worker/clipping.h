@@ -1,8 +1,8 @@
 #ifndef DPFLEET_WORKER_CLIPPING_H_
 #define DPFLEET_WORKER_CLIPPING_H_
 
-// Per-example gradient clipping, the core of DP-SGD (Abadi et al. 2016, Algorithm 1): each example's
-// gradient g_i is scaled to L2 norm at most C and the scaled gradients are summed,
+// Per-example gradient clipping, the core of DP-SGD (Abadi et al. 2016, Algorithm 1): each
+// example's gradient g_i is scaled to L2 norm at most C and the scaled gradients are summed,
 //   S = sum_i min(1, C / ||g_i||) g_i,
 // so adding or removing one example moves S by at most C (the sensitivity the accountant assumes).
 // The per-example norms and S come from ONE forward and ONE backward pass: every layer's trace
@@ -28,8 +28,8 @@ enum class ClippingMode {
 struct ClippingOptions {
   double clip_norm = 1.0;  // C.
   ClippingMode mode = ClippingMode::kFlat;
-  // Automatic clipping (Bu et al. 2022): scale every gradient to C / (||g_i|| + stability) instead of
-  // min(1, C / ||g_i||); the norm still stays below C.
+  // Automatic clipping (Bu et al. 2022): scale every gradient to C / (||g_i|| + stability) instead
+  // of min(1, C / ||g_i||); the norm still stays below C.
   bool automatic = false;
   double automatic_stability = 0.01;
 };
@@ -40,10 +40,11 @@ struct ClippedBatch {
 };
 
 // Adds S (above) for the batch (inputs [B, ...], labels [B] int64) to `sums`, one tensor per model
-// parameter with the parameter's shape. Errors: kInvalidArgument for a clip norm not finite and > 0,
-// mismatched batch sizes or `sums` of the wrong layout; kFailedPrecondition naming a module that mixes
-// examples (BatchNorm), a parameter no traced layer trains, or one trained by two layers.
-absl::StatusOr<ClippedBatch> AccumulateClippedGradients(models::Model& model, const at::Tensor& inputs,
+// parameter with the parameter's shape. Errors: kInvalidArgument for a clip norm not finite and >
+// 0, mismatched batch sizes or `sums` of the wrong layout; kFailedPrecondition naming a module that
+// mixes examples (BatchNorm), a parameter no traced layer trains, or one trained by two layers.
+absl::StatusOr<ClippedBatch> AccumulateClippedGradients(models::Model& model,
+                                                        const at::Tensor& inputs,
                                                         const at::Tensor& labels,
                                                         const ClippingOptions& options,
                                                         std::vector<at::Tensor>& sums);

@@ -26,7 +26,8 @@ std::vector<at::Tensor> NaiveClippedSum(models::Model& model, const at::Tensor& 
   std::vector<at::Tensor> sums = ZerosLike(model.parameters());
   for (int64_t i = 0; i < inputs.size(0); ++i) {
     const at::Tensor logits = model.Forward(inputs.slice(0, i, i + 1), nullptr);
-    const at::Tensor loss = at::cross_entropy_loss(logits, labels.slice(0, i, i + 1), {}, at::Reduction::Sum);
+    const at::Tensor loss =
+        at::cross_entropy_loss(logits, labels.slice(0, i, i + 1), {}, at::Reduction::Sum);
     const std::vector<at::Tensor> grads = torch::autograd::grad({loss}, model.parameters());
     auto factor = [&](double squared, double bound) {
       const double norm = std::sqrt(squared);
@@ -44,7 +45,8 @@ std::vector<at::Tensor> NaiveClippedSum(models::Model& model, const at::Tensor& 
       const double c = factor(squared_norm(all), options.clip_norm);
       for (size_t p = 0; p < grads.size(); ++p) sums[p].add_(grads[p].detach() * c);
     } else {
-      const double bound = options.clip_norm / std::sqrt(static_cast<double>(layer_parameters.size()));
+      const double bound =
+          options.clip_norm / std::sqrt(static_cast<double>(layer_parameters.size()));
       for (const std::vector<int>& layer : layer_parameters) {
         const double c = factor(squared_norm(layer), bound);
         for (int p : layer) sums[p].add_(grads[p].detach() * c);
@@ -85,7 +87,8 @@ TEST_P(EngineMatchesReference, InFloat32AndFloat64ForEveryClippingMode) {
   for (at::ScalarType dtype : {at::kFloat, at::kDouble}) {
     for (const ClippingOptions& options :
          {ClippingOptions{.clip_norm = 0.01}, ClippingOptions{.clip_norm = 1.0},
-          ClippingOptions{.clip_norm = 1e4}, ClippingOptions{.clip_norm = 1.0, .mode = ClippingMode::kPerLayer},
+          ClippingOptions{.clip_norm = 1e4},
+          ClippingOptions{.clip_norm = 1.0, .mode = ClippingMode::kPerLayer},
           ClippingOptions{.clip_norm = 1.0, .automatic = true}}) {
       auto model = *models::CreateModel(c.model, {.input_shape = c.shape, .num_classes = 10}, 5);
       for (at::Tensor& p : model->parameters()) p.set_data(p.data().to(dtype));
@@ -128,7 +131,8 @@ class SequenceModel final : public models::Model {
 
   at::Tensor Forward(const at::Tensor& x, models::ForwardTrace* trace) override {
     // Inputs are token ids carried as floats so every test model shares one input type.
-    const at::Tensor ids = x.reshape({x.size(0), positions_}).abs().mul(7).remainder(50).to(at::kLong);
+    const at::Tensor ids =
+        x.reshape({x.size(0), positions_}).abs().mul(7).remainder(50).to(at::kLong);
     at::Tensor h = norm_.Forward(parameters_, embedding_.Forward(parameters_, ids, trace), trace);
     h = at::tanh(wide_.Forward(parameters_, h, trace));
     h = narrow_.Forward(parameters_, h, trace);
@@ -149,18 +153,36 @@ class GroupedConvModel final : public models::Model {
  public:
   GroupedConvModel()
       : generator_(at::detail::createCPUGenerator(4)),
-        conv1_(parameters_, "conv1", {.in_channels = 4, .out_channels = 8, .kernel = 3, .stride = 2, .padding = 1, .groups = 2}, generator_),
+        conv1_(parameters_, "conv1",
+               {.in_channels = 4,
+                .out_channels = 8,
+                .kernel = 3,
+                .stride = 2,
+                .padding = 1,
+                .groups = 2},
+               generator_),
         norm_(parameters_, "norm", 4, 8),
-        conv2_(parameters_, "conv2", {.in_channels = 8, .out_channels = 64, .kernel = 3, .stride = 2, .groups = 4}, generator_),
-        // Weight standardisation with a bias, on the ghost path (few positions, many weights) and on
-        // the materialised path (many positions).
-        conv3_(parameters_, "conv3", {.in_channels = 64, .out_channels = 32, .kernel = 1, .groups = 2, .standardize_weight = true}, generator_),
-        conv4_(parameters_, "conv4", {.in_channels = 4, .out_channels = 4, .kernel = 1, .standardize_weight = true}, generator_),
+        conv2_(parameters_, "conv2",
+               {.in_channels = 8, .out_channels = 64, .kernel = 3, .stride = 2, .groups = 4},
+               generator_),
+        // Weight standardisation with a bias, on the ghost path (few positions, many weights) and
+        // on the materialised path (many positions).
+        conv3_(parameters_, "conv3",
+               {.in_channels = 64,
+                .out_channels = 32,
+                .kernel = 1,
+                .groups = 2,
+                .standardize_weight = true},
+               generator_),
+        conv4_(parameters_, "conv4",
+               {.in_channels = 4, .out_channels = 4, .kernel = 1, .standardize_weight = true},
+               generator_),
         head_(parameters_, "head", 36, 10, true, generator_) {}
 
   at::Tensor Forward(const at::Tensor& x, models::ForwardTrace* trace) override {
     const at::Tensor side = conv4_.Forward(parameters_, x, trace).mean(at::IntArrayRef{2, 3});
-    at::Tensor h = at::relu(norm_.Forward(parameters_, conv1_.Forward(parameters_, x, trace), trace));
+    at::Tensor h =
+        at::relu(norm_.Forward(parameters_, conv1_.Forward(parameters_, x, trace), trace));
     h = conv3_.Forward(parameters_, conv2_.Forward(parameters_, h, trace), trace);
     return head_.Forward(parameters_, at::cat({h.mean(at::IntArrayRef{2, 3}), side}, 1), trace);
   }
@@ -192,13 +214,17 @@ TEST(AccumulateClippedGradients, MatchesReferenceOnEveryLayerType) {
         for (at::Tensor& p : model->parameters()) p.set_data(p.data().to(dtype));
         const at::Tensor labels = at::randint(0, 10, {5}, at::kLong);
         for (const ClippingOptions& options :
-             {ClippingOptions{.clip_norm = 0.1}, ClippingOptions{.clip_norm = 0.1, .mode = ClippingMode::kPerLayer}}) {
+             {ClippingOptions{.clip_norm = 0.1},
+              ClippingOptions{.clip_norm = 0.1, .mode = ClippingMode::kPerLayer}}) {
           std::vector<at::Tensor> sums = ZerosLike(model->parameters());
           ASSERT_TRUE(AccumulateClippedGradients(*model, inputs, labels, options, sums).ok());
           const double error = RelativeError(
-              sums, NaiveClippedSum(*model, inputs, labels, options, LayerParameters(*model, inputs)));
-          EXPECT_LT(error, dtype == at::kFloat ? kFloat32RelativeTolerance : kFloat64RelativeTolerance)
-              << (sequence ? "sequence T=" + std::to_string(positions) : std::string("grouped conv"))
+              sums,
+              NaiveClippedSum(*model, inputs, labels, options, LayerParameters(*model, inputs)));
+          EXPECT_LT(error,
+                    dtype == at::kFloat ? kFloat32RelativeTolerance : kFloat64RelativeTolerance)
+              << (sequence ? "sequence T=" + std::to_string(positions)
+                           : std::string("grouped conv"))
               << " " << at::toString(dtype);
         }
       }
@@ -220,8 +246,8 @@ TEST(AccumulateClippedGradients, EachExampleContributesAtMostTheClipNorm) {
 TEST(AccumulateClippedGradients, RejectsBadClipNorm) {
   auto model = *models::CreateModel("linear", {.input_shape = {4}, .num_classes = 2}, 5);
   std::vector<at::Tensor> sums = ZerosLike(model->parameters());
-  const auto result = AccumulateClippedGradients(*model, at::randn({2, 4}), at::zeros({2}, at::kLong),
-                                                 {.clip_norm = -1.0}, sums);
+  const auto result = AccumulateClippedGradients(
+      *model, at::randn({2, 4}), at::zeros({2}, at::kLong), {.clip_norm = -1.0}, sums);
   ASSERT_EQ(result.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(result.status().message().find("clip_norm"), std::string::npos);
 }
@@ -229,10 +255,11 @@ TEST(AccumulateClippedGradients, RejectsBadClipNorm) {
 // A model with BatchNorm: the engine must refuse it by name before any step runs.
 class BatchNormModel final : public models::Model {
  public:
-  BatchNormModel() : generator_(at::detail::createCPUGenerator(1)),
-                     conv_(parameters_, "conv", {.in_channels = 1, .out_channels = 4, .kernel = 3}, generator_),
-                     norm_(parameters_, "bn1", 4),
-                     head_(parameters_, "head", 4 * 26 * 26, 10, true, generator_) {}
+  BatchNormModel()
+      : generator_(at::detail::createCPUGenerator(1)),
+        conv_(parameters_, "conv", {.in_channels = 1, .out_channels = 4, .kernel = 3}, generator_),
+        norm_(parameters_, "bn1", 4),
+        head_(parameters_, "head", 4 * 26 * 26, 10, true, generator_) {}
   at::Tensor Forward(const at::Tensor& x, models::ForwardTrace* trace) override {
     at::Tensor h = norm_.Forward(parameters_, conv_.Forward(parameters_, x, trace), trace);
     return head_.Forward(parameters_, h.flatten(1), trace);

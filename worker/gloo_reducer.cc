@@ -15,7 +15,8 @@ class GlooReducer final : public Reducer {
       : store_(std::move(store)), group_(std::move(group)), rank_(rank), world_size_(world_size) {}
 
   absl::Status AllReduceSum(at::Tensor& buffer) override {
-    if (!buffer.is_contiguous()) return absl::InvalidArgumentError("all-reduce buffer must be contiguous");
+    if (!buffer.is_contiguous())
+      return absl::InvalidArgumentError("all-reduce buffer must be contiguous");
     if (world_size_ == 1) return absl::OkStatus();
     try {
       std::vector<at::Tensor> tensors = {buffer};
@@ -26,7 +27,8 @@ class GlooReducer final : public Reducer {
       return absl::OkStatus();
     } catch (const std::exception& e) {
       return absl::UnavailableError(absl::StrCat("Gloo all-reduce of ", buffer.numel(),
-                                                 " elements failed on rank ", rank_, ": ", e.what()));
+                                                 " elements failed on rank ", rank_, ": ",
+                                                 e.what()));
     }
   }
 
@@ -42,8 +44,8 @@ class GlooReducer final : public Reducer {
 
 }  // namespace
 
-absl::StatusOr<c10::intrusive_ptr<c10d::Store>> ServeRendezvousStore(const RendezvousOptions& options,
-                                                                     int* bound_port) {
+absl::StatusOr<c10::intrusive_ptr<c10d::Store>> ServeRendezvousStore(
+    const RendezvousOptions& options, int* bound_port) {
   try {
     c10d::TCPStoreOptions store_options;
     store_options.port = static_cast<uint16_t>(options.store_port);
@@ -84,8 +86,8 @@ absl::StatusOr<std::unique_ptr<Reducer>> CreateGlooReducer(const RendezvousOptio
     group_options->devices.push_back(
         c10d::ProcessGroupGloo::createDeviceForHostname(options.store_host));
     group_options->threads = 1;
-    auto group = c10::make_intrusive<c10d::ProcessGroupGloo>(store, options.rank, options.world_size,
-                                                             group_options);
+    auto group = c10::make_intrusive<c10d::ProcessGroupGloo>(store, options.rank,
+                                                             options.world_size, group_options);
     return std::unique_ptr<Reducer>(
         new GlooReducer(std::move(store), std::move(group), options.rank, options.world_size));
   } catch (const std::exception& e) {

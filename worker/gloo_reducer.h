@@ -2,7 +2,6 @@
 #define DPFLEET_WORKER_GLOO_REDUCER_H_
 
 #include <memory>
-
 #include <torch/csrc/distributed/c10d/Store.hpp>
 
 #include "absl/status/statusor.h"
@@ -13,8 +12,8 @@ namespace dpfleet::worker {
 // Starts the job's rendezvous store on this host (rank 0 does this before the other ranks are told
 // where to connect). Port 0 picks a free port; returns the store, whose port is in *bound_port.
 // Errors: kUnavailable when the port cannot be bound.
-absl::StatusOr<c10::intrusive_ptr<c10d::Store>> ServeRendezvousStore(const RendezvousOptions& options,
-                                                                     int* bound_port);
+absl::StatusOr<c10::intrusive_ptr<c10d::Store>> ServeRendezvousStore(
+    const RendezvousOptions& options, int* bound_port);
 
 // Connects to the rendezvous store served by rank 0. Errors: kUnavailable after options.timeout.
 absl::StatusOr<c10::intrusive_ptr<c10d::Store>> ConnectRendezvousStore(

@@ -19,7 +19,10 @@ TEST(GlooReducer, TwoRanksSumAndAgreeBitForBit) {
 }
 
 TEST(GlooReducer, MissingPeerTimesOutWithUnavailable) {
-  RendezvousOptions options{.store_host = "127.0.0.1", .store_port = 0, .rank = 0, .world_size = 2,
+  RendezvousOptions options{.store_host = "127.0.0.1",
+                            .store_port = 0,
+                            .rank = 0,
+                            .world_size = 2,
                             .timeout = std::chrono::seconds(2)};
   int port = 0;
   auto store = *ServeRendezvousStore(options, &port);

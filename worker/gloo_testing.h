@@ -13,7 +13,8 @@
 
 namespace dpfleet::worker {
 
-// Runs body(rank, reducer) on `world_size` threads whose reducers form one Gloo group, and joins them.
+// Runs body(rank, reducer) on `world_size` threads whose reducers form one Gloo group, and joins
+// them.
 inline void RunOnGlooRanks(int world_size,
                            const std::function<void(int rank, std::unique_ptr<Reducer>)>& body) {
   RendezvousOptions options{.store_port = 0, .rank = 0, .world_size = world_size};

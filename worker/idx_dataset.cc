@@ -28,7 +28,8 @@ absl::StatusOr<std::vector<unsigned char>> ReadAll(const std::string& path) {
   std::vector<unsigned char> data;
   unsigned char buffer[1 << 16];
   int got;
-  while ((got = gzread(file, buffer, sizeof(buffer))) > 0) data.insert(data.end(), buffer, buffer + got);
+  while ((got = gzread(file, buffer, sizeof(buffer))) > 0)
+    data.insert(data.end(), buffer, buffer + got);
   int error = Z_OK;
   const char* message = gzerror(file, &error);
   const std::string error_text = message != nullptr ? message : "";
@@ -52,11 +53,12 @@ absl::StatusOr<at::Tensor> ReadImages(const std::string& path) {
   const int64_t rows = BigEndian32(&data[8]);
   const int64_t cols = BigEndian32(&data[12]);
   if (static_cast<int64_t>(data.size()) != 16 + count * rows * cols) {
-    return absl::DataLossError(absl::StrCat(path, " is truncated: header says ", count, " images of ",
-                                            rows, "x", cols, ", file has ", data.size(), " bytes"));
+    return absl::DataLossError(absl::StrCat(path, " is truncated: header says ", count,
+                                            " images of ", rows, "x", cols, ", file has ",
+                                            data.size(), " bytes"));
   }
-  const at::Tensor bytes =
-      at::from_blob(const_cast<unsigned char*>(data.data()) + 16, {count, 1, rows, cols}, at::kByte);
+  const at::Tensor bytes = at::from_blob(const_cast<unsigned char*>(data.data()) + 16,
+                                         {count, 1, rows, cols}, at::kByte);
   return bytes.to(at::kFloat).div_(127.5).sub_(1.0);
 }
 
@@ -72,8 +74,8 @@ absl::StatusOr<at::Tensor> ReadLabels(const std::string& path) {
   }
   for (int64_t i = 0; i < count; ++i) {
     if (data[8 + i] >= kIdxNumClasses) {
-      return absl::DataLossError(absl::StrCat(path, ": label at index ", i, " is outside [0, ",
-                                              kIdxNumClasses, ")"));
+      return absl::DataLossError(
+          absl::StrCat(path, ": label at index ", i, " is outside [0, ", kIdxNumClasses, ")"));
     }
   }
   const at::Tensor bytes =

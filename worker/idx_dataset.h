@@ -3,7 +3,8 @@
 
 // Image classification datasets in the IDX format of MNIST and Fashion-MNIST (LeCun et al.), as
 // installed by Debian's dataset-fashion-mnist: a folder with train-images-idx3-ubyte,
-// train-labels-idx1-ubyte, t10k-images-idx3-ubyte and t10k-labels-idx1-ubyte, each optionally gzipped.
+// train-labels-idx1-ubyte, t10k-images-idx3-ubyte and t10k-labels-idx1-ubyte, each optionally
+// gzipped.
 
 #include <ATen/ATen.h>
 
@@ -32,9 +33,10 @@ struct ImageDataset {
 // what the labels contain is private.
 constexpr int64_t kIdxNumClasses = 10;
 
-// Loads the dataset in `folder`; its name is the folder's base name. Pixels are scaled by a fixed map,
-// never by statistics of the (private) data. Errors: kNotFound naming a missing file; kDataLoss for a
-// truncated file, a bad magic number, mismatched counts, or a label outside [0, kIdxNumClasses).
+// Loads the dataset in `folder`; its name is the folder's base name. Pixels are scaled by a fixed
+// map, never by statistics of the (private) data. Errors: kNotFound naming a missing file;
+// kDataLoss for a truncated file, a bad magic number, mismatched counts, or a label outside [0,
+// kIdxNumClasses).
 absl::StatusOr<std::shared_ptr<const ImageDataset>> LoadIdxDataset(const std::string& folder);
 
 // Returns true when `folder` holds the four IDX files (gzipped or not).

@@ -17,7 +17,8 @@ std::string MakeFolder(const std::string& name) {
 }
 
 void WriteBigEndian(std::ofstream& out, uint32_t v) {
-  const unsigned char b[4] = {static_cast<unsigned char>(v >> 24), static_cast<unsigned char>(v >> 16),
+  const unsigned char b[4] = {static_cast<unsigned char>(v >> 24),
+                              static_cast<unsigned char>(v >> 16),
                               static_cast<unsigned char>(v >> 8), static_cast<unsigned char>(v)};
   out.write(reinterpret_cast<const char*>(b), 4);
 }

@@ -51,7 +51,8 @@ class NcclReducer final : public Reducer {
     }
     void* host = buffer.data_ptr();
     if (absl::Status s = CudaStatus(
-            cudaMemcpyAsync(device_buffer_, host, bytes, cudaMemcpyHostToDevice, stream_), "copy to GPU");
+            cudaMemcpyAsync(device_buffer_, host, bytes, cudaMemcpyHostToDevice, stream_),
+            "copy to GPU");
         !s.ok()) {
       return s;
     }
@@ -62,7 +63,8 @@ class NcclReducer final : public Reducer {
       return s;
     }
     if (absl::Status s = CudaStatus(
-            cudaMemcpyAsync(host, device_buffer_, bytes, cudaMemcpyDeviceToHost, stream_), "copy to host");
+            cudaMemcpyAsync(host, device_buffer_, bytes, cudaMemcpyDeviceToHost, stream_),
+            "copy to host");
         !s.ok()) {
       return s;
     }
@@ -93,16 +95,17 @@ absl::StatusOr<std::unique_ptr<Reducer>> CreateNcclReducer(const RendezvousOptio
     if (options.rank == 0) {
       if (absl::Status s = NcclStatus(ncclGetUniqueId(&id), "ncclGetUniqueId"); !s.ok()) return s;
       store->set(kUniqueIdKey, std::vector<uint8_t>(reinterpret_cast<uint8_t*>(&id),
-                                                   reinterpret_cast<uint8_t*>(&id) + sizeof(id)));
+                                                    reinterpret_cast<uint8_t*>(&id) + sizeof(id)));
     } else {
       store->wait({kUniqueIdKey}, options.timeout);
       const std::vector<uint8_t> bytes = store->get(kUniqueIdKey);
-      if (bytes.size() != sizeof(id)) return absl::UnavailableError("malformed NCCL unique id in store");
+      if (bytes.size() != sizeof(id))
+        return absl::UnavailableError("malformed NCCL unique id in store");
       std::memcpy(&id, bytes.data(), sizeof(id));
     }
   } catch (const std::exception& e) {
-    return absl::UnavailableError(absl::StrCat("NCCL id exchange failed on rank ", options.rank, ": ",
-                                               e.what()));
+    return absl::UnavailableError(
+        absl::StrCat("NCCL id exchange failed on rank ", options.rank, ": ", e.what()));
   }
   cudaStream_t stream;
   if (absl::Status s = CudaStatus(cudaStreamCreate(&stream), "cudaStreamCreate"); !s.ok()) return s;

@@ -8,8 +8,9 @@
 namespace dpfleet::worker {
 namespace {
 
-// NCCL forbids two ranks on one GPU, so on a single-GPU machine this runs one rank: it still exercises
-// the id exchange, communicator set-up, copies and ncclAllReduce. Skipped where no GPU is visible.
+// NCCL forbids two ranks on one GPU, so on a single-GPU machine this runs one rank: it still
+// exercises the id exchange, communicator set-up, copies and ncclAllReduce. Skipped where no GPU is
+// visible.
 TEST(NcclReducer, SingleRankRoundTrip) {
   int devices = 0;
   if (cudaGetDeviceCount(&devices) != cudaSuccess || devices == 0) GTEST_SKIP() << "no GPU";

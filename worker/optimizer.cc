@@ -17,7 +17,8 @@ class Sgd final : public Optimizer {
  public:
   explicit Sgd(const OptimizerOptions& options) : options_(options) {}
 
-  void Step(std::vector<at::Tensor>& parameters, const std::vector<at::Tensor>& gradients) override {
+  void Step(std::vector<at::Tensor>& parameters,
+            const std::vector<at::Tensor>& gradients) override {
     at::NoGradGuard no_grad;
     const double learning_rate = LearningRateAt(options_, steps_++);
     if (velocity_.empty() && options_.momentum > 0) {
@@ -54,7 +55,8 @@ class AdaptiveMoments final : public Optimizer {
  public:
   explicit AdaptiveMoments(const OptimizerOptions& options) : options_(options) {}
 
-  void Step(std::vector<at::Tensor>& parameters, const std::vector<at::Tensor>& gradients) override {
+  void Step(std::vector<at::Tensor>& parameters,
+            const std::vector<at::Tensor>& gradients) override {
     at::NoGradGuard no_grad;
     const double learning_rate = LearningRateAt(options_, steps_++);
     if (first_moment_.empty()) {
@@ -136,12 +138,14 @@ absl::StatusOr<std::unique_ptr<Optimizer>> CreateOptimizer(const OptimizerOption
     return absl::InvalidArgumentError(absl::StrCat(
         "optimizer.learning_rate must be finite and > 0, got ", options.learning_rate));
   }
-  if (absl::Status s = CheckInRange("weight_decay", options.weight_decay, 0, HUGE_VAL); !s.ok()) return s;
+  if (absl::Status s = CheckInRange("weight_decay", options.weight_decay, 0, HUGE_VAL); !s.ok())
+    return s;
   if (options.warmup_steps < 0) {
     return absl::InvalidArgumentError(
         absl::StrCat("optimizer.warmup_steps must be >= 0, got ", options.warmup_steps));
   }
-  if (options.schedule == LearningRateSchedule::kCosine && options.total_steps <= options.warmup_steps) {
+  if (options.schedule == LearningRateSchedule::kCosine &&
+      options.total_steps <= options.warmup_steps) {
     return absl::InvalidArgumentError(absl::StrCat("a cosine schedule needs total_steps (",
                                                    options.total_steps, ") > warmup_steps (",
                                                    options.warmup_steps, ")"));
@@ -170,7 +174,8 @@ ParameterAverage::ParameterAverage(const std::vector<at::Tensor>& parameters, do
 
 void ParameterAverage::Update(const std::vector<at::Tensor>& parameters) {
   at::NoGradGuard no_grad;
-  for (size_t i = 0; i < parameters.size(); ++i) average_[i].mul_(decay_).add_(parameters[i], 1 - decay_);
+  for (size_t i = 0; i < parameters.size(); ++i)
+    average_[i].mul_(decay_).add_(parameters[i], 1 - decay_);
 }
 
 }  // namespace dpfleet::worker

@@ -17,8 +17,8 @@ namespace dpfleet::worker {
 enum class OptimizerKind {
   kSgd,   // Heavy-ball SGD; weight decay added to the gradient.
   kAdam,  // Adam (Kingma and Ba 2015) with bias correction; weight decay added to the gradient.
-  kLamb,  // LAMB (You et al. 2020, Algorithm 2): Adam's update plus decoupled weight decay, scaled per
-          // parameter tensor by the trust ratio ||w|| / ||update|| (1 when either norm is 0).
+  kLamb,  // LAMB (You et al. 2020, Algorithm 2): Adam's update plus decoupled weight decay, scaled
+          // per parameter tensor by the trust ratio ||w|| / ||update|| (1 when either norm is 0).
 };
 
 enum class LearningRateSchedule {
@@ -31,8 +31,8 @@ struct OptimizerOptions {
   double learning_rate = 0.1;  // Base rate.
   double momentum = 0.0;       // SGD: heavy-ball momentum; 0 disables it.
   double weight_decay = 0.0;
-  double beta1 = 0.9;    // Adam, LAMB.
-  double beta2 = 0.999;  // Adam, LAMB.
+  double beta1 = 0.9;     // Adam, LAMB.
+  double beta2 = 0.999;   // Adam, LAMB.
   double epsilon = 1e-8;  // Adam, LAMB.
   LearningRateSchedule schedule = LearningRateSchedule::kConstant;
   // Linear warm-up from base / warmup_steps to the base rate over the first warmup_steps steps.
@@ -50,12 +50,14 @@ struct OptimizerState {
   std::vector<at::Tensor> tensors;  // Momenta, in a fixed order; empty before the first step.
 };
 
-// Not thread-safe. Deterministic: the same parameters and gradients give the same bits on every worker.
+// Not thread-safe. Deterministic: the same parameters and gradients give the same bits on every
+// worker.
 class Optimizer {
  public:
   virtual ~Optimizer() = default;
   // Takes the next step: updates `parameters` in place from `gradients` (same shapes, same order).
-  virtual void Step(std::vector<at::Tensor>& parameters, const std::vector<at::Tensor>& gradients) = 0;
+  virtual void Step(std::vector<at::Tensor>& parameters,
+                    const std::vector<at::Tensor>& gradients) = 0;
 
   // Returns copies of the optimizer's state.
   virtual OptimizerState Save() const = 0;
@@ -64,9 +66,9 @@ class Optimizer {
   virtual absl::Status Load(const OptimizerState& state) = 0;
 };
 
-// Returns the optimizer `options` describe. Errors: kInvalidArgument naming the field for a learning
-// rate not finite and > 0, momentum outside [0, 1), negative weight decay, betas outside [0, 1),
-// epsilon <= 0, negative warm-up, or a cosine schedule without total_steps > warmup_steps.
+// Returns the optimizer `options` describe. Errors: kInvalidArgument naming the field for a
+// learning rate not finite and > 0, momentum outside [0, 1), negative weight decay, betas outside
+// [0, 1), epsilon <= 0, negative warm-up, or a cosine schedule without total_steps > warmup_steps.
 absl::StatusOr<std::unique_ptr<Optimizer>> CreateOptimizer(const OptimizerOptions& options);
 
 // An exponential moving average of parameters, ema <- decay ema + (1 - decay) w after every step

@@ -28,7 +28,8 @@ TEST(Adam, FirstStepMovesByTheLearningRate) {
 }
 
 TEST(Lamb, ScalesEachTensorByItsTrustRatio) {
-  auto lamb = *CreateOptimizer({.kind = OptimizerKind::kLamb, .learning_rate = 0.1, .weight_decay = 0.01});
+  auto lamb =
+      *CreateOptimizer({.kind = OptimizerKind::kLamb, .learning_rate = 0.1, .weight_decay = 0.01});
   // From zero weights (the linear head of Mehta et al. 2022) the trust ratio is 1: an Adam step.
   std::vector<at::Tensor> zero = {at::zeros({4})};
   lamb->Step(zero, {at::tensor({1.0f, -1.0f, 2.0f, -3.0f})});
@@ -42,8 +43,10 @@ TEST(Lamb, ScalesEachTensorByItsTrustRatio) {
 }
 
 TEST(LearningRateAt, WarmsUpThenFollowsTheCosine) {
-  const OptimizerOptions options{.learning_rate = 1.0, .schedule = LearningRateSchedule::kCosine,
-                                 .warmup_steps = 10, .total_steps = 110};
+  const OptimizerOptions options{.learning_rate = 1.0,
+                                 .schedule = LearningRateSchedule::kCosine,
+                                 .warmup_steps = 10,
+                                 .total_steps = 110};
   EXPECT_DOUBLE_EQ(LearningRateAt(options, 0), 0.1);
   EXPECT_DOUBLE_EQ(LearningRateAt(options, 9), 1.0);
   EXPECT_DOUBLE_EQ(LearningRateAt(options, 10), 1.0);
@@ -84,8 +87,10 @@ TEST(CreateOptimizer, RejectsBadHyperparameters) {
   ASSERT_EQ(bad_lr.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(bad_lr.status().message().find("optimizer.learning_rate"), std::string::npos);
   EXPECT_FALSE(CreateOptimizer({.learning_rate = 0.1, .momentum = 1.0}).ok());
-  EXPECT_FALSE(CreateOptimizer({.kind = OptimizerKind::kAdam, .learning_rate = 0.1, .beta2 = 1.5}).ok());
-  EXPECT_FALSE(CreateOptimizer({.learning_rate = 0.1, .schedule = LearningRateSchedule::kCosine}).ok());
+  EXPECT_FALSE(
+      CreateOptimizer({.kind = OptimizerKind::kAdam, .learning_rate = 0.1, .beta2 = 1.5}).ok());
+  EXPECT_FALSE(
+      CreateOptimizer({.learning_rate = 0.1, .schedule = LearningRateSchedule::kCosine}).ok());
   EXPECT_FALSE(CreateOptimizer({.learning_rate = 0.1, .warmup_steps = -1}).ok());
 }
 

@@ -1,8 +1,8 @@
 #ifndef DPFLEET_WORKER_REDUCER_H_
 #define DPFLEET_WORKER_REDUCER_H_
 
-// The collective that sums the workers' clipped gradient sums. Implementations: Gloo over TCP on CPUs
-// (c10d ProcessGroupGloo, gloo_reducer.h) and NCCL on GPUs (nccl_reducer.h, --config=cuda).
+// The collective that sums the workers' clipped gradient sums. Implementations: Gloo over TCP on
+// CPUs (c10d ProcessGroupGloo, gloo_reducer.h) and NCCL on GPUs (nccl_reducer.h, --config=cuda).
 
 #include <ATen/ATen.h>
 
@@ -27,9 +27,9 @@ class Reducer {
  public:
   virtual ~Reducer() = default;
 
-  // Replaces `buffer` (contiguous, CPU) on every rank by the element-wise sum over all ranks. Every rank
-  // receives the same bits. Errors: kUnavailable when a peer is gone or the timeout passes (the
-  // reducer is then unusable); kInvalidArgument for a non-contiguous buffer.
+  // Replaces `buffer` (contiguous, CPU) on every rank by the element-wise sum over all ranks. Every
+  // rank receives the same bits. Errors: kUnavailable when a peer is gone or the timeout passes
+  // (the reducer is then unusable); kInvalidArgument for a non-contiguous buffer.
   virtual absl::Status AllReduceSum(at::Tensor& buffer) = 0;
 
   virtual int rank() const = 0;

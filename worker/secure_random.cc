@@ -62,7 +62,8 @@ void AddSecureGaussianNoise(float* data, int64_t n, double stddev) {
       const double radius = std::sqrt(-2.0 * std::log(UniformOpenZero(words[i])));
       const double angle = 2.0 * M_PI * UniformOpenZero(words[i + 1]);
       data[start + i] += static_cast<float>(stddev * radius * std::cos(angle));
-      if (i + 1 < count) data[start + i + 1] += static_cast<float>(stddev * radius * std::sin(angle));
+      if (i + 1 < count)
+        data[start + i + 1] += static_cast<float>(stddev * radius * std::sin(angle));
     }
   }
 }

@@ -2,9 +2,9 @@
 #define DPFLEET_WORKER_SECURE_RANDOM_H_
 
 // The one source of privacy randomness in dpfleet: Poisson sampling decisions and Gaussian noise.
-// Every bit comes from the kernel's CSPRNG (getrandom(2)), seeded by the operating system, never from
-// a job's public seed, so neither the sample nor the noise can be reproduced by anyone who knows the
-// job spec.
+// Every bit comes from the kernel's CSPRNG (getrandom(2)), seeded by the operating system, never
+// from a job's public seed, so neither the sample nor the noise can be reproduced by anyone who
+// knows the job spec.
 
 #include <cstddef>
 #include <cstdint>
@@ -12,8 +12,8 @@
 
 namespace dpfleet::worker {
 
-// Fills `out` with `bytes` uniformly random bytes from getrandom(2). Aborts the process if the kernel
-// CSPRNG fails: continuing without privacy randomness is never acceptable.
+// Fills `out` with `bytes` uniformly random bytes from getrandom(2). Aborts the process if the
+// kernel CSPRNG fails: continuing without privacy randomness is never acceptable.
 void FillSecureRandomBytes(void* out, size_t bytes);
 
 // Returns the indices in [0, n), ascending, of a Poisson sample: each index independently with

@@ -31,7 +31,8 @@ TEST(SecureGaussianNoise, MomentsMatchAndDrawsDiffer) {
   }
   const double mean = sum / n;
   const double variance = sum_sq / n - mean * mean;
-  // Standard error of the mean: stddev / sqrt(n) = 0.003; of the variance: stddev^2 sqrt(2/n) = 0.0127.
+  // Standard error of the mean: stddev / sqrt(n) = 0.003; of the variance: stddev^2 sqrt(2/n) =
+  // 0.0127.
   EXPECT_NEAR(mean, 0.0, 6 * 0.003);
   EXPECT_NEAR(variance, stddev * stddev, 6 * 0.0127);
   EXPECT_NE(a, b) << "two draws from the OS CSPRNG must differ";

@@ -36,18 +36,20 @@ absl::StatusOr<std::unique_ptr<ShardTrainer>> ShardTrainer::Create(
     return absl::InvalidArgumentError(
         absl::StrCat("micro_batch_size must be > 0, got ", options.micro_batch_size));
   }
-  DPFLEET_ASSIGN_OR_RETURN(
-      std::unique_ptr<models::Model> model,
-      models::CreateModel(options.model,
-                          {.input_shape = dataset->ExampleShape(), .num_classes = dataset->num_classes},
-                          options.seed));
+  DPFLEET_ASSIGN_OR_RETURN(std::unique_ptr<models::Model> model,
+                           models::CreateModel(options.model,
+                                               {.input_shape = dataset->ExampleShape(),
+                                                .num_classes = dataset->num_classes},
+                                               options.seed));
   DPFLEET_RETURN_IF_ERROR(CheckPrivatelyTrainable(*model, dataset->train_images.slice(0, 0, 2)));
-  DPFLEET_ASSIGN_OR_RETURN(std::unique_ptr<Optimizer> optimizer, CreateOptimizer(options.optimizer));
+  DPFLEET_ASSIGN_OR_RETURN(std::unique_ptr<Optimizer> optimizer,
+                           CreateOptimizer(options.optimizer));
   return std::unique_ptr<ShardTrainer>(new ShardTrainer(
       options, std::move(dataset), std::move(reducer), std::move(model), std::move(optimizer)));
 }
 
-ShardTrainer::ShardTrainer(const TrainerOptions& options, std::shared_ptr<const ImageDataset> dataset,
+ShardTrainer::ShardTrainer(const TrainerOptions& options,
+                           std::shared_ptr<const ImageDataset> dataset,
                            std::unique_ptr<Reducer> reducer, std::unique_ptr<models::Model> model,
                            std::unique_ptr<Optimizer> optimizer)
     : options_(options),
@@ -118,7 +120,8 @@ absl::StatusOr<std::string> ShardTrainer::Checkpoint() const {
     }
     const OptimizerState optimizer = optimizer_->Save();
     archive.write("optimizer.steps", at::tensor(optimizer.steps, at::kLong));
-    archive.write("optimizer.tensors", at::tensor(static_cast<int64_t>(optimizer.tensors.size()), at::kLong));
+    archive.write("optimizer.tensors",
+                  at::tensor(static_cast<int64_t>(optimizer.tensors.size()), at::kLong));
     for (size_t i = 0; i < optimizer.tensors.size(); ++i) {
       archive.write(absl::StrCat("optimizer.", i), optimizer.tensors[i]);
     }
@@ -147,9 +150,10 @@ absl::Status ShardTrainer::Restore(const std::string& checkpoint) {
     std::vector<at::Tensor>& parameters = model_->parameters();
     for (size_t i = 0; i < parameters.size(); ++i) {
       at::Tensor value;
-      if (!archive.try_read(absl::StrCat("parameter.", i), value) || value.sizes() != parameters[i].sizes()) {
-        return absl::FailedPreconditionError(
-            absl::StrCat("checkpoint does not fit this model at parameter ", model_->parameter_names()[i]));
+      if (!archive.try_read(absl::StrCat("parameter.", i), value) ||
+          value.sizes() != parameters[i].sizes()) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "checkpoint does not fit this model at parameter ", model_->parameter_names()[i]));
       }
       parameters[i].copy_(value);
     }
@@ -167,7 +171,8 @@ absl::Status ShardTrainer::Restore(const std::string& checkpoint) {
       std::vector<at::Tensor> average;
       for (size_t i = 0; i < parameters.size(); ++i) {
         at::Tensor value;
-        if (!archive.try_read(absl::StrCat("average.", i), value)) value = parameters[i].detach().clone();
+        if (!archive.try_read(absl::StrCat("average.", i), value))
+          value = parameters[i].detach().clone();
         average.push_back(value);
       }
       average_->Reset(average);

@@ -2,14 +2,19 @@
 #define DPFLEET_WORKER_TRAINER_H_
 
 // One worker's part of a distributed DP-SGD job. Every step, on every rank:
-//   1. Poisson-sample this rank's shard at rate q with OS randomness (the union over ranks is a Poisson
+//   1. Poisson-sample this rank's shard at rate q with OS randomness (the union over ranks is a
+//   Poisson
 //      sample of the whole dataset);
-//   2. add the clipped per-example gradients of the sample into one flat buffer (micro-batches bound
+//   2. add the clipped per-example gradients of the sample into one flat buffer (micro-batches
+//   bound
 //      memory);
-//   3. rank 0 alone adds N(0, (sigma C)^2) noise to its buffer, so the sum carries the noise exactly once;
+//   3. rank 0 alone adds N(0, (sigma C)^2) noise to its buffer, so the sum carries the noise
+//   exactly once;
 //   4. all-reduce the buffers (every rank receives the same bits);
-//   5. divide by the expected batch size q N (not the realised one, which would depend on the data);
-//   6. take the optimizer step. All ranks started from the same parameters and apply the same update,
+//   5. divide by the expected batch size q N (not the realised one, which would depend on the
+//   data);
+//   6. take the optimizer step. All ranks started from the same parameters and apply the same
+//   update,
 //      so they hold bit-identical parameters after every step.
 
 #include <ATen/ATen.h>
@@ -43,10 +48,10 @@ struct TrainerOptions {
 
 class ShardTrainer {
  public:
-  // Builds the model and optimizer, checks that the model can be trained privately, and selects this
-  // rank's shard of `dataset`: training examples [rank N / W, (rank + 1) N / W). The reducer fixes
-  // rank and world size W. Errors: kInvalidArgument for a bad option (naming it), from CreateModel or
-  // CreateOptimizer; kFailedPrecondition from CheckPrivatelyTrainable.
+  // Builds the model and optimizer, checks that the model can be trained privately, and selects
+  // this rank's shard of `dataset`: training examples [rank N / W, (rank + 1) N / W). The reducer
+  // fixes rank and world size W. Errors: kInvalidArgument for a bad option (naming it), from
+  // CreateModel or CreateOptimizer; kFailedPrecondition from CheckPrivatelyTrainable.
   static absl::StatusOr<std::unique_ptr<ShardTrainer>> Create(
       const TrainerOptions& options, std::shared_ptr<const ImageDataset> dataset,
       std::unique_ptr<Reducer> reducer);
@@ -61,8 +66,8 @@ class ShardTrainer {
     // Time spent in the all-reduce (including waiting for slower peers).
     double allreduce_seconds = 0;
   };
-  // Runs one step (above). All ranks must call it the same number of times. Errors: kUnavailable from
-  // the reducer (a peer died); the parameters are then unchanged.
+  // Runs one step (above). All ranks must call it the same number of times. Errors: kUnavailable
+  // from the reducer (a peer died); the parameters are then unchanged.
   absl::StatusOr<StepResult> RunStep();
 
   struct Evaluation {

@@ -21,8 +21,12 @@ std::shared_ptr<const ImageDataset> ToyDataset(int64_t train, int64_t test) {
 }
 
 TrainerOptions ToyOptions(double noise_multiplier) {
-  return {.model = "linear", .seed = 3, .sampling_rate = 0.25, .noise_multiplier = noise_multiplier,
-          .clipping = {.clip_norm = 1.0}, .micro_batch_size = 64,
+  return {.model = "linear",
+          .seed = 3,
+          .sampling_rate = 0.25,
+          .noise_multiplier = noise_multiplier,
+          .clipping = {.clip_norm = 1.0},
+          .micro_batch_size = 64,
           .optimizer = {.kind = OptimizerKind::kSgd, .learning_rate = 0.5, .momentum = 0.5}};
 }
 
@@ -59,8 +63,12 @@ TEST(ShardTrainer, TwoRanksEndEveryStepBitIdentical) {
 TEST(ShardTrainer, LambWithCosineScheduleAndAverageLearnsAndStaysBitIdentical) {
   const auto dataset = ToyDataset(2000, 1000);
   TrainerOptions options = ToyOptions(0.5);
-  options.optimizer = {.kind = OptimizerKind::kLamb, .learning_rate = 0.5, .weight_decay = 1e-4,
-                       .schedule = LearningRateSchedule::kCosine, .warmup_steps = 3, .total_steps = 40};
+  options.optimizer = {.kind = OptimizerKind::kLamb,
+                       .learning_rate = 0.5,
+                       .weight_decay = 1e-4,
+                       .schedule = LearningRateSchedule::kCosine,
+                       .warmup_steps = 3,
+                       .total_steps = 40};
   options.ema_decay = 0.9;
   std::vector<uint64_t> fingerprints[2];
   int64_t correct[2] = {0, 0};
@@ -78,8 +86,8 @@ TEST(ShardTrainer, LambWithCosineScheduleAndAverageLearnsAndStaysBitIdentical) {
   EXPECT_GT(correct[0] + correct[1], 800) << "accuracy of the weight average on the toy problem";
 }
 
-// Full batch (q = 1) and no noise make a step deterministic up to the order of the summation, so the
-// same job must reach the same parameters on 1, 2 and 4 workers.
+// Full batch (q = 1) and no noise make a step deterministic up to the order of the summation, so
+// the same job must reach the same parameters on 1, 2 and 4 workers.
 TEST(ShardTrainer, NoiselessFullBatchJobAgreesAcrossWorkerCounts) {
   const auto dataset = ToyDataset(1000, 100);
   TrainerOptions options = ToyOptions(0.0);
@@ -116,7 +124,8 @@ TEST(ShardTrainer, NoiseHasTheCalibratedVarianceAndNeverRepeats) {
   options.optimizer = {.kind = OptimizerKind::kSgd, .learning_rate = 1.0};
   options.model = "mlp";  // 2308 parameters: enough coordinates to measure the variance.
   options.noise_multiplier = 1e12;
-  options.clipping.clip_norm = 1e-12;  // Gradients (sum below 1e-9) vanish next to the noise (1 each).
+  options.clipping.clip_norm =
+      1e-12;  // Gradients (sum below 1e-9) vanish next to the noise (1 each).
   std::vector<at::Tensor> updates[2];
   // Two independent single-worker runs of the same job (same public seed).
   for (int run = 0; run < 2; ++run) {
@@ -125,7 +134,8 @@ TEST(ShardTrainer, NoiseHasTheCalibratedVarianceAndNeverRepeats) {
       const std::vector<at::Tensor> before = trainer->Parameters();
       ASSERT_TRUE(trainer->RunStep().ok());
       const std::vector<at::Tensor> after = trainer->Parameters();
-      for (size_t i = 0; i < before.size(); ++i) updates[run].push_back((after[i] - before[i]).flatten());
+      for (size_t i = 0; i < before.size(); ++i)
+        updates[run].push_back((after[i] - before[i]).flatten());
     });
   }
   const at::Tensor first = at::cat(updates[0]).to(at::kDouble);

@@ -19,7 +19,8 @@ ABSL_FLAG(std::string, coordinator, "", "host:port of the coordinator (required)
 ABSL_FLAG(std::string, data_dir, "/usr/share/datasets", "folder of datasets, one sub-folder each");
 ABSL_FLAG(std::string, port_file, "", "write the bound port here once serving");
 ABSL_FLAG(int, threads, 1, "intra-op threads for tensor math (1 when workers share cores)");
-ABSL_FLAG(std::string, collective, "gloo", "all-reduce backend: gloo (CPU) or nccl (GPU, CUDA build)");
+ABSL_FLAG(std::string, collective, "gloo",
+          "all-reduce backend: gloo (CPU) or nccl (GPU, CUDA build)");
 ABSL_FLAG(int, gpu, 0, "GPU used by the nccl collective");
 
 namespace {
@@ -79,8 +80,8 @@ int main(int argc, char** argv) {
   dpfleet::v1::RegisterWorkerRequest registration;
   registration.set_address(absl::StrCat(absl::GetFlag(FLAGS_advertise_host), ":", server->port));
   for (const auto& info : service.DatasetInfos()) *registration.add_datasets() = info;
-  auto registry = WorkerRegistry::NewStub(grpc::CreateChannel(absl::GetFlag(FLAGS_coordinator),
-                                                              grpc::InsecureChannelCredentials()));
+  auto registry = WorkerRegistry::NewStub(
+      grpc::CreateChannel(absl::GetFlag(FLAGS_coordinator), grpc::InsecureChannelCredentials()));
   std::atomic<bool> stopping{false};
   std::thread heartbeat([&] {
     auto registered = RegisterUntilAccepted(*registry, registration, stopping);

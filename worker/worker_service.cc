@@ -50,8 +50,8 @@ absl::StatusOr<TrainerOptions> TrainerOptionsFromAssignment(const v1::ShardAssig
   options.sampling_rate = assignment.sampling_rate();
   options.noise_multiplier = assignment.noise_multiplier();
   options.clipping.clip_norm = spec.clip_norm();
-  options.clipping.mode =
-      spec.clipping_mode() == v1::CLIPPING_PER_LAYER ? ClippingMode::kPerLayer : ClippingMode::kFlat;
+  options.clipping.mode = spec.clipping_mode() == v1::CLIPPING_PER_LAYER ? ClippingMode::kPerLayer
+                                                                         : ClippingMode::kFlat;
   options.clipping.automatic = spec.automatic_clipping();
   if (spec.micro_batch_size() > 0) options.micro_batch_size = spec.micro_batch_size();
   const v1::OptimizerSpec& optimizer = spec.optimizer();
@@ -95,11 +95,13 @@ std::vector<v1::DatasetInfo> WorkerServiceImpl::DatasetInfos() const {
   return infos;
 }
 
-absl::StatusOr<WorkerServiceImpl::ActiveJob*> WorkerServiceImpl::FindJob(const std::string& job_id) {
-  if (job_ == nullptr) return absl::NotFoundError(absl::StrCat("no job is assigned; asked for ", job_id));
+absl::StatusOr<WorkerServiceImpl::ActiveJob*> WorkerServiceImpl::FindJob(
+    const std::string& job_id) {
+  if (job_ == nullptr)
+    return absl::NotFoundError(absl::StrCat("no job is assigned; asked for ", job_id));
   if (job_->assignment.job_id() != job_id) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "this worker runs job ", job_->assignment.job_id(), ", not ", job_id));
+    return absl::FailedPreconditionError(
+        absl::StrCat("this worker runs job ", job_->assignment.job_id(), ", not ", job_id));
   }
   return job_.get();
 }
@@ -137,11 +139,12 @@ grpc::Status WorkerServiceImpl::AssignShard(grpc::ServerContext*,
   job->assignment = assignment;
   if (assignment.rank() == 0) {
     int port = 0;
-    const auto store = ServeRendezvousStore(
-        {.store_host = options_.collective_host, .store_port = assignment.store_port(),
-         .world_size = assignment.world_size(),
-         .timeout = std::chrono::seconds(assignment.collective_timeout_s())},
-        &port);
+    const auto store =
+        ServeRendezvousStore({.store_host = options_.collective_host,
+                              .store_port = assignment.store_port(),
+                              .world_size = assignment.world_size(),
+                              .timeout = std::chrono::seconds(assignment.collective_timeout_s())},
+                             &port);
     if (!store.ok()) return ToGrpcStatus(store.status());
     job->store = *store;
     job->assignment.set_store_host(options_.collective_host);
@@ -156,8 +159,10 @@ absl::Status WorkerServiceImpl::EnsureTrainer(ActiveJob& job) {
   if (job.trainer != nullptr) return absl::OkStatus();
   const v1::ShardAssignment& assignment = job.assignment;
   const RendezvousOptions rendezvous{
-      .store_host = assignment.store_host(), .store_port = assignment.store_port(),
-      .rank = assignment.rank(), .world_size = assignment.world_size(),
+      .store_host = assignment.store_host(),
+      .store_port = assignment.store_port(),
+      .rank = assignment.rank(),
+      .world_size = assignment.world_size(),
       .timeout = std::chrono::seconds(assignment.collective_timeout_s())};
   if (job.store.get() == nullptr) {
     DPFLEET_ASSIGN_OR_RETURN(job.store, ConnectRendezvousStore(rendezvous));
@@ -176,7 +181,8 @@ absl::Status WorkerServiceImpl::EnsureTrainer(ActiveJob& job) {
   DPFLEET_ASSIGN_OR_RETURN(
       std::unique_ptr<ShardTrainer> trainer,
       ShardTrainer::Create(options, datasets_.at(assignment.spec().dataset()), std::move(reducer)));
-  if (!assignment.checkpoint().empty()) DPFLEET_RETURN_IF_ERROR(trainer->Restore(assignment.checkpoint()));
+  if (!assignment.checkpoint().empty())
+    DPFLEET_RETURN_IF_ERROR(trainer->Restore(assignment.checkpoint()));
   job.trainer = std::move(trainer);
   return absl::OkStatus();
 }
@@ -190,8 +196,8 @@ grpc::Status WorkerServiceImpl::RunStep(grpc::ServerContext*, const v1::RunStepR
   if (!active.broken.empty()) {
     return ToGrpcStatus(absl::FailedPreconditionError("job cannot continue: " + active.broken));
   }
-  const int64_t next_step =
-      active.trainer == nullptr ? active.assignment.checkpoint_step() : active.trainer->steps_done();
+  const int64_t next_step = active.trainer == nullptr ? active.assignment.checkpoint_step()
+                                                      : active.trainer->steps_done();
   if (request->step() != next_step) {
     return ToGrpcStatus(absl::FailedPreconditionError(
         absl::StrCat("asked for step ", request->step(), " but the next step is ", next_step)));
@@ -224,7 +230,8 @@ grpc::Status WorkerServiceImpl::Evaluate(grpc::ServerContext*, const v1::Evaluat
   return grpc::Status::OK;
 }
 
-grpc::Status WorkerServiceImpl::Checkpoint(grpc::ServerContext*, const v1::CheckpointRequest* request,
+grpc::Status WorkerServiceImpl::Checkpoint(grpc::ServerContext*,
+                                           const v1::CheckpointRequest* request,
                                            v1::CheckpointResponse* response) {
   absl::MutexLock lock(&mu_);
   const absl::StatusOr<ShardTrainer*> trainer = FindTrainer(request->job_id());

@@ -1,13 +1,12 @@
 #ifndef DPFLEET_WORKER_WORKER_SERVICE_H_
 #define DPFLEET_WORKER_WORKER_SERVICE_H_
 
-// WorkerService: the coordinator's handle on one worker process. Translates proto requests into calls
-// on ShardTrainer; holds at most one job at a time.
+// WorkerService: the coordinator's handle on one worker process. Translates proto requests into
+// calls on ShardTrainer; holds at most one job at a time.
 
 #include <map>
 #include <memory>
 #include <string>
-
 #include <torch/csrc/distributed/c10d/Store.hpp>
 
 #include "absl/base/thread_annotations.h"
@@ -72,8 +71,10 @@ class WorkerServiceImpl final : public v1::WorkerService::Service {
 
   // Returns the active job `job_id`, or kFailedPrecondition/kNotFound.
   absl::StatusOr<ActiveJob*> FindJob(const std::string& job_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Returns the trainer of the active job `job_id`, or also kFailedPrecondition before its first step.
-  absl::StatusOr<ShardTrainer*> FindTrainer(const std::string& job_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Returns the trainer of the active job `job_id`, or also kFailedPrecondition before its first
+  // step.
+  absl::StatusOr<ShardTrainer*> FindTrainer(const std::string& job_id)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status EnsureTrainer(ActiveJob& job) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const WorkerOptions options_;

@@ -74,9 +74,11 @@ TEST(WorkerService, RefusesUnknownDatasetAndStepsOfOtherJobs) {
 
 TEST(ValidateWorkerOptions, KnowsWhichCollectivesThisBuildHas) {
   EXPECT_TRUE(ValidateWorkerOptions({.collective = "gloo"}).ok());
-  EXPECT_EQ(ValidateWorkerOptions({.collective = "mpi"}).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ValidateWorkerOptions({.collective = "mpi"}).code(),
+            absl::StatusCode::kInvalidArgument);
 #ifndef DPFLEET_WITH_CUDA
-  EXPECT_EQ(ValidateWorkerOptions({.collective = "nccl"}).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ValidateWorkerOptions({.collective = "nccl"}).code(),
+            absl::StatusCode::kInvalidArgument);
 #endif
 }
 
