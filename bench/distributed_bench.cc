@@ -36,10 +36,10 @@ double Median(std::vector<double> values) {
 int RunRank(int rank, int world, int port, const std::string& model, int64_t batch, int steps) {
   at::set_num_threads(1);
   at::manual_seed(1);  // Synthetic data only; the trainer's privacy randomness comes from the OS.
-  auto dataset = std::make_shared<ImageDataset>();
-  dataset->train_images = at::randn({kExamples, 1, 28, 28});
+  auto dataset = std::make_shared<Dataset>();
+  dataset->train_inputs = at::randn({kExamples, 1, 28, 28});
   dataset->train_labels = at::randint(0, 10, {kExamples}, at::kLong);
-  dataset->test_images = dataset->train_images.slice(0, 0, 100);
+  dataset->test_inputs = dataset->train_inputs.slice(0, 0, 100);
   dataset->test_labels = dataset->train_labels.slice(0, 0, 100);
   RendezvousOptions options{.store_port = port, .rank = rank, .world_size = world};
   auto store = ConnectRendezvousStore(options);

@@ -5,14 +5,17 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "accountant/gaussian.h"
 #include "accountant/privacy_filter.h"
 #include "accountant/rdp.h"
+#include "features/feature_shard.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "proto/dpfleet.grpc.pb.h"
@@ -43,6 +46,9 @@ int RunCommand(const std::string& command, std::string* output) {
 
 class LocalClusterTest : public ::testing::Test {
  protected:
+  // Where the workers find their datasets.
+  virtual std::string DataDir() { return "/usr/share/datasets"; }
+
   void SetUp() override {
     state_dir_ = absl::StrCat(std::getenv("TEST_TMPDIR"), "/",
                               ::testing::UnitTest::GetInstance()->current_test_info()->name());
@@ -50,7 +56,7 @@ class LocalClusterTest : public ::testing::Test {
     const std::string start =
         absl::StrCat("bash ", Runfiles(), "/deploy/local_cluster.sh start",
                      " --workers 2 --collective-timeout-s 10 --resume-wait-s 2 --state-dir ",
-                     state_dir_, " --bin-dir ", Runfiles());
+                     state_dir_, " --bin-dir ", Runfiles(), " --data-dir ", DataDir());
     ASSERT_EQ(RunCommand(start, &output), 0) << output << ReadFile(state_dir_ + "/coordinator.log");
     const std::string coordinator =
         absl::StrCat("127.0.0.1:", ReadFile(state_dir_ + "/coordinator.port"));
@@ -77,11 +83,12 @@ class LocalClusterTest : public ::testing::Test {
     return context;
   }
 
-  void RegisterDataset(double epsilon_budget) {
+  void RegisterDataset(double epsilon_budget, const std::string& dataset = "fashion-mnist",
+                       double delta = kDelta) {
     v1::RegisterDatasetRequest request;
-    request.set_dataset("fashion-mnist");
+    request.set_dataset(dataset);
     request.set_epsilon_budget(epsilon_budget);
-    request.set_delta(kDelta);
+    request.set_delta(delta);
     v1::RegisterDatasetResponse response;
     ASSERT_TRUE(accountant_->RegisterDataset(AsAdmin().get(), request, &response).ok());
   }
@@ -311,7 +318,8 @@ TEST_F(LocalClusterTest, CoordinatorKilledMidJobLosesNoJobAndChargesTheStepsThat
                               state_dir_, " --bin-dir ", Runfiles()),
                  &output),
       0)
-      << output << ReadFile(state_dir_ + "/coordinator.log");
+      << output << ReadFile(state_dir_ + "/coordinator.log")
+      << ReadFile(state_dir_ + "/worker-0.log") << ReadFile(state_dir_ + "/worker-1.log");
   // Same port: the old stub reaches the new coordinator, which still knows the job.
   job = WaitFor(job_id, Ended, absl::Seconds(30));
   ASSERT_EQ(job.state(), v1::FAILED);
@@ -326,6 +334,56 @@ TEST_F(LocalClusterTest, CoordinatorKilledMidJobLosesNoJobAndChargesTheStepsThat
   ASSERT_TRUE(Submit(SmallJob(5), &next).ok());
   next = WaitFor(next.job_id(), Ended);
   EXPECT_EQ(next.state(), v1::SUCCEEDED) << next.error();
+}
+
+// Full-batch finetuning of a linear head on frozen features (the headline use, at toy scale): the
+// workers read checksummed feature shards, and the accountant calibrates the noise exactly.
+class FeatureClusterTest : public LocalClusterTest {
+ protected:
+  std::string DataDir() override {
+    const std::string data = absl::StrCat(std::getenv("TEST_TMPDIR"), "/feature-data");
+    const std::string folder = data + "/toy-features";
+    std::filesystem::create_directories(folder);
+    at::manual_seed(5);  // Public synthetic data.
+    const at::Tensor teacher = at::randn({10, 64});
+    for (const auto& [name, rows] :
+         {std::pair<std::string, int64_t>{"train", 4000}, {"test", 1000}}) {
+      const at::Tensor x = at::randn({rows, 64});
+      const at::Tensor y = x.mm(teacher.t()).argmax(1);
+      EXPECT_TRUE(
+          features::WriteFeatureShard(folder + "/" + name + ".dpf", x, y, 10, at::kHalf).ok());
+    }
+    return data;
+  }
+};
+
+TEST_F(FeatureClusterTest, FullBatchLinearHeadWithExactAccounting) {
+  constexpr double kFeatureDelta = 1e-6;
+  RegisterDataset(10.0, "toy-features", kFeatureDelta);
+  v1::JobSpec spec;
+  spec.set_dataset("toy-features");
+  spec.set_model("linear");
+  spec.mutable_optimizer()->set_type(v1::DP_SGD);
+  spec.mutable_optimizer()->set_learning_rate(20.0);
+  spec.set_full_batch(true);
+  spec.set_steps(10);
+  spec.set_clip_norm(1.0);
+  spec.set_target_epsilon(4.0);
+  spec.set_delta(kFeatureDelta);
+  spec.set_num_workers(2);
+  v1::Job job;
+  ASSERT_TRUE(Submit(spec, &job).ok());
+  // Full batch: sigma from the exact Gaussian accounting, spent to the last digit.
+  const accountant::CalibratedNoise exact =
+      *accountant::CalibrateFullBatchNoise(10, 4.0, kFeatureDelta);
+  EXPECT_NEAR(job.noise_multiplier(), exact.noise_multiplier, 1e-9);
+  EXPECT_DOUBLE_EQ(job.sampling_rate(), 1.0);
+  job = WaitFor(job.job_id(), Ended);
+  ASSERT_EQ(job.state(), v1::SUCCEEDED) << job.error();
+  EXPECT_NEAR(job.result().epsilon_spent(), exact.epsilon, 1e-9);
+  EXPECT_LE(job.result().epsilon_spent(), 4.0);
+  EXPECT_GT(job.result().test_accuracy(), 0.5) << "chance is 0.1";
+  EXPECT_EQ(job.result().parameter_fingerprints(0), job.result().parameter_fingerprints(1));
 }
 
 }  // namespace

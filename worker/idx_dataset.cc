@@ -108,17 +108,17 @@ bool LooksLikeIdxDataset(const std::string& folder) {
   return true;
 }
 
-absl::StatusOr<std::shared_ptr<const ImageDataset>> LoadIdxDataset(const std::string& folder) {
-  auto dataset = std::make_shared<ImageDataset>();
+absl::StatusOr<std::shared_ptr<const Dataset>> LoadIdxDataset(const std::string& folder) {
+  auto dataset = std::make_shared<Dataset>();
   dataset->name = std::filesystem::path(folder).filename().string();
   DPFLEET_ASSIGN_OR_RETURN(auto train, ReadSplit(folder, "train"));
   DPFLEET_ASSIGN_OR_RETURN(auto test, ReadSplit(folder, "t10k"));
-  dataset->train_images = train.first;
+  dataset->train_inputs = train.first;
   dataset->train_labels = train.second;
-  dataset->test_images = test.first;
+  dataset->test_inputs = test.first;
   dataset->test_labels = test.second;
   dataset->num_classes = kIdxNumClasses;
-  return std::shared_ptr<const ImageDataset>(std::move(dataset));
+  return std::shared_ptr<const Dataset>(std::move(dataset));
 }
 
 }  // namespace dpfleet::worker

@@ -13,21 +13,9 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "worker/dataset.h"
 
 namespace dpfleet::worker {
-
-struct ImageDataset {
-  std::string name;
-  at::Tensor train_images;  // [N, 1, H, W] float32, pixels mapped from [0, 255] to [-1, 1].
-  at::Tensor train_labels;  // [N] int64.
-  at::Tensor test_images;
-  at::Tensor test_labels;
-  int64_t num_classes = 10;
-
-  std::vector<int64_t> ExampleShape() const {
-    return {train_images.size(1), train_images.size(2), train_images.size(3)};
-  }
-};
 
 // The number of classes of IDX datasets (MNIST, Fashion-MNIST). Fixed, not read from the labels:
 // what the labels contain is private.
@@ -37,7 +25,7 @@ constexpr int64_t kIdxNumClasses = 10;
 // map, never by statistics of the (private) data. Errors: kNotFound naming a missing file;
 // kDataLoss for a truncated file, a bad magic number, mismatched counts, or a label outside [0,
 // kIdxNumClasses).
-absl::StatusOr<std::shared_ptr<const ImageDataset>> LoadIdxDataset(const std::string& folder);
+absl::StatusOr<std::shared_ptr<const Dataset>> LoadIdxDataset(const std::string& folder);
 
 // Returns true when `folder` holds the four IDX files (gzipped or not).
 bool LooksLikeIdxDataset(const std::string& folder);

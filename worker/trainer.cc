@@ -14,7 +14,7 @@
 namespace dpfleet::worker {
 
 absl::StatusOr<std::unique_ptr<ShardTrainer>> ShardTrainer::Create(
-    const TrainerOptions& options, std::shared_ptr<const ImageDataset> dataset,
+    const TrainerOptions& options, std::shared_ptr<const Dataset> dataset,
     std::unique_ptr<Reducer> reducer) {
   if (!(options.sampling_rate > 0 && options.sampling_rate <= 1)) {
     return absl::InvalidArgumentError(
@@ -41,15 +41,15 @@ absl::StatusOr<std::unique_ptr<ShardTrainer>> ShardTrainer::Create(
                                                {.input_shape = dataset->ExampleShape(),
                                                 .num_classes = dataset->num_classes},
                                                options.seed));
-  DPFLEET_RETURN_IF_ERROR(CheckPrivatelyTrainable(*model, dataset->train_images.slice(0, 0, 2)));
+  DPFLEET_RETURN_IF_ERROR(
+      CheckPrivatelyTrainable(*model, dataset->train_inputs.slice(0, 0, 2).to(at::kFloat)));
   DPFLEET_ASSIGN_OR_RETURN(std::unique_ptr<Optimizer> optimizer,
                            CreateOptimizer(options.optimizer));
   return std::unique_ptr<ShardTrainer>(new ShardTrainer(
       options, std::move(dataset), std::move(reducer), std::move(model), std::move(optimizer)));
 }
 
-ShardTrainer::ShardTrainer(const TrainerOptions& options,
-                           std::shared_ptr<const ImageDataset> dataset,
+ShardTrainer::ShardTrainer(const TrainerOptions& options, std::shared_ptr<const Dataset> dataset,
                            std::unique_ptr<Reducer> reducer, std::unique_ptr<models::Model> model,
                            std::unique_ptr<Optimizer> optimizer)
     : options_(options),
@@ -57,7 +57,7 @@ ShardTrainer::ShardTrainer(const TrainerOptions& options,
       reducer_(std::move(reducer)),
       model_(std::move(model)),
       optimizer_(std::move(optimizer)) {
-  const int64_t n = dataset_->train_images.size(0);
+  const int64_t n = dataset_->train_inputs.size(0);
   shard_begin_ = n * reducer_->rank() / reducer_->world_size();
   shard_end_ = n * (reducer_->rank() + 1) / reducer_->world_size();
   int64_t total = 0;
@@ -87,9 +87,9 @@ absl::StatusOr<ShardTrainer::StepResult> ShardTrainer::RunStep() {
         at::from_blob(rows.data(), {static_cast<int64_t>(rows.size())}, at::kLong);
     DPFLEET_ASSIGN_OR_RETURN(
         const ClippedBatch batch,
-        AccumulateClippedGradients(*model_, dataset_->train_images.index_select(0, indices),
-                                   dataset_->train_labels.index_select(0, indices),
-                                   options_.clipping, gradient_views_));
+        AccumulateClippedGradients(
+            *model_, dataset_->train_inputs.index_select(0, indices).to(at::kFloat),
+            dataset_->train_labels.index_select(0, indices), options_.clipping, gradient_views_));
     result.loss_sum += batch.loss_sum;
   }
   // The noise is added exactly once, by rank 0, before the sum: the all-reduced buffer is then
@@ -102,7 +102,7 @@ absl::StatusOr<ShardTrainer::StepResult> ShardTrainer::RunStep() {
   DPFLEET_RETURN_IF_ERROR(reducer_->AllReduceSum(flat_gradient_));
   result.allreduce_seconds = absl::ToDoubleSeconds(absl::Now() - reduce_start);
   const double expected_batch_size =
-      options_.sampling_rate * static_cast<double>(dataset_->train_images.size(0));
+      options_.sampling_rate * static_cast<double>(dataset_->train_inputs.size(0));
   flat_gradient_.div_(expected_batch_size);
   optimizer_->Step(model_->parameters(), gradient_views_);
   if (average_ != nullptr) average_->Update(model_->parameters());
@@ -200,13 +200,14 @@ ShardTrainer::Evaluation ShardTrainer::EvaluateTestShard() {
       model_->parameters()[i].copy_(average_->average()[i]);
     }
   }
-  const int64_t n = dataset_->test_images.size(0);
+  const int64_t n = dataset_->test_inputs.size(0);
   const int64_t begin = n * reducer_->rank() / reducer_->world_size();
   const int64_t end = n * (reducer_->rank() + 1) / reducer_->world_size();
   Evaluation evaluation;
   for (int64_t start = begin; start < end; start += options_.micro_batch_size) {
     const int64_t stop = std::min(end, start + options_.micro_batch_size);
-    const at::Tensor logits = model_->Forward(dataset_->test_images.slice(0, start, stop), nullptr);
+    const at::Tensor logits =
+        model_->Forward(dataset_->test_inputs.slice(0, start, stop).to(at::kFloat), nullptr);
     const at::Tensor predictions = logits.argmax(1);
     evaluation.correct +=
         predictions.eq(dataset_->test_labels.slice(0, start, stop)).sum().item<int64_t>();

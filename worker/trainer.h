@@ -26,7 +26,7 @@
 #include "absl/status/statusor.h"
 #include "models/model.h"
 #include "worker/clipping.h"
-#include "worker/idx_dataset.h"
+#include "worker/dataset.h"
 #include "worker/optimizer.h"
 #include "worker/reducer.h"
 
@@ -53,7 +53,7 @@ class ShardTrainer {
   // fixes rank and world size W. Errors: kInvalidArgument for a bad option (naming it), from
   // CreateModel or CreateOptimizer; kFailedPrecondition from CheckPrivatelyTrainable.
   static absl::StatusOr<std::unique_ptr<ShardTrainer>> Create(
-      const TrainerOptions& options, std::shared_ptr<const ImageDataset> dataset,
+      const TrainerOptions& options, std::shared_ptr<const Dataset> dataset,
       std::unique_ptr<Reducer> reducer);
 
   ShardTrainer(const ShardTrainer&) = delete;
@@ -93,12 +93,12 @@ class ShardTrainer {
   int64_t steps_done() const { return steps_done_; }
 
  private:
-  ShardTrainer(const TrainerOptions& options, std::shared_ptr<const ImageDataset> dataset,
+  ShardTrainer(const TrainerOptions& options, std::shared_ptr<const Dataset> dataset,
                std::unique_ptr<Reducer> reducer, std::unique_ptr<models::Model> model,
                std::unique_ptr<Optimizer> optimizer);
 
   const TrainerOptions options_;
-  const std::shared_ptr<const ImageDataset> dataset_;
+  const std::shared_ptr<const Dataset> dataset_;
   const std::unique_ptr<Reducer> reducer_;
   const std::unique_ptr<models::Model> model_;
   const std::unique_ptr<Optimizer> optimizer_;

@@ -8,14 +8,14 @@ namespace dpfleet::worker {
 namespace {
 
 // A linearly separable toy problem: the label is the index of the largest of the first 4 pixels.
-std::shared_ptr<const ImageDataset> ToyDataset(int64_t train, int64_t test) {
-  auto dataset = std::make_shared<ImageDataset>();
+std::shared_ptr<const Dataset> ToyDataset(int64_t train, int64_t test) {
+  auto dataset = std::make_shared<Dataset>();
   at::manual_seed(11);
   dataset->name = "toy";
-  dataset->train_images = at::randn({train, 1, 2, 2});
-  dataset->train_labels = dataset->train_images.flatten(1).argmax(1);
-  dataset->test_images = at::randn({test, 1, 2, 2});
-  dataset->test_labels = dataset->test_images.flatten(1).argmax(1);
+  dataset->train_inputs = at::randn({train, 1, 2, 2});
+  dataset->train_labels = dataset->train_inputs.flatten(1).argmax(1);
+  dataset->test_inputs = at::randn({test, 1, 2, 2});
+  dataset->test_labels = dataset->test_inputs.flatten(1).argmax(1);
   dataset->num_classes = 4;
   return dataset;
 }

@@ -80,8 +80,13 @@ int main(int argc, char** argv) {
   dpfleet::v1::RegisterWorkerRequest registration;
   registration.set_address(absl::StrCat(absl::GetFlag(FLAGS_advertise_host), ":", server->port));
   for (const auto& info : service.DatasetInfos()) *registration.add_datasets() = info;
-  auto registry = WorkerRegistry::NewStub(
-      grpc::CreateChannel(absl::GetFlag(FLAGS_coordinator), grpc::InsecureChannelCredentials()));
+  // Reconnect quickly when the coordinator restarts, instead of gRPC's default backoff of up to 2
+  // min.
+  grpc::ChannelArguments channel_arguments;
+  channel_arguments.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 200);
+  channel_arguments.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 2000);
+  auto registry = WorkerRegistry::NewStub(grpc::CreateCustomChannel(
+      absl::GetFlag(FLAGS_coordinator), grpc::InsecureChannelCredentials(), channel_arguments));
   std::atomic<bool> stopping{false};
   std::thread heartbeat([&] {
     auto registered = RegisterUntilAccepted(*registry, registration, stopping);

@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/grpc_status.h"
 #include "common/status.h"
+#include "worker/feature_dataset.h"
 #include "worker/gloo_reducer.h"
 #ifdef DPFLEET_WITH_CUDA
 #include "worker/nccl_reducer.h"
@@ -12,17 +13,24 @@
 
 namespace dpfleet::worker {
 
-absl::StatusOr<std::map<std::string, std::shared_ptr<const ImageDataset>>> LoadDatasets(
+absl::StatusOr<std::map<std::string, std::shared_ptr<const Dataset>>> LoadDatasets(
     const std::string& data_dir) {
   std::error_code error;
   if (!std::filesystem::is_directory(data_dir, error)) {
     return absl::NotFoundError(absl::StrCat("data directory ", data_dir, " does not exist"));
   }
-  std::map<std::string, std::shared_ptr<const ImageDataset>> datasets;
+  std::map<std::string, std::shared_ptr<const Dataset>> datasets;
   for (const auto& entry : std::filesystem::directory_iterator(data_dir)) {
-    if (!entry.is_directory() || !LooksLikeIdxDataset(entry.path().string())) continue;
-    DPFLEET_ASSIGN_OR_RETURN(std::shared_ptr<const ImageDataset> dataset,
-                             LoadIdxDataset(entry.path().string()));
+    if (!entry.is_directory()) continue;
+    const std::string folder = entry.path().string();
+    std::shared_ptr<const Dataset> dataset;
+    if (LooksLikeFeatureDataset(folder)) {
+      DPFLEET_ASSIGN_OR_RETURN(dataset, LoadFeatureDataset(folder));
+    } else if (LooksLikeIdxDataset(folder)) {
+      DPFLEET_ASSIGN_OR_RETURN(dataset, LoadIdxDataset(folder));
+    } else {
+      continue;
+    }
     datasets[dataset->name] = std::move(dataset);
   }
   return datasets;
@@ -88,8 +96,8 @@ std::vector<v1::DatasetInfo> WorkerServiceImpl::DatasetInfos() const {
   for (const auto& [name, dataset] : datasets_) {
     v1::DatasetInfo info;
     info.set_name(name);
-    info.set_train_examples(dataset->train_images.size(0));
-    info.set_test_examples(dataset->test_images.size(0));
+    info.set_train_examples(dataset->train_inputs.size(0));
+    info.set_test_examples(dataset->test_inputs.size(0));
     infos.push_back(info);
   }
   return infos;
@@ -202,12 +210,16 @@ grpc::Status WorkerServiceImpl::RunStep(grpc::ServerContext*, const v1::RunStepR
     return ToGrpcStatus(absl::FailedPreconditionError(
         absl::StrCat("asked for step ", request->step(), " but the next step is ", next_step)));
   }
-  absl::Status ready = EnsureTrainer(active);
-  if (!ready.ok()) {
-    active.broken = std::string(ready.message());
-    return ToGrpcStatus(ready);
-  }
-  const auto result = active.trainer->RunStep();
+  // Tensor code reports some failures by exception; none may escape into gRPC.
+  const absl::StatusOr<ShardTrainer::StepResult> result =
+      [&]() -> absl::StatusOr<ShardTrainer::StepResult> {
+    try {
+      DPFLEET_RETURN_IF_ERROR(EnsureTrainer(active));
+      return active.trainer->RunStep();
+    } catch (const std::exception& e) {
+      return absl::InternalError(absl::StrCat("step ", request->step(), " failed: ", e.what()));
+    }
+  }();
   if (!result.ok()) {
     active.broken = std::string(result.status().message());
     return ToGrpcStatus(result.status());

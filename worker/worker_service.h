@@ -19,7 +19,8 @@
 namespace dpfleet::worker {
 
 struct WorkerOptions {
-  // Folder whose sub-folders are datasets (IDX files), named by the sub-folder.
+  // Folder whose sub-folders are datasets (IDX files, or train.dpf/test.dpf feature shards), named
+  // by the sub-folder.
   std::string data_dir = "/usr/share/datasets";
   // Address of this host that peers reach for the collective (rendezvous store and Gloo).
   std::string collective_host = "127.0.0.1";
@@ -34,7 +35,7 @@ absl::Status ValidateWorkerOptions(const WorkerOptions& options);
 
 // Returns the datasets found under `data_dir`, loaded. Errors: kNotFound when data_dir is missing;
 // kDataLoss from a corrupt dataset (naming it).
-absl::StatusOr<std::map<std::string, std::shared_ptr<const ImageDataset>>> LoadDatasets(
+absl::StatusOr<std::map<std::string, std::shared_ptr<const Dataset>>> LoadDatasets(
     const std::string& data_dir);
 
 // Returns the trainer options a job spec describes. Errors: kUnimplemented for an optimizer this
@@ -44,7 +45,7 @@ absl::StatusOr<TrainerOptions> TrainerOptionsFromAssignment(const v1::ShardAssig
 class WorkerServiceImpl final : public v1::WorkerService::Service {
  public:
   WorkerServiceImpl(const WorkerOptions& options,
-                    std::map<std::string, std::shared_ptr<const ImageDataset>> datasets)
+                    std::map<std::string, std::shared_ptr<const Dataset>> datasets)
       : options_(options), datasets_(std::move(datasets)) {}
 
   // What RegisterWorker advertises.
@@ -78,7 +79,7 @@ class WorkerServiceImpl final : public v1::WorkerService::Service {
   absl::Status EnsureTrainer(ActiveJob& job) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const WorkerOptions options_;
-  const std::map<std::string, std::shared_ptr<const ImageDataset>> datasets_;
+  const std::map<std::string, std::shared_ptr<const Dataset>> datasets_;
 
   absl::Mutex mu_;
   std::unique_ptr<ActiveJob> job_ ABSL_GUARDED_BY(mu_);
