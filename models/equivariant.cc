@@ -23,18 +23,13 @@ class D4ConvTrace final : public LayerTrace {
  public:
   D4ConvTrace(std::string name, at::Tensor input, at::Tensor output, at::Tensor index,
               at::IntArrayRef expanded_shape, int64_t padding, int weight, int64_t parameter_numel)
-      : name_(std::move(name)),
+      : LayerTrace(std::move(name), std::move(output), {weight}),
         input_(std::move(input)),
-        output_(std::move(output)),
         index_(std::move(index)),
         expanded_shape_(expanded_shape.vec()),
         padding_(padding),
         weight_(weight),
         parameter_numel_(parameter_numel) {}
-
-  const at::Tensor& output() const override { return output_; }
-  const std::string& name() const override { return name_; }
-  std::vector<int> parameter_indices() const override { return {weight_}; }
 
   // Largest block of per-example expanded-weight gradients materialised at once.
   static constexpr double kChunkBytes = 64.0 * (1 << 20);
@@ -64,9 +59,7 @@ class D4ConvTrace final : public LayerTrace {
   }
 
  private:
-  std::string name_;
   at::Tensor input_;
-  at::Tensor output_;
   at::Tensor index_;
   std::vector<int64_t> expanded_shape_;
   int64_t padding_;

@@ -24,12 +24,9 @@ at::Tensor SquaredNormPerExample(const at::Tensor& per_example) {
 // affine norms whose gradients are only [B, C].
 class MaterializedTrace : public LayerTrace {
  public:
-  const at::Tensor& output() const override { return output_; }
-  const std::string& name() const override { return name_; }
-
   at::Tensor SquaredNorms(const at::Tensor& output_grad) override {
     Materialize(output_grad);
-    at::Tensor squared = at::zeros({output_.size(0)}, output_.options().dtype(at::kDouble));
+    at::Tensor squared = at::zeros({output().size(0)}, output().options().dtype(at::kDouble));
     for (const at::Tensor& g : per_example_) squared += SquaredNormPerExample(g);
     return squared;
   }
@@ -48,8 +45,8 @@ class MaterializedTrace : public LayerTrace {
   }
 
  protected:
-  MaterializedTrace(std::string name, at::Tensor output)
-      : name_(std::move(name)), output_(std::move(output)) {}
+  MaterializedTrace(std::string name, at::Tensor output, std::vector<int> parameter_indices)
+      : LayerTrace(std::move(name), std::move(output), std::move(parameter_indices)) {}
   // Fills per_example_ (one [B, ...] tensor per parameter index) from dL/d(output).
   virtual void ComputePerExample(const at::Tensor& output_grad) = 0;
   std::vector<at::Tensor> per_example_;
@@ -58,25 +55,15 @@ class MaterializedTrace : public LayerTrace {
   void Materialize(const at::Tensor& output_grad) {
     if (per_example_.empty()) ComputePerExample(output_grad);
   }
-
-  std::string name_;
-  at::Tensor output_;
 };
 
 class LinearTrace final : public LayerTrace {
  public:
   LinearTrace(std::string name, at::Tensor input, at::Tensor output, int weight, int bias)
-      : name_(std::move(name)),
+      : LayerTrace(std::move(name), std::move(output), WeightAndBias(weight, bias)),
         input_(std::move(input)),
-        output_(std::move(output)),
         weight_(weight),
         bias_(bias) {}
-
-  const at::Tensor& output() const override { return output_; }
-  const std::string& name() const override { return name_; }
-  std::vector<int> parameter_indices() const override {
-    return bias_ >= 0 ? std::vector<int>{weight_, bias_} : std::vector<int>{weight_};
-  }
 
   at::Tensor SquaredNorms(const at::Tensor& output_grad) override {
     const int64_t b = input_.size(0);
@@ -107,9 +94,7 @@ class LinearTrace final : public LayerTrace {
   }
 
  private:
-  std::string name_;
   at::Tensor input_;
-  at::Tensor output_;
   int weight_;
   int bias_;
 };
@@ -122,21 +107,14 @@ class Conv2dTrace final : public LayerTrace {
   Conv2dTrace(std::string name, const Conv2dOptions& options, at::Tensor input, at::Tensor output,
               at::Tensor weight_used, at::Tensor weight_scale, at::Tensor bias_used, int weight,
               int bias)
-      : name_(std::move(name)),
+      : LayerTrace(std::move(name), std::move(output), WeightAndBias(weight, bias)),
         options_(options),
         input_(std::move(input)),
-        output_(std::move(output)),
         weight_used_(std::move(weight_used)),
         weight_scale_(std::move(weight_scale)),
         bias_used_(std::move(bias_used)),
         weight_(weight),
         bias_(bias) {}
-
-  const at::Tensor& output() const override { return output_; }
-  const std::string& name() const override { return name_; }
-  std::vector<int> parameter_indices() const override {
-    return bias_ >= 0 ? std::vector<int>{weight_, bias_} : std::vector<int>{weight_};
-  }
 
   // Ghost norms cost ~ L^2 (o + ck) per example and group (o output and ck input values per group,
   // L output positions); materialising per-example gradients through a grouped convolution costs ~
@@ -146,7 +124,7 @@ class Conv2dTrace final : public LayerTrace {
     const double o = static_cast<double>(options_.out_channels / g);
     const double ck =
         static_cast<double>(options_.in_channels / g * options_.kernel * options_.kernel);
-    const double l = static_cast<double>(output_.size(2) * output_.size(3));
+    const double l = static_cast<double>(output().size(2) * output().size(3));
     const bool ghost = l * l * (o + ck) < 2 * l * o * ck;
     at::Tensor squared = ghost ? GhostNorms(output_grad) : MaterializedNorms(output_grad);
     if (bias_ >= 0) squared += SquaredNormPerExample(output_grad.sum(at::IntArrayRef{2, 3}));
@@ -188,7 +166,7 @@ class Conv2dTrace final : public LayerTrace {
   at::Tensor GhostNorms(const at::Tensor& output_grad) const {
     const int64_t b = input_.size(0), g = options_.groups;
     const int64_t o = options_.out_channels / g;
-    const int64_t positions = output_.size(2) * output_.size(3);
+    const int64_t positions = output().size(2) * output().size(3);
     const int64_t ck = options_.in_channels / g * options_.kernel * options_.kernel;
     at::Tensor dy_all = output_grad;
     if (options_.standardize_weight) {  // Weight each filter's term by 1 / s_o^2.
@@ -215,7 +193,7 @@ class Conv2dTrace final : public LayerTrace {
         const at::Tensor patch_sums = x.sum(1).unsqueeze(2);
         const at::Tensor ones_term = dy.bmm(patch_sums).squeeze(2);  // [n g, o]
         // w_o.g_o / s_o: z the bias-free output [n g, o, L].
-        at::Tensor z = output_.detach().slice(0, start, start + n);
+        at::Tensor z = output().detach().slice(0, start, start + n);
         if (bias_used_.defined()) z = z - bias_used_.view({1, options_.out_channels, 1, 1});
         const at::Tensor w_term = (dy * z.reshape({n * g, o, positions})).sum(2);  // [n g, o]
         const at::Tensor scale = weight_scale_.view({g, o}).repeat({n, 1}).to(dy.scalar_type());
@@ -250,10 +228,8 @@ class Conv2dTrace final : public LayerTrace {
            weight_scale_.view({1, options_.out_channels, 1}).to(g.scalar_type());
   }
 
-  std::string name_;
   Conv2dOptions options_;
   at::Tensor input_;
-  at::Tensor output_;
   at::Tensor weight_used_;   // The weight the convolution ran with (standardised if so).
   at::Tensor weight_scale_;  // Per-filter s of the standardisation, if any.
   at::Tensor bias_used_;     // The bias, if any.
@@ -267,14 +243,10 @@ class AffineTrace final : public MaterializedTrace {
  public:
   AffineTrace(std::string name, at::Tensor normalized, at::Tensor output, int64_t channel_dim,
               int64_t channels_per_affine, int weight, int bias)
-      : MaterializedTrace(std::move(name), std::move(output)),
+      : MaterializedTrace(std::move(name), std::move(output), {weight, bias}),
         normalized_(std::move(normalized)),
         channel_dim_(channel_dim),
-        channels_per_affine_(channels_per_affine),
-        weight_(weight),
-        bias_(bias) {}
-
-  std::vector<int> parameter_indices() const override { return {weight_, bias_}; }
+        channels_per_affine_(channels_per_affine) {}
 
  private:
   void ComputePerExample(const at::Tensor& output_grad) override {
@@ -295,18 +267,14 @@ class AffineTrace final : public MaterializedTrace {
   at::Tensor normalized_;
   int64_t channel_dim_;
   int64_t channels_per_affine_;
-  int weight_;
-  int bias_;
 };
 
 class EmbeddingTrace final : public LayerTrace {
  public:
   EmbeddingTrace(std::string name, at::Tensor ids, at::Tensor output, int weight)
-      : name_(std::move(name)), ids_(std::move(ids)), output_(std::move(output)), weight_(weight) {}
-
-  const at::Tensor& output() const override { return output_; }
-  const std::string& name() const override { return name_; }
-  std::vector<int> parameter_indices() const override { return {weight_}; }
+      : LayerTrace(std::move(name), std::move(output), {weight}),
+        ids_(std::move(ids)),
+        weight_(weight) {}
 
   // Rows of the same token add up: ||g_i||^2 = sum_{t,s} [id_t == id_s] (dy_t . dy_s).
   at::Tensor SquaredNorms(const at::Tensor& output_grad) override {
@@ -326,9 +294,7 @@ class EmbeddingTrace final : public LayerTrace {
   }
 
  private:
-  std::string name_;
   at::Tensor ids_;
-  at::Tensor output_;
   int weight_;
 };
 

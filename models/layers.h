@@ -28,10 +28,13 @@ class LayerTrace {
   virtual ~LayerTrace() = default;
 
   // The layer's output in the autograd graph. The engine differentiates the summed loss w.r.t. it.
-  virtual const at::Tensor& output() const = 0;
+  const at::Tensor& output() const { return output_; }
 
   // Indices (in the model's parameter list) of the parameters this layer trains.
-  virtual std::vector<int> parameter_indices() const = 0;
+  const std::vector<int>& parameter_indices() const { return parameter_indices_; }
+
+  // Human-readable name, e.g. "conv1 (Conv2d 1->16, k8)".
+  const std::string& name() const { return name_; }
 
   // Returns [B] float64: per-example squared L2 norms of the gradients of this layer's parameters,
   // given dL/d(output) (same shape as output; undefined when the output did not reach the loss).
@@ -41,8 +44,21 @@ class LayerTrace {
   virtual void AccumulateScaled(const at::Tensor& output_grad, const at::Tensor& factors,
                                 std::vector<at::Tensor>& sums) = 0;
 
-  // Human-readable name, e.g. "conv1 (Conv2d 1->16, k8)".
-  virtual const std::string& name() const = 0;
+ protected:
+  LayerTrace(std::string name, at::Tensor output, std::vector<int> parameter_indices)
+      : name_(std::move(name)),
+        output_(std::move(output)),
+        parameter_indices_(std::move(parameter_indices)) {}
+
+  // {weight} or {weight, bias}, bias < 0 meaning none.
+  static std::vector<int> WeightAndBias(int weight, int bias) {
+    return bias >= 0 ? std::vector<int>{weight, bias} : std::vector<int>{weight};
+  }
+
+ private:
+  const std::string name_;
+  const at::Tensor output_;
+  const std::vector<int> parameter_indices_;
 };
 
 struct ForwardTrace {
