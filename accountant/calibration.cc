@@ -20,14 +20,6 @@ absl::Status ValidateEpsilon(const char* field, double epsilon) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<double> TotalEpsilon(const RdpCurve& spent, const SubsampledGaussian& mechanism,
-                                    double delta) {
-  RdpCurve total = spent;
-  DPFLEET_RETURN_IF_ERROR(total.Compose(mechanism));
-  DPFLEET_ASSIGN_OR_RETURN(const EpsilonAndOrder result, total.Epsilon(delta));
-  return result.epsilon;
-}
-
 }  // namespace
 
 absl::StatusOr<CalibratedNoise> CalibrateNoiseMultiplier(double q, int64_t steps,
@@ -37,10 +29,11 @@ absl::StatusOr<CalibratedNoise> CalibrateNoiseMultiplier(double q, int64_t steps
   if (steps <= 0) {
     return absl::InvalidArgumentError(absl::StrCat("steps must be > 0, got ", steps));
   }
-  const RdpCurve nothing_spent;
-  auto epsilon_at = [&](double sigma) {
-    return TotalEpsilon(nothing_spent,
-                        {.sampling_rate = q, .noise_multiplier = sigma, .steps = steps}, delta);
+  auto epsilon_at = [&](double sigma) -> absl::StatusOr<double> {
+    DPFLEET_ASSIGN_OR_RETURN(
+        const EpsilonAndOrder result,
+        RdpEpsilon({.sampling_rate = q, .noise_multiplier = sigma, .steps = steps}, delta));
+    return result.epsilon;
   };
   // Bracket the answer: epsilon(lo) > target >= epsilon(hi).
   double hi = 1.0;
