@@ -31,7 +31,8 @@ Jobs (coordinator at --coordinator or $DPFLEET_COORDINATOR):
                (--noise-multiplier S | --target-epsilon E)
                [--optimizer sgd|adam|lamb] [--learning-rate LR] [--momentum M] [--weight-decay W]
                [--schedule constant|cosine] [--warmup-steps N] [--ema-decay D]
-               [--clipping flat|per-layer] [--automatic-clipping]
+               [--clipping flat|per-layer] [--automatic-clipping] [--loss softmax|sigmoid]
+               [--zero-init-head]
                [--workers N] [--seed S] [--micro-batch-size M] [--name TEXT] [--watch] [--json]
   dpctl watch JOB_ID        live progress until the job ends (exit 0 only if it succeeded)
   dpctl get JOB_ID [--json]
@@ -214,6 +215,14 @@ absl::StatusOr<v1::JobSpec> SpecFromArgs(Args& args) {
         absl::StrCat("--clipping must be flat or per-layer, got ", clipping));
   }
   spec.set_automatic_clipping(args.Bool("automatic-clipping"));
+  const std::string loss = *args.String("loss", "softmax");
+  if (loss == "sigmoid") {
+    spec.set_loss(v1::LOSS_SIGMOID_CROSS_ENTROPY);
+  } else if (loss != "softmax") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--loss must be softmax or sigmoid, got ", loss));
+  }
+  spec.set_zero_init_head(args.Bool("zero-init-head"));
 
   if (args.Has("batch-size")) {
     DPFLEET_ASSIGN_OR_RETURN(const int64_t batch_size, args.Int("batch-size"));

@@ -51,6 +51,14 @@ at::Tensor ClipFactors(const at::Tensor& squared_norms, double clip_norm,
 
 }  // namespace
 
+at::Tensor SummedLoss(const at::Tensor& logits, const at::Tensor& labels, Loss loss) {
+  if (loss == Loss::kSigmoidCrossEntropy) {
+    const at::Tensor targets = at::one_hot(labels, logits.size(1)).to(logits.scalar_type());
+    return at::binary_cross_entropy_with_logits(logits, targets, {}, {}, at::Reduction::Sum);
+  }
+  return at::cross_entropy_loss(logits, labels, {}, at::Reduction::Sum);
+}
+
 absl::Status CheckPrivatelyTrainable(models::Model& model, const at::Tensor& example_batch) {
   models::ForwardTrace trace;
   at::NoGradGuard no_grad;
@@ -84,7 +92,7 @@ absl::StatusOr<ClippedBatch> AccumulateClippedGradients(models::Model& model,
   if (absl::Status valid = CheckTrace(model, trace); !valid.ok()) return valid;
   // Summed (not averaged) loss: the gradient w.r.t. each layer output is then exactly the
   // per-example output gradient, row by row.
-  const at::Tensor loss = at::cross_entropy_loss(logits, labels, {}, at::Reduction::Sum);
+  const at::Tensor loss = SummedLoss(logits, labels, options.loss);
   batch.loss_sum = loss.item<double>();
 
   std::vector<at::Tensor> outputs;

@@ -25,6 +25,16 @@ enum class ClippingMode {
   kPerLayer,
 };
 
+enum class Loss {
+  kSoftmaxCrossEntropy,  // One label per example.
+  kSigmoidCrossEntropy,  // One binary cross-entropy per class against the one-hot label (Mehta et
+                         // al. 2022 finetune linear heads with it).
+};
+
+// Returns the per-example losses of `logits` [B, K] against `labels` [B], summed over the batch (so
+// the gradient w.r.t. each example's logits is that example's own).
+at::Tensor SummedLoss(const at::Tensor& logits, const at::Tensor& labels, Loss loss);
+
 struct ClippingOptions {
   double clip_norm = 1.0;  // C.
   ClippingMode mode = ClippingMode::kFlat;
@@ -32,6 +42,8 @@ struct ClippingOptions {
   // of min(1, C / ||g_i||); the norm still stays below C.
   bool automatic = false;
   double automatic_stability = 0.01;
+  // The per-example loss whose gradients are clipped.
+  Loss loss = Loss::kSoftmaxCrossEntropy;
 };
 
 struct ClippedBatch {

@@ -26,8 +26,7 @@ std::vector<at::Tensor> NaiveClippedSum(models::Model& model, const at::Tensor& 
   std::vector<at::Tensor> sums = ZerosLike(model.parameters());
   for (int64_t i = 0; i < inputs.size(0); ++i) {
     const at::Tensor logits = model.Forward(inputs.slice(0, i, i + 1), nullptr);
-    const at::Tensor loss =
-        at::cross_entropy_loss(logits, labels.slice(0, i, i + 1), {}, at::Reduction::Sum);
+    const at::Tensor loss = SummedLoss(logits, labels.slice(0, i, i + 1), options.loss);
     const std::vector<at::Tensor> grads = torch::autograd::grad({loss}, model.parameters());
     auto factor = [&](double squared, double bound) {
       const double norm = std::sqrt(squared);

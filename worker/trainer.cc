@@ -43,6 +43,11 @@ absl::StatusOr<std::unique_ptr<ShardTrainer>> ShardTrainer::Create(
                                                options.seed));
   DPFLEET_RETURN_IF_ERROR(
       CheckPrivatelyTrainable(*model, dataset->train_inputs.slice(0, 0, 2).to(at::kFloat)));
+  if (options.zero_init_head) {
+    at::NoGradGuard no_grad;
+    std::vector<at::Tensor>& parameters = model->parameters();
+    for (size_t i = parameters.size() - 2; i < parameters.size(); ++i) parameters[i].zero_();
+  }
   DPFLEET_ASSIGN_OR_RETURN(std::unique_ptr<Optimizer> optimizer,
                            CreateOptimizer(options.optimizer));
   return std::unique_ptr<ShardTrainer>(new ShardTrainer(

@@ -44,6 +44,9 @@ struct TrainerOptions {
   OptimizerOptions optimizer;
   // Decay of the exponential moving average of the weights used for evaluation; 0: no average.
   double ema_decay = 0;
+  // Start the output layer (the model's last weight and bias) at zero, as Mehta et al. (2022) do
+  // for linear heads: the first update is then the noised gradient alone.
+  bool zero_init_head = false;
 };
 
 class ShardTrainer {

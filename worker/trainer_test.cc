@@ -182,6 +182,18 @@ TEST(ShardTrainer, ResumesFromACheckpointOnAnotherWorkerCount) {
   });
 }
 
+TEST(ShardTrainer, ZeroInitialisedHeadWithSigmoidLossLearns) {
+  TrainerOptions options = ToyOptions(0.5);
+  options.zero_init_head = true;
+  options.clipping.loss = Loss::kSigmoidCrossEntropy;
+  RunOnGlooRanks(1, [&](int, std::unique_ptr<Reducer> reducer) {
+    auto trainer = *ShardTrainer::Create(options, ToyDataset(4000, 1000), std::move(reducer));
+    for (const at::Tensor& p : trainer->Parameters()) EXPECT_EQ(p.abs().max().item<float>(), 0.0f);
+    for (int step = 0; step < 60; ++step) ASSERT_TRUE(trainer->RunStep().ok());
+    EXPECT_GT(trainer->EvaluateTestShard().correct, 800);
+  });
+}
+
 TEST(ShardTrainer, RejectsBadOptions) {
   TrainerOptions options = ToyOptions(1.0);
   options.clipping.clip_norm = std::nan("");

@@ -61,6 +61,10 @@ absl::StatusOr<TrainerOptions> TrainerOptionsFromAssignment(const v1::ShardAssig
   options.clipping.mode = spec.clipping_mode() == v1::CLIPPING_PER_LAYER ? ClippingMode::kPerLayer
                                                                          : ClippingMode::kFlat;
   options.clipping.automatic = spec.automatic_clipping();
+  options.clipping.loss = spec.loss() == v1::LOSS_SIGMOID_CROSS_ENTROPY
+                              ? Loss::kSigmoidCrossEntropy
+                              : Loss::kSoftmaxCrossEntropy;
+  options.zero_init_head = spec.zero_init_head();
   if (spec.micro_batch_size() > 0) options.micro_batch_size = spec.micro_batch_size();
   const v1::OptimizerSpec& optimizer = spec.optimizer();
   switch (optimizer.type()) {
