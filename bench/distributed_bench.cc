@@ -4,7 +4,11 @@
 //
 //   bazel run -c opt //bench:distributed_bench -- [--model mlp] [--batch 4096] [--steps 10]
 //
-// Data is synthetic (Fashion-MNIST's shape and size): the cost of a step does not depend on it.
+// With --features D --classes K --rows N1,N2,...: full-batch steps of a linear head on synthetic
+// float16 features (ImageNet's shape is 1281167 x 2048, 1000 classes) over 2 workers, against the
+// bare float32 matrix products of a non-private step on the same shard (logits, weight gradient).
+//
+// Data is synthetic: the cost of a step does not depend on it.
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
@@ -16,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "worker/gloo_reducer.h"
 #include "worker/trainer.h"
@@ -32,15 +37,60 @@ double Median(std::vector<double> values) {
   return values[values.size() / 2];
 }
 
-// One worker process: prints "step_ms allreduce_ms bare_allreduce_ms" (rank 0 only).
-int RunRank(int rank, int world, int port, const std::string& model, int64_t batch, int steps) {
+struct FeatureShape {
+  int64_t dim = 0;  // 0: image mode.
+  int64_t classes = 0;
+  int64_t rows = 0;
+};
+
+int64_t PeakKilobytes() {
+  std::FILE* status = std::fopen("/proc/self/status", "r");
+  char line[256];
+  long long kb = 0;
+  while (status != nullptr && std::fgets(line, sizeof(line), status) != nullptr) {
+    if (std::sscanf(line, "VmHWM: %lld", &kb) == 1) break;
+  }
+  if (status != nullptr) std::fclose(status);
+  return kb;
+}
+
+// The non-private step's matrix products on this rank's shard, micro-batch by micro-batch:
+// logits X W^T and the weight gradient dY^T X, in float32 like the DP step.
+double BareMatmulSeconds(const Dataset& dataset, int rank, int world, int64_t classes,
+                         int64_t micro_batch) {
+  const int64_t n = dataset.train_inputs.size(0);
+  const int64_t begin = n * rank / world, end = n * (rank + 1) / world;
+  const at::Tensor weight = at::randn({classes, dataset.train_inputs.size(1)});
+  at::Tensor gradient = at::zeros_like(weight);
+  const absl::Time start = absl::Now();
+  for (int64_t b = begin; b < end; b += micro_batch) {
+    const at::Tensor x =
+        dataset.train_inputs.slice(0, b, std::min(end, b + micro_batch)).to(at::kFloat);
+    const at::Tensor logits = x.mm(weight.t());
+    gradient.add_(logits.t().mm(x));
+  }
+  return absl::ToDoubleSeconds(absl::Now() - start);
+}
+
+// One worker process: prints "step_ms allreduce_ms bare_allreduce_ms parameters bare_matmul_ms
+// peak_mb" (rank 0 only).
+int RunRank(int rank, int world, int port, const std::string& model, int64_t batch, int steps,
+            const FeatureShape& features) {
   at::set_num_threads(1);
   at::manual_seed(1);  // Synthetic data only; the trainer's privacy randomness comes from the OS.
   auto dataset = std::make_shared<Dataset>();
-  dataset->train_inputs = at::randn({kExamples, 1, 28, 28});
-  dataset->train_labels = at::randint(0, 10, {kExamples}, at::kLong);
+  if (features.dim > 0) {
+    dataset->train_inputs = at::randn({features.rows, features.dim}).to(at::kHalf);
+    dataset->train_labels = at::randint(0, features.classes, {features.rows}, at::kLong);
+    dataset->num_classes = features.classes;
+  } else {
+    dataset->train_inputs = at::randn({kExamples, 1, 28, 28});
+    dataset->train_labels = at::randint(0, 10, {kExamples}, at::kLong);
+    dataset->num_classes = 10;
+  }
   dataset->test_inputs = dataset->train_inputs.slice(0, 0, 100);
   dataset->test_labels = dataset->train_labels.slice(0, 0, 100);
+  const int64_t examples = dataset->train_inputs.size(0);
   RendezvousOptions options{.store_port = port, .rank = rank, .world_size = world};
   auto store = ConnectRendezvousStore(options);
   if (!store.ok()) return 1;
@@ -50,18 +100,24 @@ int RunRank(int rank, int world, int port, const std::string& model, int64_t bat
   TrainerOptions trainer_options{
       .model = model,
       .seed = 1,
-      .sampling_rate = static_cast<double>(batch) / kExamples,
+      .sampling_rate = std::min(1.0, static_cast<double>(batch) / examples),
       .noise_multiplier = 1.0,
       .clipping = {.clip_norm = 1.0},
-      .micro_batch_size = 512,
+      .micro_batch_size = features.dim > 0 ? 8192 : 512,
       .optimizer = {.kind = OptimizerKind::kSgd, .learning_rate = 0.1, .momentum = 0.9}};
   auto trainer = ShardTrainer::Create(trainer_options, dataset, std::move(*reducer));
-  if (!trainer.ok()) return 1;
+  if (!trainer.ok()) {
+    std::fprintf(stderr, "rank %d: %s\n", rank, trainer.status().ToString().c_str());
+    return 1;
+  }
   std::vector<double> step_seconds, allreduce_seconds;
   for (int step = 0; step < steps + 2; ++step) {
     const absl::Time start = absl::Now();
     auto result = (*trainer)->RunStep();
-    if (!result.ok()) return 1;
+    if (!result.ok()) {
+      std::fprintf(stderr, "rank %d: %s\n", rank, result.status().ToString().c_str());
+      return 1;
+    }
     if (step < 2) continue;  // Warm-up.
     step_seconds.push_back(absl::ToDoubleSeconds(absl::Now() - start));
     allreduce_seconds.push_back(result->allreduce_seconds);
@@ -76,26 +132,119 @@ int RunRank(int rank, int world, int port, const std::string& model, int64_t bat
     if (i >= 2) bare_seconds.push_back(absl::ToDoubleSeconds(absl::Now() - start));
   }
   if (rank == 0) {
-    std::printf("%.3f %.3f %.3f %lld\n", 1000 * Median(step_seconds),
+    std::vector<double> matmul_seconds = {0.0};
+    if (features.dim > 0) {
+      matmul_seconds.clear();
+      for (int i = 0; i < steps + 1; ++i) {  // The first is a warm-up.
+        const double seconds = BareMatmulSeconds(*dataset, rank, world, features.classes,
+                                                 trainer_options.micro_batch_size);
+        if (i > 0) matmul_seconds.push_back(seconds);
+      }
+    }
+    std::printf("%.3f %.3f %.3f %lld %.3f %.1f\n", 1000 * Median(step_seconds),
                 1000 * Median(allreduce_seconds), 1000 * Median(bare_seconds),
-                static_cast<long long>(parameters));
+                static_cast<long long>(parameters), 1000 * Median(matmul_seconds),
+                PeakKilobytes() / 1024.0);
   }
   return 0;
+}
+
+// Runs `world` worker processes (this binary with --rank ...) and returns rank 0's output line.
+std::string RunWorkers(int world, const std::string& model, int64_t batch, int steps,
+                       const FeatureShape& features) {
+  int port = 0;
+  auto store = ServeRendezvousStore({.store_port = 0, .world_size = world}, &port);
+  if (!store.ok()) return "";
+  int pipe_fds[2];
+  if (pipe(pipe_fds) != 0) return "";
+  std::vector<pid_t> children;
+  for (int rank = 0; rank < world; ++rank) {
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    if (rank == 0) posix_spawn_file_actions_adddup2(&actions, pipe_fds[1], STDOUT_FILENO);
+    posix_spawn_file_actions_addclose(&actions, pipe_fds[0]);
+    std::vector<std::string> args = {"distributed_bench",          "--rank",
+                                     std::to_string(rank),         std::to_string(world),
+                                     std::to_string(port),         model,
+                                     std::to_string(batch),        std::to_string(steps),
+                                     std::to_string(features.dim), std::to_string(features.classes),
+                                     std::to_string(features.rows)};
+    std::vector<char*> argv_child;
+    for (std::string& a : args) argv_child.push_back(a.data());
+    argv_child.push_back(nullptr);
+    pid_t pid;
+    posix_spawn(&pid, "/proc/self/exe", &actions, nullptr, argv_child.data(), environ);
+    posix_spawn_file_actions_destroy(&actions);
+    children.push_back(pid);
+  }
+  close(pipe_fds[1]);
+  std::string output;
+  char buffer[256];
+  ssize_t got;
+  while ((got = read(pipe_fds[0], buffer, sizeof(buffer))) > 0) output.append(buffer, got);
+  close(pipe_fds[0]);
+  for (pid_t pid : children) {
+    int status = 0;
+    waitpid(pid, &status, 0);
+    if (status != 0) std::fprintf(stderr, "a worker process ended with status %d\n", status);
+  }
+  return output;
 }
 
 int Main(int argc, char** argv) {
   std::string model = "mlp";
   int64_t batch = 4096;
   int steps = 10;
+  FeatureShape features;
+  std::vector<int64_t> feature_rows;
   for (int i = 1; i < argc; ++i) {
     const std::string flag = argv[i];
-    if (flag == "--rank" && i + 6 < argc) {
-      return RunRank(std::stoi(argv[i + 1]), std::stoi(argv[i + 2]), std::stoi(argv[i + 3]),
-                     argv[i + 4], std::stoll(argv[i + 5]), std::stoi(argv[i + 6]));
+    if (flag == "--rank" && i + 9 < argc) {
+      try {
+        return RunRank(std::stoi(argv[i + 1]), std::stoi(argv[i + 2]), std::stoi(argv[i + 3]),
+                       argv[i + 4], std::stoll(argv[i + 5]), std::stoi(argv[i + 6]),
+                       {.dim = std::stoll(argv[i + 7]),
+                        .classes = std::stoll(argv[i + 8]),
+                        .rows = std::stoll(argv[i + 9])});
+      } catch (const std::exception& e) {
+        std::fprintf(stderr, "worker failed: %s\n", e.what());
+        return 1;
+      }
     }
     if (flag == "--model" && i + 1 < argc) model = argv[++i];
     if (flag == "--batch" && i + 1 < argc) batch = std::stoll(argv[++i]);
     if (flag == "--steps" && i + 1 < argc) steps = std::stoi(argv[++i]);
+    if (flag == "--features" && i + 1 < argc) features.dim = std::stoll(argv[++i]);
+    if (flag == "--classes" && i + 1 < argc) features.classes = std::stoll(argv[++i]);
+    if (flag == "--rows" && i + 1 < argc) {
+      for (absl::string_view r : absl::StrSplit(argv[++i], ','))
+        feature_rows.push_back(std::stoll(std::string(r)));
+    }
+  }
+  double step_ms = 0, allreduce_ms = 0, bare_ms = 0, matmul_ms = 0, peak_mb = 0;
+  long long parameters = 0;
+  auto parse = [&](const std::string& output) {
+    return std::sscanf(output.c_str(), "%lf %lf %lf %lld %lf %lf", &step_ms, &allreduce_ms,
+                       &bare_ms, &parameters, &matmul_ms, &peak_mb) == 6;
+  };
+  if (features.dim > 0) {
+    std::printf(
+        "linear head, full batch, %lld features (float16), %lld classes, 2 workers, 1 thread "
+        "each, median of %d steps\n",
+        static_cast<long long>(features.dim), static_cast<long long>(features.classes), steps);
+    std::printf("%9s %10s %16s %9s %14s %12s\n", "rows", "step ms", "bare matmuls ms", "ratio",
+                "allreduce ms", "peak MB/rank");
+    for (int64_t rows : feature_rows) {
+      features.rows = rows;
+      if (!parse(RunWorkers(2, "linear", rows, steps, features))) {
+        std::printf("%9lld failed\n", static_cast<long long>(rows));
+        continue;
+      }
+      std::printf("%9lld %10.1f %16.1f %9.2f %14.2f %12.0f\n", static_cast<long long>(rows),
+                  step_ms, matmul_ms, step_ms / matmul_ms, allreduce_ms, peak_mb);
+      std::fflush(stdout);
+    }
+    return 0;
   }
   std::printf(
       "model %s, expected batch %lld of %lld, Gloo on loopback, 1 intra-op thread per worker, "
@@ -105,39 +254,7 @@ int Main(int argc, char** argv) {
   std::printf("%7s %10s %12s %16s %14s %9s\n", "workers", "step ms", "examples/s",
               "allreduce+wait ms", "bare c10d ms", "overhead");
   for (int world : {1, 2, 4}) {
-    int port = 0;
-    auto store = ServeRendezvousStore({.store_port = 0, .world_size = world}, &port);
-    if (!store.ok()) return 1;
-    int pipe_fds[2];
-    if (pipe(pipe_fds) != 0) return 1;
-    std::vector<pid_t> children;
-    for (int rank = 0; rank < world; ++rank) {
-      posix_spawn_file_actions_t actions;
-      posix_spawn_file_actions_init(&actions);
-      if (rank == 0) posix_spawn_file_actions_adddup2(&actions, pipe_fds[1], STDOUT_FILENO);
-      posix_spawn_file_actions_addclose(&actions, pipe_fds[0]);
-      std::vector<std::string> args = {
-          "distributed_bench",  "--rank", std::to_string(rank),  std::to_string(world),
-          std::to_string(port), model,    std::to_string(batch), std::to_string(steps)};
-      std::vector<char*> argv_child;
-      for (std::string& a : args) argv_child.push_back(a.data());
-      argv_child.push_back(nullptr);
-      pid_t pid;
-      posix_spawn(&pid, "/proc/self/exe", &actions, nullptr, argv_child.data(), environ);
-      posix_spawn_file_actions_destroy(&actions);
-      children.push_back(pid);
-    }
-    close(pipe_fds[1]);
-    std::string output;
-    char buffer[256];
-    ssize_t got;
-    while ((got = read(pipe_fds[0], buffer, sizeof(buffer))) > 0) output.append(buffer, got);
-    close(pipe_fds[0]);
-    for (pid_t pid : children) waitpid(pid, nullptr, 0);
-    double step_ms = 0, allreduce_ms = 0, bare_ms = 0;
-    long long parameters = 0;
-    if (std::sscanf(output.c_str(), "%lf %lf %lf %lld", &step_ms, &allreduce_ms, &bare_ms,
-                    &parameters) != 4) {
+    if (!parse(RunWorkers(world, model, batch, steps, features))) {
       std::printf("%7d failed\n", world);
       continue;
     }
