@@ -10,8 +10,8 @@ packages=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler libabsl-dev
   # Tensors, collectives, and a fast BLAS (the reference BLAS is ~20x slower for LibTorch).
   libtorch-dev libgloo-dev libopenblas0-openmp
-  # Ledger and job store.
-  libsqlite3-dev
+  # Ledger and job store; the CSPRNG behind privacy noise (OpenSSL's DRBG).
+  libsqlite3-dev libssl-dev
   # Tests and benchmarks.
   libgtest-dev libgmock-dev libbenchmark-dev
   # Real data for the demo job.

@@ -1,8 +1,9 @@
 #include "worker/secure_random.h"
 
-#include <sys/random.h>
+#include <openssl/err.h>
+#include <openssl/rand.h>
 
-#include <cerrno>
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -20,14 +21,17 @@ constexpr int64_t kChunk = 4096;
 void FillSecureRandomBytes(void* out, size_t bytes) {
   auto* cursor = static_cast<unsigned char*>(out);
   while (bytes > 0) {
-    const ssize_t got = getrandom(cursor, bytes, 0);
-    if (got < 0) {
-      if (errno == EINTR) continue;
-      std::perror("dpfleet: getrandom failed; refusing to continue without privacy randomness");
+    // RAND_priv_bytes takes an int length.
+    const int request = static_cast<int>(std::min<size_t>(bytes, 1 << 30));
+    if (RAND_priv_bytes(cursor, request) != 1) {
+      std::fprintf(stderr,
+                   "dpfleet: OpenSSL's DRBG failed (%s); refusing to continue without privacy "
+                   "randomness\n",
+                   ERR_error_string(ERR_get_error(), nullptr));
       std::abort();
     }
-    cursor += got;
-    bytes -= static_cast<size_t>(got);
+    cursor += request;
+    bytes -= static_cast<size_t>(request);
   }
 }
 
@@ -53,17 +57,26 @@ std::vector<int64_t> SecurePoissonSample(int64_t n, double q) {
 }
 
 void AddSecureGaussianNoise(float* data, int64_t n, double stddev) {
+  constexpr int kSummands = 4;
+  // stddev / sqrt(4) is an exact power-of-two scaling of stddev.
+  const double summand_stddev = stddev / 2;
   uint64_t words[kChunk];
+  double noise[kChunk];
   for (int64_t start = 0; start < n; start += kChunk) {
     const int64_t count = std::min(kChunk, n - start);
-    // Two uniforms give two normals.
-    FillSecureRandomBytes(words, ((count + 1) / 2) * 2 * sizeof(uint64_t));
-    for (int64_t i = 0; i < count; i += 2) {
-      const double radius = std::sqrt(-2.0 * std::log(UniformOpenZero(words[i])));
-      const double angle = 2.0 * M_PI * UniformOpenZero(words[i + 1]);
-      data[start + i] += static_cast<float>(stddev * radius * std::cos(angle));
-      if (i + 1 < count)
-        data[start + i + 1] += static_cast<float>(stddev * radius * std::sin(angle));
+    std::fill(noise, noise + count, 0.0);
+    for (int summand = 0; summand < kSummands; ++summand) {
+      // Two uniforms give two normals, which go to different coordinates.
+      FillSecureRandomBytes(words, ((count + 1) / 2) * 2 * sizeof(uint64_t));
+      for (int64_t i = 0; i < count; i += 2) {
+        const double radius = std::sqrt(-2.0 * std::log(UniformOpenZero(words[i])));
+        const double angle = 2.0 * M_PI * UniformOpenZero(words[i + 1]);
+        noise[i] += radius * std::cos(angle);
+        if (i + 1 < count) noise[i + 1] += radius * std::sin(angle);
+      }
+    }
+    for (int64_t i = 0; i < count; ++i) {
+      data[start + i] += static_cast<float>(summand_stddev * noise[i]);
     }
   }
 }
