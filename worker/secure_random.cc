@@ -1,5 +1,6 @@
 #include "worker/secure_random.h"
 
+#include <ATen/Parallel.h>
 #include <openssl/err.h>
 #include <openssl/rand.h>
 
@@ -60,25 +61,30 @@ void AddSecureGaussianNoise(float* data, int64_t n, double stddev) {
   constexpr int kSummands = 4;
   // stddev / sqrt(4) is an exact power-of-two scaling of stddev.
   const double summand_stddev = stddev / 2;
-  uint64_t words[kChunk];
-  double noise[kChunk];
-  for (int64_t start = 0; start < n; start += kChunk) {
-    const int64_t count = std::min(kChunk, n - start);
-    std::fill(noise, noise + count, 0.0);
-    for (int summand = 0; summand < kSummands; ++summand) {
-      // Two uniforms give two normals, which go to different coordinates.
-      FillSecureRandomBytes(words, ((count + 1) / 2) * 2 * sizeof(uint64_t));
-      for (int64_t i = 0; i < count; i += 2) {
-        const double radius = std::sqrt(-2.0 * std::log(UniformOpenZero(words[i])));
-        const double angle = 2.0 * M_PI * UniformOpenZero(words[i + 1]);
-        noise[i] += radius * std::cos(angle);
-        if (i + 1 < count) noise[i + 1] += radius * std::sin(angle);
+  const int64_t chunks = (n + kChunk - 1) / kChunk;
+  // Chunks are independent, so they run on the intra-op threads; OpenSSL keeps one DRBG per thread.
+  at::parallel_for(0, chunks, 1, [&](int64_t first_chunk, int64_t end_chunk) {
+    std::vector<uint64_t> words(kChunk);
+    std::vector<double> noise(kChunk);
+    for (int64_t chunk = first_chunk; chunk < end_chunk; ++chunk) {
+      const int64_t start = chunk * kChunk;
+      const int64_t count = std::min(kChunk, n - start);
+      std::fill(noise.begin(), noise.begin() + count, 0.0);
+      for (int summand = 0; summand < kSummands; ++summand) {
+        // Two uniforms give two normals, which go to different coordinates.
+        FillSecureRandomBytes(words.data(), ((count + 1) / 2) * 2 * sizeof(uint64_t));
+        for (int64_t i = 0; i < count; i += 2) {
+          const double radius = std::sqrt(-2.0 * std::log(UniformOpenZero(words[i])));
+          const double angle = 2.0 * M_PI * UniformOpenZero(words[i + 1]);
+          noise[i] += radius * std::cos(angle);
+          if (i + 1 < count) noise[i + 1] += radius * std::sin(angle);
+        }
+      }
+      for (int64_t i = 0; i < count; ++i) {
+        data[start + i] += static_cast<float>(summand_stddev * noise[i]);
       }
     }
-    for (int64_t i = 0; i < count; ++i) {
-      data[start + i] += static_cast<float>(summand_stddev * noise[i]);
-    }
-  }
+  });
 }
 
 }  // namespace dpfleet::worker

@@ -28,7 +28,8 @@ std::vector<int64_t> SecurePoissonSample(int64_t n, double q);
 // continuous samplers (Mironov 2012; Jin et al. 2022): inverting one sample to its uniforms takes
 // ~2^53 guesses, inverting the sum ~2^(53*3). It raises the attacker's cost; it is not a proof that
 // every float output is reachable from every input, which only a discrete Gaussian on a grid with
-// the input snapped to it would give (Canonne, Kamath, Steinke 2020).
+// the input snapped to it would give (Canonne, Kamath, Steinke 2020). Runs on the intra-op threads
+// (at::set_num_threads).
 void AddSecureGaussianNoise(float* data, int64_t n, double stddev);
 
 }  // namespace dpfleet::worker
