@@ -12,7 +12,7 @@
 
 namespace dpfleet::worker {
 
-// Fills `out` with `bytes` uniformly random bytes from OpenSSL's RAND_priv_bytes (14x the
+// Fills `out` with `bytes` uniformly random bytes from OpenSSL's RAND_priv_bytes (11x the
 // throughput of getrandom(2) here, see bench/noise_bench). Aborts the process if the generator
 // fails: continuing without privacy randomness is never acceptable.
 void FillSecureRandomBytes(void* out, size_t bytes);
