@@ -163,28 +163,24 @@ TEST(AccountantCrash, SigkillMidTrafficLosesNothingAcknowledged) {
   ASSERT_GT(record.acknowledged_commit.size(), 10u) << "too little traffic before the kill";
 
   Accountant restarted(ledger);
+  auto commit = [&restarted](const std::string& id, int64_t steps) {
+    v1::CommitRequest request;
+    request.set_reservation_id(id);
+    request.set_steps_run(steps);
+    v1::CommitResponse response;
+    return restarted.stub().Commit(As(kCoordinatorToken).get(), request, &response);
+  };
   // Every acknowledged commit is there, with its steps: the same commit is OK, another is refused.
   for (const auto& [id, steps] : record.acknowledged_commit) {
-    v1::CommitRequest commit;
-    commit.set_reservation_id(id);
-    commit.set_steps_run(steps);
-    v1::CommitResponse committed;
-    ASSERT_TRUE(restarted.stub().Commit(As(kCoordinatorToken).get(), commit, &committed).ok())
-        << id;
-    commit.set_steps_run(steps == 0 ? 1 : steps - 1);
-    EXPECT_EQ(restarted.stub().Commit(As(kCoordinatorToken).get(), commit, &committed).error_code(),
+    ASSERT_TRUE(commit(id, steps).ok()) << id;
+    EXPECT_EQ(commit(id, steps == 0 ? 1 : steps - 1).error_code(),
               grpc::StatusCode::FAILED_PRECONDITION)
         << id << " lost its committed steps";
   }
   // Every acknowledged reservation is there: the clients can finish them.
   int64_t total_steps = 0;
   for (const auto& [id, steps] : record.intended_commit) {
-    v1::CommitRequest commit;
-    commit.set_reservation_id(id);
-    commit.set_steps_run(steps);
-    v1::CommitResponse committed;
-    ASSERT_TRUE(restarted.stub().Commit(As(kCoordinatorToken).get(), commit, &committed).ok())
-        << id;
+    ASSERT_TRUE(commit(id, steps).ok()) << id;
     total_steps += steps;
   }
   v1::GetBudgetRequest get;
