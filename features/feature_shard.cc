@@ -15,12 +15,13 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "common/status.h"
 
 namespace dpfleet::features {
 namespace {
 
 constexpr char kMagic[8] = {'D', 'P', 'F', 'S', 'H', 'A', 'R', 'D'};
-constexpr uint32_t kVersion = 1;
+constexpr uint32_t kVersion = 2;
 constexpr size_t kHeaderBytes = 64;
 constexpr size_t kChecksumOffset = 40;
 constexpr size_t kAlignment = 64;
@@ -117,6 +118,8 @@ struct Header {
   uint64_t rows;
   uint64_t dim;
   uint32_t num_classes;
+  uint64_t first_row;
+  uint64_t total_rows;
 };
 
 void EncodeHeader(const Header& header, uint64_t checksum, unsigned char out[kHeaderBytes]) {
@@ -128,61 +131,135 @@ void EncodeHeader(const Header& header, uint64_t checksum, unsigned char out[kHe
   std::memcpy(out + 24, &header.dim, 8);
   std::memcpy(out + 32, &header.num_classes, 4);
   std::memcpy(out + kChecksumOffset, &checksum, 8);
+  std::memcpy(out + 48, &header.first_row, 8);
+  std::memcpy(out + 56, &header.total_rows, 8);
 }
 
 }  // namespace
 
-absl::Status WriteFeatureShard(const std::string& path, const at::Tensor& features,
-                               const at::Tensor& labels, int64_t num_classes,
-                               at::ScalarType dtype) {
-  if (features.dim() != 2 || labels.dim() != 1 || features.size(0) != labels.size(0)) {
-    return absl::InvalidArgumentError("need features [N, D] and labels [N]");
+struct FeatureShardWriter::State {
+  std::string path;
+  std::string temp_path;
+  std::ofstream out;
+  Header header;
+  StreamChecksum checksum;
+  at::ScalarType dtype;
+  bool finished = false;
+
+  void Write(const void* data, size_t length) {
+    out.write(static_cast<const char*>(data), static_cast<std::streamsize>(length));
+    checksum.Update(data, length);
+  }
+};
+
+FeatureShardWriter::FeatureShardWriter(std::unique_ptr<State> state) : state_(std::move(state)) {}
+
+FeatureShardWriter::~FeatureShardWriter() {
+  if (!state_->finished) {
+    state_->out.close();
+    std::remove(state_->temp_path.c_str());
+  }
+}
+
+absl::StatusOr<std::unique_ptr<FeatureShardWriter>> FeatureShardWriter::Create(
+    const std::string& path, const at::Tensor& labels, int64_t dim, int64_t num_classes,
+    at::ScalarType dtype, ShardPlacement placement) {
+  if (labels.dim() != 1 || dim < 1) {
+    return absl::InvalidArgumentError("need labels [N] and at least one feature per row");
   }
   if (num_classes < 1 || num_classes > INT32_MAX) {
     return absl::InvalidArgumentError(absl::StrCat("num_classes out of range: ", num_classes));
   }
   auto code = CodeOf(dtype);
   if (!code.ok()) return code.status();
+  const int64_t rows = labels.size(0);
+  if (placement.total_rows == 0) placement.total_rows = rows;
+  if (placement.first_row < 0 || placement.first_row + rows > placement.total_rows) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("rows [", placement.first_row, ", ", placement.first_row + rows,
+                     ") do not fit a dataset of ", placement.total_rows, " rows"));
+  }
   const at::Tensor label_values = labels.to(at::kInt).contiguous();
-  if (label_values.numel() > 0 && (label_values.min().item<int32_t>() < 0 ||
-                                   label_values.max().item<int32_t>() >= num_classes)) {
+  if (rows > 0 && (label_values.min().item<int32_t>() < 0 ||
+                   label_values.max().item<int32_t>() >= num_classes)) {
     return absl::InvalidArgumentError(absl::StrCat("labels must lie in [0, ", num_classes, ")"));
   }
-  const Header header{kVersion, *code, static_cast<uint64_t>(features.size(0)),
-                      static_cast<uint64_t>(features.size(1)), static_cast<uint32_t>(num_classes)};
+  auto state = std::make_unique<State>();
+  state->path = path;
+  state->temp_path = path + ".tmp";
+  state->dtype = dtype;
+  state->header = Header{kVersion,
+                         *code,
+                         static_cast<uint64_t>(rows),
+                         static_cast<uint64_t>(dim),
+                         static_cast<uint32_t>(num_classes),
+                         static_cast<uint64_t>(placement.first_row),
+                         static_cast<uint64_t>(placement.total_rows)};
+  state->out.open(state->temp_path, std::ios::binary | std::ios::trunc);
+  if (!state->out) return absl::InternalError(absl::StrCat("cannot create ", state->temp_path));
   unsigned char header_bytes[kHeaderBytes];
-  EncodeHeader(header, 0, header_bytes);
-  StreamChecksum checksum;
-  checksum.Update(header_bytes, kHeaderBytes);
+  EncodeHeader(state->header, 0, header_bytes);
+  state->Write(header_bytes, kHeaderBytes);
+  state->Write(label_values.data_ptr(), 4 * static_cast<size_t>(rows));
+  const std::vector<char> padding(FeaturesOffset(rows) - kHeaderBytes - 4 * rows, 0);
+  state->Write(padding.data(), padding.size());
+  return std::unique_ptr<FeatureShardWriter>(new FeatureShardWriter(std::move(state)));
+}
 
-  const std::string temp = path + ".tmp";
-  std::ofstream out(temp, std::ios::binary | std::ios::trunc);
-  auto write = [&](const void* data, size_t length) {
-    out.write(static_cast<const char*>(data), static_cast<std::streamsize>(length));
-    checksum.Update(data, length);
-  };
-  out.write(reinterpret_cast<const char*>(header_bytes), kHeaderBytes);
-  write(label_values.data_ptr(), 4 * static_cast<size_t>(label_values.numel()));
-  const std::vector<char> padding(
-      FeaturesOffset(features.size(0)) - kHeaderBytes - 4 * label_values.numel(), 0);
-  write(padding.data(), padding.size());
+absl::Status FeatureShardWriter::Append(const at::Tensor& features) {
+  const Header& header = state_->header;
+  if (features.dim() != 2 || features.size(1) != static_cast<int64_t>(header.dim)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("appended features must be [n, ", header.dim, "]"));
+  }
+  if (rows_written_ + features.size(0) > static_cast<int64_t>(header.rows)) {
+    return absl::InvalidArgumentError(absl::StrCat("appending ", features.size(0), " rows to ",
+                                                   rows_written_, " exceeds the shard's ",
+                                                   header.rows, " labelled rows"));
+  }
   constexpr int64_t kRowsPerChunk = 4096;
   for (int64_t start = 0; start < features.size(0); start += kRowsPerChunk) {
     const at::Tensor chunk =
         features.slice(0, start, std::min(features.size(0), start + kRowsPerChunk))
-            .to(dtype)
+            .to(at::kCPU, state_->dtype)
             .contiguous();
-    write(chunk.data_ptr(), chunk.numel() * chunk.element_size());
+    state_->Write(chunk.data_ptr(), chunk.numel() * chunk.element_size());
   }
-  EncodeHeader(header, checksum.Final(), header_bytes);
-  out.seekp(0);
-  out.write(reinterpret_cast<const char*>(header_bytes), kHeaderBytes);
-  out.close();
-  if (!out) return absl::InternalError(absl::StrCat("cannot write ", temp));
-  if (std::rename(temp.c_str(), path.c_str()) != 0) {
-    return absl::InternalError(absl::StrCat("cannot rename ", temp, " to ", path));
-  }
+  rows_written_ += features.size(0);
+  if (!state_->out) return absl::InternalError(absl::StrCat("cannot write ", state_->temp_path));
   return absl::OkStatus();
+}
+
+absl::Status FeatureShardWriter::Finish() {
+  if (rows_written_ != static_cast<int64_t>(state_->header.rows)) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "shard ", state_->path, " has ", rows_written_, " of its ", state_->header.rows, " rows"));
+  }
+  unsigned char header_bytes[kHeaderBytes];
+  EncodeHeader(state_->header, state_->checksum.Final(), header_bytes);
+  state_->out.seekp(0);
+  state_->out.write(reinterpret_cast<const char*>(header_bytes), kHeaderBytes);
+  state_->out.close();
+  if (!state_->out) return absl::InternalError(absl::StrCat("cannot write ", state_->temp_path));
+  if (std::rename(state_->temp_path.c_str(), state_->path.c_str()) != 0) {
+    return absl::InternalError(
+        absl::StrCat("cannot rename ", state_->temp_path, " to ", state_->path));
+  }
+  state_->finished = true;
+  return absl::OkStatus();
+}
+
+absl::Status WriteFeatureShard(const std::string& path, const at::Tensor& features,
+                               const at::Tensor& labels, int64_t num_classes, at::ScalarType dtype,
+                               ShardPlacement placement) {
+  if (features.dim() != 2 || labels.dim() != 1 || features.size(0) != labels.size(0)) {
+    return absl::InvalidArgumentError("need features [N, D] and labels [N]");
+  }
+  DPFLEET_ASSIGN_OR_RETURN(
+      std::unique_ptr<FeatureShardWriter> writer,
+      FeatureShardWriter::Create(path, labels, features.size(1), num_classes, dtype, placement));
+  DPFLEET_RETURN_IF_ERROR(writer->Append(features));
+  return writer->Finish();
 }
 
 absl::StatusOr<std::unique_ptr<FeatureShard>> FeatureShard::Open(const std::string& path,
@@ -217,11 +294,20 @@ absl::StatusOr<std::unique_ptr<FeatureShard>> FeatureShard::Open(const std::stri
   std::memcpy(&header.rows, bytes + 16, 8);
   std::memcpy(&header.dim, bytes + 24, 8);
   std::memcpy(&header.num_classes, bytes + 32, 4);
+  std::memcpy(&header.first_row, bytes + 48, 8);
+  std::memcpy(&header.total_rows, bytes + 56, 8);
   uint64_t stored_checksum;
   std::memcpy(&stored_checksum, bytes + kChecksumOffset, 8);
-  if (header.version != kVersion) {
+  if (header.version < 1 || header.version > kVersion) {
     return absl::DataLossError(
-        absl::StrCat(path, " has format version ", header.version, "; this reads ", kVersion));
+        absl::StrCat(path, " has format version ", header.version, "; this reads 1 to ", kVersion));
+  }
+  if (header.version == 1) header.total_rows = header.rows;
+  if (header.total_rows > (uint64_t{1} << 40) || header.first_row > header.total_rows ||
+      header.rows > header.total_rows - header.first_row) {
+    return absl::DataLossError(absl::StrCat(path, " claims rows [", header.first_row, ", ",
+                                            header.first_row + header.rows, ") of a dataset of ",
+                                            header.total_rows, " rows"));
   }
   auto dtype = DtypeOf(header.dtype);
   if (!dtype.ok()) return absl::DataLossError(absl::StrCat(path, ": ", dtype.status().message()));
@@ -240,6 +326,8 @@ absl::StatusOr<std::unique_ptr<FeatureShard>> FeatureShard::Open(const std::stri
   shard->dim_ = static_cast<int64_t>(header.dim);
   shard->num_classes_ = header.num_classes;
   shard->dtype_ = *dtype;
+  shard->placement_ = ShardPlacement{static_cast<int64_t>(header.first_row),
+                                     static_cast<int64_t>(header.total_rows)};
   shard->features_offset_ = offset;
   if (verify_checksum) {
     unsigned char header_bytes[kHeaderBytes];
@@ -352,6 +440,13 @@ absl::StatusOr<at::ScalarType> NpyDtype(const std::string& descr, const std::str
 }
 
 }  // namespace
+
+std::string ShardFileName(const std::string& split, int64_t part, int64_t parts) {
+  char suffix[48];
+  std::snprintf(suffix, sizeof(suffix), "-%05lld-of-%05lld.dpf", static_cast<long long>(part),
+                static_cast<long long>(parts));
+  return split + suffix;
+}
 
 absl::StatusOr<std::pair<at::Tensor, at::Tensor>> ReadNpyFeatures(const std::string& features_path,
                                                                   const std::string& labels_path) {

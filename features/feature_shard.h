@@ -4,12 +4,15 @@
 // Feature shards: the frozen-backbone features of (a shard of) a private image dataset, written
 // once by feature extraction and memory-mapped by the workers that finetune a linear head on them.
 //
-// File layout (little-endian), frozen at version 1:
+// File layout (little-endian), version 2:
 //   bytes 0..63   header: magic "DPFSHARD", u32 version, u32 dtype (1 float32, 2 float16,
 //                 3 bfloat16), u64 rows, u64 dim, u32 num_classes, u32 reserved (0),
-//                 u64 checksum, 16 bytes reserved (0)
+//                 u64 checksum, u64 first_row, u64 total_rows
 //   then          labels: rows x int32
 //   then          features: rows x dim values of dtype, starting at a 64-byte aligned offset
+// A shard is one part of a dataset that may be split over machines: it holds the dataset's rows
+// [first_row, first_row + rows) of total_rows. Version 1 (the last 16 header bytes zero) is still
+// read, as a shard holding its whole dataset.
 // The checksum covers the header (with its checksum field zeroed) and everything after it, so a
 // truncated, extended or corrupted shard is refused, never silently used.
 
@@ -23,12 +26,50 @@
 
 namespace dpfleet::features {
 
-// Writes `features` [N, D] (any floating type; stored as `dtype`: kFloat, kHalf or kBFloat16) and
-// `labels` [N] (integers in [0, num_classes)) to `path` through a temporary file and a rename.
-// Errors: kInvalidArgument for mismatched shapes, a label out of range or an unsupported dtype;
-// kInternal when the file cannot be written.
+// Where a shard lies in its dataset: rows [first_row, first_row + rows) of total_rows.
+// total_rows == 0 means the shard is the whole dataset.
+struct ShardPlacement {
+  int64_t first_row = 0;
+  int64_t total_rows = 0;
+};
+
+// Writes a shard row block by row block, so that a part of a dataset larger than memory can be
+// written as it is computed. The file appears at `path` only when Finish() succeeds (it is written
+// as `path`.tmp and renamed); a writer destroyed before that removes its temporary file.
+class FeatureShardWriter {
+ public:
+  // Starts a shard of `labels.size(0)` rows of `dim` features stored as `dtype` (kFloat, kHalf or
+  // kBFloat16). Errors: kInvalidArgument for a label outside [0, num_classes), an unsupported dtype
+  // or a placement that does not fit; kInternal when the file cannot be created.
+  static absl::StatusOr<std::unique_ptr<FeatureShardWriter>> Create(
+      const std::string& path, const at::Tensor& labels, int64_t dim, int64_t num_classes,
+      at::ScalarType dtype, ShardPlacement placement = {});
+  ~FeatureShardWriter();
+  FeatureShardWriter(const FeatureShardWriter&) = delete;
+  FeatureShardWriter& operator=(const FeatureShardWriter&) = delete;
+
+  // Appends the next `features.size(0)` rows ([n, dim], any floating type). Errors:
+  // kInvalidArgument for a wrong width or more rows than the labels; kInternal on a write error.
+  absl::Status Append(const at::Tensor& features);
+
+  // Completes the checksum and publishes the file. Errors: kFailedPrecondition when rows are
+  // missing; kInternal when the file cannot be written or renamed.
+  absl::Status Finish();
+
+  int64_t rows_written() const { return rows_written_; }
+
+ private:
+  struct State;
+  explicit FeatureShardWriter(std::unique_ptr<State> state);
+
+  std::unique_ptr<State> state_;
+  int64_t rows_written_ = 0;
+};
+
+// Writes `features` [N, D] and `labels` [N] as one shard (FeatureShardWriter, in one call).
 absl::Status WriteFeatureShard(const std::string& path, const at::Tensor& features,
-                               const at::Tensor& labels, int64_t num_classes, at::ScalarType dtype);
+                               const at::Tensor& labels, int64_t num_classes, at::ScalarType dtype,
+                               ShardPlacement placement = {});
 
 // A memory-mapped shard. Not copyable; the tensors it hands out view the mapping and must not
 // outlive it. Thread-safe for reading.
@@ -37,7 +78,7 @@ class FeatureShard {
   // Maps and checks `path`: header, sizes against the file's length, and (when `verify_checksum`)
   // the checksum, which reads the whole file once. Errors: kNotFound for a missing file; kDataLoss
   // naming what is wrong (bad magic, unknown version or dtype, truncated or over-long file,
-  // checksum mismatch, label out of range).
+  // checksum mismatch, label out of range, a placement outside its dataset).
   static absl::StatusOr<std::unique_ptr<FeatureShard>> Open(const std::string& path,
                                                             bool verify_checksum = true);
   ~FeatureShard();
@@ -48,6 +89,8 @@ class FeatureShard {
   int64_t dim() const { return dim_; }
   int64_t num_classes() const { return num_classes_; }
   at::ScalarType dtype() const { return dtype_; }
+  // The shard's place in its dataset (placement().total_rows is never 0 here).
+  ShardPlacement placement() const { return placement_; }
 
   // [rows, dim] of dtype(), viewing the mapping (no copy).
   at::Tensor features() const;
@@ -64,8 +107,13 @@ class FeatureShard {
   int64_t dim_ = 0;
   int64_t num_classes_ = 0;
   at::ScalarType dtype_ = at::kFloat;
+  ShardPlacement placement_;
   size_t features_offset_ = 0;
 };
+
+// The file name of part `part` of `parts` of a split: "train-00003-of-00008.dpf". A dataset folder
+// holds a split as `split`.dpf or as any of its parts.
+std::string ShardFileName(const std::string& split, int64_t part, int64_t parts);
 
 // Reads features computed elsewhere: a 2-D C-ordered float32 or float16 `.npy` file and a 1-D
 // integer

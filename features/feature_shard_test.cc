@@ -30,6 +30,52 @@ TEST(FeatureShard, RoundTripsInEveryStorageType) {
   }
 }
 
+TEST(FeatureShard, RecordsWhereAPartLiesInItsDataset) {
+  const std::string path = TempPath("part.dpf");
+  ASSERT_TRUE(WriteFeatureShard(path, at::randn({6, 3}), at::zeros({6}), 2, at::kHalf,
+                                ShardPlacement{10, 16})
+                  .ok());
+  auto shard = FeatureShard::Open(path);
+  ASSERT_TRUE(shard.ok()) << shard.status();
+  EXPECT_EQ((*shard)->placement().first_row, 10);
+  EXPECT_EQ((*shard)->placement().total_rows, 16);
+
+  auto whole = WriteFeatureShard(path, at::randn({6, 3}), at::zeros({6}), 2, at::kHalf);
+  ASSERT_TRUE(whole.ok());
+  EXPECT_EQ((*FeatureShard::Open(path))->placement().total_rows, 6);
+  EXPECT_EQ(WriteFeatureShard(path, at::randn({6, 3}), at::zeros({6}), 2, at::kHalf,
+                              ShardPlacement{11, 16})
+                .code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST(FeatureShardWriter, StreamsBlocksAndPublishesOnlyWhenComplete) {
+  const std::string path = TempPath("streamed.dpf");
+  std::remove(path.c_str());
+  const at::Tensor features = at::randn({10, 4});
+  const at::Tensor labels = at::randint(0, 3, {10}, at::kLong);
+  {
+    auto writer = FeatureShardWriter::Create(path, labels, 4, 3, at::kFloat);
+    ASSERT_TRUE(writer.ok()) << writer.status();
+    ASSERT_TRUE((*writer)->Append(features.slice(0, 0, 7)).ok());
+    EXPECT_EQ((*writer)->Finish().code(), absl::StatusCode::kFailedPrecondition);
+    EXPECT_EQ((*writer)->Append(at::randn({4, 4})).code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_EQ((*writer)->Append(at::randn({3, 5})).code(), absl::StatusCode::kInvalidArgument);
+  }
+  // Abandoned: neither the shard nor its temporary file is left behind.
+  EXPECT_EQ(FeatureShard::Open(path).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_FALSE(std::ifstream(path + ".tmp").good());
+
+  auto writer = FeatureShardWriter::Create(path, labels, 4, 3, at::kFloat);
+  ASSERT_TRUE(writer.ok());
+  ASSERT_TRUE((*writer)->Append(features.slice(0, 0, 7)).ok());
+  ASSERT_TRUE((*writer)->Append(features.slice(0, 7, 10)).ok());
+  ASSERT_TRUE((*writer)->Finish().ok());
+  auto shard = FeatureShard::Open(path);
+  ASSERT_TRUE(shard.ok()) << shard.status();
+  EXPECT_TRUE(at::equal((*shard)->features(), features));
+}
+
 TEST(FeatureShard, RefusesTruncatedCorruptOrForeignFiles) {
   const std::string path = TempPath("bad.dpf");
   ASSERT_TRUE(

@@ -1,0 +1,75 @@
+#include "features/jpeg.h"
+
+#include <fstream>
+#include <iterator>
+
+#include "gtest/gtest.h"
+
+namespace dpfleet::features {
+namespace {
+
+std::string TempPath(const std::string& name) {
+  return std::string(getenv("TEST_TMPDIR") ? getenv("TEST_TMPDIR") : "/tmp") + "/" + name;
+}
+
+// A smooth test picture: red grows to the right, green downwards, blue is constant.
+at::Tensor Gradient(int64_t height, int64_t width) {
+  const at::Tensor x = at::linspace(0, 255, width).view({1, width}).expand({height, width});
+  const at::Tensor y = at::linspace(0, 255, height).view({height, 1}).expand({height, width});
+  return at::stack({x, y, at::full({height, width}, 100.0)}, 2).round().to(at::kByte);
+}
+
+TEST(Jpeg, RoundTripsAPicture) {
+  const std::string path = TempPath("picture.jpg");
+  const at::Tensor picture = Gradient(60, 80);
+  ASSERT_TRUE(EncodeJpeg(path, picture, 95).ok());
+  auto decoded = DecodeJpeg(path);
+  ASSERT_TRUE(decoded.ok()) << decoded.status();
+  ASSERT_EQ(decoded->sizes(), picture.sizes());
+  const double mean_error =
+      (decoded->to(at::kFloat) - picture.to(at::kFloat)).abs().mean().item<double>();
+  EXPECT_LT(mean_error, 2.0);
+}
+
+TEST(Jpeg, DecodesAtTheSmallestScaleAboveTheShorterSide) {
+  const std::string path = TempPath("large.jpg");
+  ASSERT_TRUE(EncodeJpeg(path, Gradient(300, 400)).ok());
+  auto half = DecodeJpeg(path, /*min_short_side=*/100);  // 1/4 would give 75 < 100.
+  ASSERT_TRUE(half.ok());
+  EXPECT_EQ(half->size(0), 150);
+  EXPECT_EQ(half->size(1), 200);
+  auto eighth = DecodeJpeg(path, 30);
+  ASSERT_TRUE(eighth.ok());
+  EXPECT_EQ(eighth->size(0), 38);  // 300 / 8, rounded up.
+  EXPECT_EQ(DecodeJpeg(path, 301)->size(0), 300);
+}
+
+TEST(Jpeg, RefusesFilesThatAreNotWholeJpegs) {
+  EXPECT_EQ(DecodeJpeg(TempPath("missing.jpg")).status().code(), absl::StatusCode::kNotFound);
+
+  const std::string path = TempPath("whole.jpg");
+  ASSERT_TRUE(EncodeJpeg(path, Gradient(64, 64)).ok());
+  std::string bytes;
+  {
+    std::ifstream in(path, std::ios::binary);
+    bytes.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  const std::string truncated = TempPath("truncated.jpg");
+  std::ofstream(truncated, std::ios::binary) << bytes.substr(0, bytes.size() / 2);
+  auto cut = DecodeJpeg(truncated);
+  ASSERT_EQ(cut.status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_NE(cut.status().message().find(truncated), std::string::npos);
+
+  const std::string png = TempPath("renamed.JPEG");
+  std::ofstream(png, std::ios::binary) << "\x89PNG\r\n\x1a\n" << std::string(64, '\0');
+  auto renamed = DecodeJpeg(png);
+  ASSERT_EQ(renamed.status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_NE(renamed.status().message().find("PNG"), std::string::npos);
+
+  const std::string text = TempPath("text.jpg");
+  std::ofstream(text) << "not an image at all";
+  EXPECT_EQ(DecodeJpeg(text).status().code(), absl::StatusCode::kDataLoss);
+}
+
+}  // namespace
+}  // namespace dpfleet::features
