@@ -58,16 +58,14 @@ int64_t PeakKilobytes() {
 
 // The non-private step's matrix products on this rank's shard, micro-batch by micro-batch:
 // logits X W^T and the weight gradient dY^T X, in float32 like the DP step.
-double BareMatmulSeconds(const Dataset& dataset, int rank, int world, int64_t classes,
-                         int64_t micro_batch) {
-  const int64_t n = dataset.train_inputs.size(0);
-  const int64_t begin = n * rank / world, end = n * (rank + 1) / world;
-  const at::Tensor weight = at::randn({classes, dataset.train_inputs.size(1)});
+double BareMatmulSeconds(const Dataset& dataset, int64_t classes, int64_t micro_batch) {
+  const at::Tensor& inputs = dataset.train_blocks.front().inputs;
+  const int64_t rows = inputs.size(0);
+  const at::Tensor weight = at::randn({classes, inputs.size(1)});
   at::Tensor gradient = at::zeros_like(weight);
   const absl::Time start = absl::Now();
-  for (int64_t b = begin; b < end; b += micro_batch) {
-    const at::Tensor x =
-        dataset.train_inputs.slice(0, b, std::min(end, b + micro_batch)).to(at::kFloat);
+  for (int64_t b = 0; b < rows; b += micro_batch) {
+    const at::Tensor x = inputs.slice(0, b, std::min(rows, b + micro_batch)).to(at::kFloat);
     const at::Tensor logits = x.mm(weight.t());
     gradient.add_(logits.t().mm(x));
   }
@@ -106,17 +104,24 @@ int RunRank(int rank, int world, int port, const std::string& model, int64_t bat
   at::manual_seed(1);  // Synthetic data only; the trainer's privacy randomness comes from the OS.
   auto dataset = std::make_shared<Dataset>();
   if (features.dim > 0) {
-    dataset->train_inputs = at::randn({features.rows, features.dim}).to(at::kHalf);
-    dataset->train_labels = at::randint(0, features.classes, {features.rows}, at::kLong);
+    // Each rank holds only its own part, as a worker given one part of a feature dataset does.
+    const int64_t begin = features.rows * rank / world, end = features.rows * (rank + 1) / world;
+    at::Tensor inputs = at::empty({end - begin, features.dim}, at::kHalf);
+    for (int64_t b = 0; b < end - begin; b += 16384) {
+      inputs.slice(0, b, std::min(end - begin, b + 16384)).normal_();
+    }
+    dataset->train_examples = features.rows;
+    dataset->train_blocks = {TrainingBlock{
+        begin, inputs, at::randint(0, features.classes, {end - begin}, at::kLong)}};
     dataset->num_classes = features.classes;
   } else {
-    dataset->train_inputs = at::randn({kExamples, 1, 28, 28});
-    dataset->train_labels = at::randint(0, 10, {kExamples}, at::kLong);
+    dataset->SetTrainingSplit(at::randn({kExamples, 1, 28, 28}),
+                              at::randint(0, 10, {kExamples}, at::kLong));
     dataset->num_classes = 10;
   }
-  dataset->test_inputs = dataset->train_inputs.slice(0, 0, 100);
-  dataset->test_labels = dataset->train_labels.slice(0, 0, 100);
-  const int64_t examples = dataset->train_inputs.size(0);
+  dataset->test_inputs = dataset->train_blocks.front().inputs.slice(0, 0, 100);
+  dataset->test_labels = dataset->train_blocks.front().labels.slice(0, 0, 100);
+  const int64_t examples = dataset->train_examples;
   RendezvousOptions options{.store_port = port, .rank = rank, .world_size = world};
   auto store = ConnectRendezvousStore(options);
   if (!store.ok()) return 1;
@@ -164,8 +169,8 @@ int RunRank(int rank, int world, int port, const std::string& model, int64_t bat
     if (features.dim > 0) {
       matmul_seconds.clear();
       for (int i = 0; i < steps + 1; ++i) {  // The first is a warm-up.
-        const double seconds = BareMatmulSeconds(*dataset, rank, world, features.classes,
-                                                 trainer_options.micro_batch_size);
+        const double seconds =
+            BareMatmulSeconds(*dataset, features.classes, trainer_options.micro_batch_size);
         if (i > 0) matmul_seconds.push_back(seconds);
       }
     }

@@ -39,12 +39,7 @@ JobServiceImpl::~JobServiceImpl() {
 absl::StatusOr<v1::Job> JobServiceImpl::Admit(const v1::JobSpec& spec) {
   DPFLEET_RETURN_IF_ERROR(ValidateJobSpec(spec));
   DPFLEET_ASSIGN_OR_RETURN(const int64_t dataset_size, workers_->DatasetSize(spec.dataset()));
-  const int alive = workers_->CountAlive(spec.dataset());
-  if (spec.num_workers() > alive) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("num_workers is ", spec.num_workers(), " but only ", alive,
-                     " live worker(s) hold dataset '", spec.dataset(), "'"));
-  }
+  DPFLEET_RETURN_IF_ERROR(workers_->CheckPlacement(spec.dataset(), spec.num_workers()));
   DPFLEET_ASSIGN_OR_RETURN(const JobPlan plan, PlanJob(spec, dataset_size));
 
   v1::Job job;
@@ -164,9 +159,16 @@ grpc::Status WorkerRegistryImpl::RegisterWorker(grpc::ServerContext*,
   if (request->address().empty()) {
     return ToGrpcStatus(absl::InvalidArgumentError("address is required"));
   }
-  std::map<std::string, int64_t> datasets;
-  for (const v1::DatasetInfo& info : request->datasets())
-    datasets[info.name()] = info.train_examples();
+  std::map<std::string, HeldRows> datasets;
+  for (const v1::DatasetInfo& info : request->datasets()) {
+    const HeldRows held{info.train_examples(), info.held_begin(), info.held_end()};
+    if (held.begin < 0 || held.begin >= held.end || held.end > held.total) {
+      return ToGrpcStatus(absl::InvalidArgumentError(absl::StrCat(
+          "dataset '", info.name(), "': held rows [", held.begin, ", ", held.end,
+          ") do not lie in its ", held.total, " rows")));
+    }
+    datasets[info.name()] = held;
+  }
   response->set_worker_id(workers_->Register(request->address(), datasets));
   response->set_heartbeat_interval_ms(
       static_cast<int32_t>(absl::ToInt64Milliseconds(heartbeat_interval_)));
@@ -187,10 +189,12 @@ grpc::Status WorkerRegistryImpl::ListWorkers(grpc::ServerContext*, const v1::Lis
     status->set_address(record.address);
     status->set_alive(alive);
     status->set_job_id(record.job_id);
-    for (const auto& [name, examples] : record.train_examples) {
+    for (const auto& [name, held] : record.datasets) {
       v1::DatasetInfo* info = status->add_datasets();
       info->set_name(name);
-      info->set_train_examples(examples);
+      info->set_train_examples(held.total);
+      info->set_held_begin(held.begin);
+      info->set_held_end(held.end);
     }
   }
   return grpc::Status::OK;

@@ -150,7 +150,7 @@ void JobRunner::Run(const std::string& job_id) {
     // Wait for idle workers: the job's number, or after a failure whoever is left once
     // resume_wait has passed.
     const absl::Time settle_for_fewer = absl::Now() + options_.resume_wait;
-    std::vector<WorkerRecord> acquired;
+    std::vector<AcquiredWorker> acquired;
     while (true) {
       int wanted = job.spec().num_workers();
       if (attempt > 0 && absl::Now() > settle_for_fewer) {
@@ -166,10 +166,11 @@ void JobRunner::Run(const std::string& job_id) {
     }
     grpc::ChannelArguments channel_arguments;
     channel_arguments.SetMaxReceiveMessageSize(-1);  // Checkpoints can be large.
-    for (WorkerRecord& record : acquired) {
-      auto channel = grpc::CreateCustomChannel(record.address, grpc::InsecureChannelCredentials(),
-                                               channel_arguments);
-      peers.push_back({std::move(record), v1::WorkerService::NewStub(channel)});
+    for (AcquiredWorker& worker : acquired) {
+      auto channel = grpc::CreateCustomChannel(
+          worker.record.address, grpc::InsecureChannelCredentials(), channel_arguments);
+      peers.push_back({std::move(worker.record), worker.shard_begin, worker.shard_end,
+                       v1::WorkerService::NewStub(channel)});
     }
     if (attempt == 0)
       jobs_->Update(job_id, [](v1::Job& j) { j.set_state(v1::RUNNING); }).IgnoreError();
@@ -236,6 +237,8 @@ absl::Status JobRunner::RunAttempt(const v1::Job& job, int attempt, std::vector<
     v1::AssignShardRequest request;
     *request.mutable_assignment() = assignment;
     request.mutable_assignment()->set_rank(static_cast<int32_t>(rank));
+    request.mutable_assignment()->set_shard_begin(peers[rank].shard_begin);
+    request.mutable_assignment()->set_shard_end(peers[rank].shard_end);
     v1::AssignShardResponse response;
     auto context = ContextWithDeadline(options_.control_deadline);
     grpc::Status status = peers[rank].stub->AssignShard(context.get(), request, &response);

@@ -57,6 +57,8 @@ class JobRunner {
   };
   struct Peer {
     WorkerRecord record;
+    int64_t shard_begin = 0;  // The training rows this rank samples.
+    int64_t shard_end = 0;
     std::unique_ptr<v1::WorkerService::Stub> stub;
   };
 

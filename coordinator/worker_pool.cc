@@ -1,5 +1,7 @@
 #include "coordinator/worker_pool.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 
 namespace dpfleet::coordinator {
@@ -9,7 +11,7 @@ bool WorkerPool::AliveLocked(const WorkerRecord& worker) const {
 }
 
 std::string WorkerPool::Register(const std::string& address,
-                                 const std::map<std::string, int64_t>& datasets) {
+                                 const std::map<std::string, HeldRows>& datasets) {
   absl::MutexLock lock(&mu_);
   for (auto it = workers_.begin(); it != workers_.end();) {
     it = it->second.address == address ? workers_.erase(it) : std::next(it);
@@ -17,7 +19,7 @@ std::string WorkerPool::Register(const std::string& address,
   WorkerRecord record;
   record.worker_id = absl::StrCat("w-", next_id_++);
   record.address = address;
-  record.train_examples = datasets;
+  record.datasets = datasets;
   record.last_heartbeat = absl::Now();
   const std::string id = record.worker_id;
   workers_[id] = std::move(record);
@@ -32,17 +34,33 @@ absl::Status WorkerPool::Heartbeat(const std::string& worker_id) {
   return absl::OkStatus();
 }
 
+std::vector<const WorkerRecord*> WorkerPool::HoldersLocked(const std::string& dataset,
+                                                           bool idle_only) const {
+  std::vector<const WorkerRecord*> holders;
+  for (const auto& [id, worker] : workers_) {
+    if (AliveLocked(worker) && worker.datasets.count(dataset) > 0 &&
+        (!idle_only || worker.job_id.empty())) {
+      holders.push_back(&worker);
+    }
+  }
+  // Ids are "w-<n>": order by n, so that w-10 follows w-9.
+  std::sort(holders.begin(), holders.end(), [](const WorkerRecord* a, const WorkerRecord* b) {
+    return std::make_pair(a->worker_id.size(), a->worker_id) <
+           std::make_pair(b->worker_id.size(), b->worker_id);
+  });
+  return holders;
+}
+
 absl::StatusOr<int64_t> WorkerPool::DatasetSize(const std::string& dataset) const {
   absl::ReaderMutexLock lock(&mu_);
   int64_t size = -1;
-  for (const auto& [id, worker] : workers_) {
-    auto it = worker.train_examples.find(dataset);
-    if (it == worker.train_examples.end() || !AliveLocked(worker)) continue;
-    if (size >= 0 && size != it->second) {
+  for (const WorkerRecord* worker : HoldersLocked(dataset, /*idle_only=*/false)) {
+    const int64_t total = worker->datasets.at(dataset).total;
+    if (size >= 0 && size != total) {
       return absl::FailedPreconditionError(absl::StrCat("workers disagree on the size of dataset '",
-                                                        dataset, "': ", size, " and ", it->second));
+                                                        dataset, "': ", size, " and ", total));
     }
-    size = it->second;
+    size = total;
   }
   if (size < 0) {
     return absl::NotFoundError(absl::StrCat("no live worker holds dataset '", dataset, "'"));
@@ -52,27 +70,35 @@ absl::StatusOr<int64_t> WorkerPool::DatasetSize(const std::string& dataset) cons
 
 int WorkerPool::CountAlive(const std::string& dataset) const {
   absl::ReaderMutexLock lock(&mu_);
-  int count = 0;
-  for (const auto& [id, worker] : workers_) {
-    if (AliveLocked(worker) && worker.train_examples.count(dataset) > 0) ++count;
-  }
-  return count;
+  return static_cast<int>(HoldersLocked(dataset, /*idle_only=*/false).size());
 }
 
-std::vector<WorkerRecord> WorkerPool::Acquire(const std::string& dataset, int count,
-                                              const std::string& job_id) {
-  absl::MutexLock lock(&mu_);
-  std::vector<WorkerRecord*> idle;
-  for (auto& [id, worker] : workers_) {
-    if (worker.job_id.empty() && AliveLocked(worker) && worker.train_examples.count(dataset) > 0) {
-      idle.push_back(&worker);
-    }
+absl::Status WorkerPool::CheckPlacement(const std::string& dataset, int count) const {
+  absl::ReaderMutexLock lock(&mu_);
+  std::vector<HeldRows> held;
+  for (const WorkerRecord* worker : HoldersLocked(dataset, /*idle_only=*/false)) {
+    held.push_back(worker->datasets.at(dataset));
   }
-  if (static_cast<int>(idle.size()) < count) return {};
-  std::vector<WorkerRecord> acquired;
-  for (int i = 0; i < count; ++i) {
-    idle[i]->job_id = job_id;
-    acquired.push_back(*idle[i]);
+  const absl::StatusOr<std::vector<ShardRange>> plan = PlanShards(held, count);
+  if (plan.ok()) return absl::OkStatus();
+  return absl::Status(plan.status().code(),
+                      absl::StrCat("dataset '", dataset, "' with ", count, " worker(s): ",
+                                   plan.status().message()));
+}
+
+std::vector<AcquiredWorker> WorkerPool::Acquire(const std::string& dataset, int count,
+                                                const std::string& job_id) {
+  absl::MutexLock lock(&mu_);
+  const std::vector<const WorkerRecord*> idle = HoldersLocked(dataset, /*idle_only=*/true);
+  std::vector<HeldRows> held;
+  for (const WorkerRecord* worker : idle) held.push_back(worker->datasets.at(dataset));
+  const absl::StatusOr<std::vector<ShardRange>> plan = PlanShards(held, count);
+  if (!plan.ok()) return {};
+  std::vector<AcquiredWorker> acquired;
+  for (const ShardRange& range : *plan) {
+    WorkerRecord& worker = workers_.at(idle[range.candidate]->worker_id);
+    worker.job_id = job_id;
+    acquired.push_back({worker, range.begin, range.end});
   }
   return acquired;
 }

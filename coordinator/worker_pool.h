@@ -15,15 +15,23 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "coordinator/shard_plan.h"
 
 namespace dpfleet::coordinator {
 
 struct WorkerRecord {
   std::string worker_id;
   std::string address;
-  std::map<std::string, int64_t> train_examples;  // By dataset name.
+  std::map<std::string, HeldRows> datasets;  // The training rows held, by dataset name.
   absl::Time last_heartbeat;
   std::string job_id;  // The job holding this worker, or empty.
+};
+
+// A worker given to a job, with the training rows its rank samples.
+struct AcquiredWorker {
+  WorkerRecord record;
+  int64_t shard_begin = 0;
+  int64_t shard_end = 0;
 };
 
 // Thread-safe.
@@ -34,7 +42,7 @@ class WorkerPool {
 
   // Adds a worker and returns its new id. A worker registering again from the same address (it
   // restarted) replaces its old record.
-  std::string Register(const std::string& address, const std::map<std::string, int64_t>& datasets);
+  std::string Register(const std::string& address, const std::map<std::string, HeldRows>& datasets);
 
   // Records a heartbeat. Errors: kNotFound for an unknown id (the worker must register again).
   absl::Status Heartbeat(const std::string& worker_id);
@@ -43,13 +51,18 @@ class WorkerPool {
   // live worker holds it; kFailedPrecondition when workers disagree on its size.
   absl::StatusOr<int64_t> DatasetSize(const std::string& dataset) const;
 
-  // Returns how many live workers hold `dataset`.
+  // Returns how many live workers hold `dataset`, or any part of it.
   int CountAlive(const std::string& dataset) const;
 
-  // Assigns `count` idle live workers holding `dataset` to `job_id`, ordered by id. Returns them,
-  // or an empty vector (assigning none) when fewer are idle now.
-  std::vector<WorkerRecord> Acquire(const std::string& dataset, int count,
-                                    const std::string& job_id);
+  // Checks that the live workers, busy or not, could run a job on `dataset` with `count` workers
+  // (PlanShards). Errors: those of PlanShards.
+  absl::Status CheckPlacement(const std::string& dataset, int count) const;
+
+  // Assigns `count` idle live workers holding `dataset` to `job_id`, chosen and given rows by
+  // PlanShards (ordered by id), and returns them in rank order; or an empty vector (assigning
+  // none) when the idle workers cannot run the job now.
+  std::vector<AcquiredWorker> Acquire(const std::string& dataset, int count,
+                                      const std::string& job_id);
 
   // Frees every worker held by `job_id`.
   void ReleaseJob(const std::string& job_id);
@@ -64,6 +77,9 @@ class WorkerPool {
 
  private:
   bool AliveLocked(const WorkerRecord& worker) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  // The live workers holding `dataset` (only idle ones when `idle_only`), ordered by id.
+  std::vector<const WorkerRecord*> HoldersLocked(const std::string& dataset, bool idle_only) const
+      ABSL_SHARED_LOCKS_REQUIRED(mu_);
 
   const absl::Duration heartbeat_timeout_;
   mutable absl::Mutex mu_;

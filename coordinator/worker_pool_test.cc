@@ -7,9 +7,9 @@ namespace {
 
 TEST(WorkerPool, AcquiresOnlyIdleWorkersWithTheDataset) {
   WorkerPool pool(absl::Seconds(60));
-  const std::string a = pool.Register("127.0.0.1:1", {{"mnist", 100}});
-  pool.Register("127.0.0.1:2", {{"mnist", 100}});
-  pool.Register("127.0.0.1:3", {{"cifar", 50}});
+  const std::string a = pool.Register("127.0.0.1:1", {{"mnist", HeldRows::Whole(100)}});
+  pool.Register("127.0.0.1:2", {{"mnist", HeldRows::Whole(100)}});
+  pool.Register("127.0.0.1:3", {{"cifar", HeldRows::Whole(50)}});
   EXPECT_EQ(pool.CountAlive("mnist"), 2);
   EXPECT_EQ(*pool.DatasetSize("mnist"), 100);
   EXPECT_EQ(pool.DatasetSize("imagenet").status().code(), absl::StatusCode::kNotFound);
@@ -25,8 +25,8 @@ TEST(WorkerPool, AcquiresOnlyIdleWorkersWithTheDataset) {
 
 TEST(WorkerPool, ReRegistrationReplacesAndSilentWorkersDie) {
   WorkerPool pool(absl::Milliseconds(50));
-  const std::string first = pool.Register("127.0.0.1:1", {{"mnist", 100}});
-  const std::string second = pool.Register("127.0.0.1:1", {{"mnist", 100}});
+  const std::string first = pool.Register("127.0.0.1:1", {{"mnist", HeldRows::Whole(100)}});
+  const std::string second = pool.Register("127.0.0.1:1", {{"mnist", HeldRows::Whole(100)}});
   EXPECT_NE(first, second);
   EXPECT_EQ(pool.Heartbeat(first).code(), absl::StatusCode::kNotFound);
   EXPECT_TRUE(pool.IsAlive(second));
@@ -37,9 +37,28 @@ TEST(WorkerPool, ReRegistrationReplacesAndSilentWorkersDie) {
 
 TEST(WorkerPool, DisagreeingDatasetSizesAreRefused) {
   WorkerPool pool(absl::Seconds(60));
-  pool.Register("127.0.0.1:1", {{"mnist", 100}});
-  pool.Register("127.0.0.1:2", {{"mnist", 99}});
+  pool.Register("127.0.0.1:1", {{"mnist", HeldRows::Whole(100)}});
+  pool.Register("127.0.0.1:2", {{"mnist", HeldRows::Whole(99)}});
   EXPECT_EQ(pool.DatasetSize("mnist").status().code(), absl::StatusCode::kFailedPrecondition);
+}
+
+TEST(WorkerPool, GivesEachPartHolderTheRowsItHolds) {
+  WorkerPool pool(absl::Seconds(60));
+  pool.Register("127.0.0.1:1", {{"imagenet", HeldRows{100, 50, 100}}});
+  pool.Register("127.0.0.1:2", {{"imagenet", HeldRows{100, 0, 50}}});
+  EXPECT_EQ(*pool.DatasetSize("imagenet"), 100);
+  EXPECT_EQ(pool.CheckPlacement("imagenet", 1).code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_TRUE(pool.CheckPlacement("imagenet", 2).ok());
+  EXPECT_TRUE(pool.Acquire("imagenet", 1, "job-1").empty());
+  const auto workers = pool.Acquire("imagenet", 2, "job-1");
+  ASSERT_EQ(workers.size(), 2u);
+  EXPECT_EQ(workers[0].record.address, "127.0.0.1:2");
+  EXPECT_EQ(workers[0].shard_end, 50);
+  EXPECT_EQ(workers[1].shard_begin, 50);
+  EXPECT_EQ(workers[1].shard_end, 100);
+  // Busy workers still count for admission, not for acquisition.
+  EXPECT_TRUE(pool.CheckPlacement("imagenet", 2).ok());
+  EXPECT_TRUE(pool.Acquire("imagenet", 2, "job-2").empty());
 }
 
 }  // namespace

@@ -113,8 +113,7 @@ absl::StatusOr<std::shared_ptr<const Dataset>> LoadIdxDataset(const std::string&
   dataset->name = std::filesystem::path(folder).filename().string();
   DPFLEET_ASSIGN_OR_RETURN(auto train, ReadSplit(folder, "train"));
   DPFLEET_ASSIGN_OR_RETURN(auto test, ReadSplit(folder, "t10k"));
-  dataset->train_inputs = train.first;
-  dataset->train_labels = train.second;
+  dataset->SetTrainingSplit(train.first, train.second);
   dataset->test_inputs = test.first;
   dataset->test_labels = test.second;
   dataset->num_classes = kIdxNumClasses;

@@ -44,10 +44,10 @@ TEST(LoadIdxDataset, ReadsImagesAndLabels) {
   ASSERT_TRUE(LooksLikeIdxDataset(folder));
   const auto dataset = *LoadIdxDataset(folder);
   EXPECT_EQ(dataset->name, "tiny");
-  EXPECT_EQ(dataset->train_inputs.sizes(), (at::IntArrayRef{4, 1, 2, 3}));
+  EXPECT_EQ(dataset->train_blocks[0].inputs.sizes(), (at::IntArrayRef{4, 1, 2, 3}));
   EXPECT_EQ(dataset->ExampleShape(), (std::vector<int64_t>{1, 2, 3}));
   EXPECT_EQ(dataset->test_labels[1].item<int64_t>(), 9);
-  EXPECT_FLOAT_EQ(dataset->train_inputs[0][0][0][0].item<float>(), -1.0f);
+  EXPECT_FLOAT_EQ(dataset->train_blocks[0].inputs[0][0][0][0].item<float>(), -1.0f);
 }
 
 TEST(LoadIdxDataset, RefusesTruncatedFile) {

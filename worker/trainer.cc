@@ -36,13 +36,26 @@ absl::StatusOr<std::unique_ptr<ShardTrainer>> ShardTrainer::Create(
     return absl::InvalidArgumentError(
         absl::StrCat("micro_batch_size must be > 0, got ", options.micro_batch_size));
   }
+  TrainerOptions resolved = options;
+  if (resolved.shard_end == 0) {
+    const int64_t n = dataset->train_examples;
+    resolved.shard_begin = n * reducer->rank() / reducer->world_size();
+    resolved.shard_end = n * (reducer->rank() + 1) / reducer->world_size();
+  }
+  if (resolved.shard_begin < dataset->held_begin() || resolved.shard_end > dataset->held_end() ||
+      resolved.shard_begin >= resolved.shard_end) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "rank ", reducer->rank(), " is to sample training rows [", resolved.shard_begin, ", ",
+        resolved.shard_end, ") of dataset '", dataset->name, "', but this worker holds rows [",
+        dataset->held_begin(), ", ", dataset->held_end(), ")"));
+  }
   DPFLEET_ASSIGN_OR_RETURN(std::unique_ptr<models::Model> model,
                            models::CreateModel(options.model,
                                                {.input_shape = dataset->ExampleShape(),
                                                 .num_classes = dataset->num_classes},
                                                options.seed));
   DPFLEET_RETURN_IF_ERROR(
-      CheckPrivatelyTrainable(*model, dataset->train_inputs.slice(0, 0, 2).to(at::kFloat)));
+      CheckPrivatelyTrainable(*model, dataset->TrainingRows({resolved.shard_begin}).first));
   if (options.zero_init_head) {
     at::NoGradGuard no_grad;
     std::vector<at::Tensor>& parameters = model->parameters();
@@ -51,7 +64,7 @@ absl::StatusOr<std::unique_ptr<ShardTrainer>> ShardTrainer::Create(
   DPFLEET_ASSIGN_OR_RETURN(std::unique_ptr<Optimizer> optimizer,
                            CreateOptimizer(options.optimizer));
   return std::unique_ptr<ShardTrainer>(new ShardTrainer(
-      options, std::move(dataset), std::move(reducer), std::move(model), std::move(optimizer)));
+      resolved, std::move(dataset), std::move(reducer), std::move(model), std::move(optimizer)));
 }
 
 ShardTrainer::ShardTrainer(const TrainerOptions& options, std::shared_ptr<const Dataset> dataset,
@@ -62,9 +75,6 @@ ShardTrainer::ShardTrainer(const TrainerOptions& options, std::shared_ptr<const 
       reducer_(std::move(reducer)),
       model_(std::move(model)),
       optimizer_(std::move(optimizer)) {
-  const int64_t n = dataset_->train_inputs.size(0);
-  shard_begin_ = n * reducer_->rank() / reducer_->world_size();
-  shard_end_ = n * (reducer_->rank() + 1) / reducer_->world_size();
   int64_t total = 0;
   for (const at::Tensor& p : model_->parameters()) total += p.numel();
   flat_gradient_ = at::zeros({total}, at::kFloat);
@@ -80,21 +90,18 @@ ShardTrainer::ShardTrainer(const TrainerOptions& options, std::shared_ptr<const 
 
 absl::StatusOr<ShardTrainer::StepResult> ShardTrainer::RunStep() {
   const std::vector<int64_t> sample =
-      SecurePoissonSample(shard_end_ - shard_begin_, options_.sampling_rate);
+      SecurePoissonSample(options_.shard_end - options_.shard_begin, options_.sampling_rate);
   flat_gradient_.zero_();
   StepResult result;
   result.batch_size = static_cast<int64_t>(sample.size());
   for (size_t start = 0; start < sample.size(); start += options_.micro_batch_size) {
     const size_t end = std::min(sample.size(), start + options_.micro_batch_size);
     std::vector<int64_t> rows(sample.begin() + start, sample.begin() + end);
-    for (int64_t& row : rows) row += shard_begin_;
-    const at::Tensor indices =
-        at::from_blob(rows.data(), {static_cast<int64_t>(rows.size())}, at::kLong);
-    DPFLEET_ASSIGN_OR_RETURN(
-        const ClippedBatch batch,
-        AccumulateClippedGradients(
-            *model_, dataset_->train_inputs.index_select(0, indices).to(at::kFloat),
-            dataset_->train_labels.index_select(0, indices), options_.clipping, gradient_views_));
+    for (int64_t& row : rows) row += options_.shard_begin;
+    const auto [inputs, labels] = dataset_->TrainingRows(rows);
+    DPFLEET_ASSIGN_OR_RETURN(const ClippedBatch batch,
+                             AccumulateClippedGradients(*model_, inputs, labels, options_.clipping,
+                                                        gradient_views_));
     result.loss_sum += batch.loss_sum;
   }
   // The noise is added exactly once, by rank 0, before the sum: the all-reduced buffer is then
@@ -107,7 +114,7 @@ absl::StatusOr<ShardTrainer::StepResult> ShardTrainer::RunStep() {
   DPFLEET_RETURN_IF_ERROR(reducer_->AllReduceSum(flat_gradient_));
   result.allreduce_seconds = absl::ToDoubleSeconds(absl::Now() - reduce_start);
   const double expected_batch_size =
-      options_.sampling_rate * static_cast<double>(dataset_->train_inputs.size(0));
+      options_.sampling_rate * static_cast<double>(dataset_->train_examples);
   flat_gradient_.div_(expected_batch_size);
   optimizer_->Step(model_->parameters(), gradient_views_);
   if (average_ != nullptr) average_->Update(model_->parameters());

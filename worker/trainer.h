@@ -2,20 +2,17 @@
 #define DPFLEET_WORKER_TRAINER_H_
 
 // One worker's part of a distributed DP-SGD job. Every step, on every rank:
-//   1. Poisson-sample this rank's shard at rate q with OS randomness (the union over ranks is a
-//   Poisson
-//      sample of the whole dataset);
+//   1. Poisson-sample this rank's shard at rate q with OS randomness (the shards tile the
+//      dataset, so the union over ranks is a Poisson sample of all of it);
 //   2. add the clipped per-example gradients of the sample into one flat buffer (micro-batches
-//   bound
-//      memory);
+//      bound memory);
 //   3. rank 0 alone adds N(0, (sigma C)^2) noise to its buffer, so the sum carries the noise
-//   exactly once;
+//      exactly once;
 //   4. all-reduce the buffers (every rank receives the same bits);
 //   5. divide by the expected batch size q N (not the realised one, which would depend on the
-//   data);
+//      data);
 //   6. take the optimizer step. All ranks started from the same parameters and apply the same
-//   update,
-//      so they hold bit-identical parameters after every step.
+//      update, so they hold bit-identical parameters after every step.
 
 #include <ATen/ATen.h>
 
@@ -47,14 +44,19 @@ struct TrainerOptions {
   // Start the output layer (the model's last weight and bias) at zero, as Mehta et al. (2022) do
   // for linear heads: the first update is then the noised gradient alone.
   bool zero_init_head = false;
+  // The training rows this rank samples, [shard_begin, shard_end), which it must hold. Unset
+  // (shard_end 0): the even split [rank N / W, (rank + 1) N / W) of the N rows.
+  int64_t shard_begin = 0;
+  int64_t shard_end = 0;
 };
 
 class ShardTrainer {
  public:
   // Builds the model and optimizer, checks that the model can be trained privately, and selects
-  // this rank's shard of `dataset`: training examples [rank N / W, (rank + 1) N / W). The reducer
-  // fixes rank and world size W. Errors: kInvalidArgument for a bad option (naming it), from
-  // CreateModel or CreateOptimizer; kFailedPrecondition from CheckPrivatelyTrainable.
+  // this rank's shard of `dataset` (options.shard_begin/end; the reducer fixes rank and world
+  // size W). Errors: kInvalidArgument for a bad option (naming it), from CreateModel or
+  // CreateOptimizer; kFailedPrecondition for a shard this worker does not hold, or from
+  // CheckPrivatelyTrainable.
   static absl::StatusOr<std::unique_ptr<ShardTrainer>> Create(
       const TrainerOptions& options, std::shared_ptr<const Dataset> dataset,
       std::unique_ptr<Reducer> reducer);
@@ -106,8 +108,6 @@ class ShardTrainer {
   const std::unique_ptr<models::Model> model_;
   const std::unique_ptr<Optimizer> optimizer_;
   std::unique_ptr<ParameterAverage> average_;  // Set when ema_decay > 0.
-  int64_t shard_begin_ = 0;
-  int64_t shard_end_ = 0;
   at::Tensor flat_gradient_;                // All parameters' gradient sums, one buffer.
   std::vector<at::Tensor> gradient_views_;  // Per-parameter views into flat_gradient_.
   int64_t steps_done_ = 0;

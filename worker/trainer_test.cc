@@ -12,8 +12,8 @@ std::shared_ptr<const Dataset> ToyDataset(int64_t train, int64_t test) {
   auto dataset = std::make_shared<Dataset>();
   at::manual_seed(11);
   dataset->name = "toy";
-  dataset->train_inputs = at::randn({train, 1, 2, 2});
-  dataset->train_labels = dataset->train_inputs.flatten(1).argmax(1);
+  const at::Tensor inputs = at::randn({train, 1, 2, 2});
+  dataset->SetTrainingSplit(inputs, inputs.flatten(1).argmax(1));
   dataset->test_inputs = at::randn({test, 1, 2, 2});
   dataset->test_labels = dataset->test_inputs.flatten(1).argmax(1);
   dataset->num_classes = 4;

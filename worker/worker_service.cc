@@ -92,6 +92,8 @@ absl::StatusOr<TrainerOptions> TrainerOptionsFromAssignment(const v1::ShardAssig
   options.optimizer.warmup_steps = optimizer.warmup_steps();
   options.optimizer.total_steps = assignment.total_steps();
   options.ema_decay = optimizer.ema_decay();
+  options.shard_begin = assignment.shard_begin();
+  options.shard_end = assignment.shard_end();
   return options;
 }
 
@@ -100,8 +102,10 @@ std::vector<v1::DatasetInfo> WorkerServiceImpl::DatasetInfos() const {
   for (const auto& [name, dataset] : datasets_) {
     v1::DatasetInfo info;
     info.set_name(name);
-    info.set_train_examples(dataset->train_inputs.size(0));
+    info.set_train_examples(dataset->train_examples);
     info.set_test_examples(dataset->test_inputs.size(0));
+    info.set_held_begin(dataset->held_begin());
+    info.set_held_end(dataset->held_end());
     infos.push_back(info);
   }
   return infos;
@@ -139,6 +143,12 @@ grpc::Status WorkerServiceImpl::AssignShard(grpc::ServerContext*,
   if (datasets_.count(assignment.spec().dataset()) == 0) {
     return ToGrpcStatus(absl::NotFoundError(
         absl::StrCat("this worker has no dataset '", assignment.spec().dataset(), "'")));
+  }
+  const int64_t examples = datasets_.at(assignment.spec().dataset())->train_examples;
+  if (assignment.dataset_size() != examples) {
+    return ToGrpcStatus(absl::FailedPreconditionError(
+        absl::StrCat("the job plans for ", assignment.dataset_size(), " examples of dataset '",
+                     assignment.spec().dataset(), "', this worker's copy has ", examples)));
   }
   if (assignment.world_size() < 1 || assignment.rank() < 0 ||
       assignment.rank() >= assignment.world_size()) {
