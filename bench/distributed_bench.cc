@@ -111,8 +111,8 @@ int RunRank(int rank, int world, int port, const std::string& model, int64_t bat
       inputs.slice(0, b, std::min(end - begin, b + 16384)).normal_();
     }
     dataset->train_examples = features.rows;
-    dataset->train_blocks = {TrainingBlock{
-        begin, inputs, at::randint(0, features.classes, {end - begin}, at::kLong)}};
+    dataset->train_blocks = {
+        TrainingBlock{begin, inputs, at::randint(0, features.classes, {end - begin}, at::kLong)}};
     dataset->num_classes = features.classes;
   } else {
     dataset->SetTrainingSplit(at::randn({kExamples, 1, 28, 28}),

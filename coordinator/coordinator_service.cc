@@ -163,9 +163,9 @@ grpc::Status WorkerRegistryImpl::RegisterWorker(grpc::ServerContext*,
   for (const v1::DatasetInfo& info : request->datasets()) {
     const HeldRows held{info.train_examples(), info.held_begin(), info.held_end()};
     if (held.begin < 0 || held.begin >= held.end || held.end > held.total) {
-      return ToGrpcStatus(absl::InvalidArgumentError(absl::StrCat(
-          "dataset '", info.name(), "': held rows [", held.begin, ", ", held.end,
-          ") do not lie in its ", held.total, " rows")));
+      return ToGrpcStatus(absl::InvalidArgumentError(
+          absl::StrCat("dataset '", info.name(), "': held rows [", held.begin, ", ", held.end,
+                       ") do not lie in its ", held.total, " rows")));
     }
     datasets[info.name()] = held;
   }

@@ -31,7 +31,8 @@ absl::StatusOr<std::vector<ShardRange>> PlanShards(const std::vector<HeldRows>& 
   for (int64_t row = 0; row < total;) {
     size_t best = held.size();
     for (size_t i = 0; i < held.size(); ++i) {
-      if (!used[i] && held[i].begin == row && (best == held.size() || held[i].end > held[best].end)) {
+      if (!used[i] && held[i].begin == row &&
+          (best == held.size() || held[i].end > held[best].end)) {
         best = i;
       }
     }

@@ -81,9 +81,8 @@ absl::Status WorkerPool::CheckPlacement(const std::string& dataset, int count) c
   }
   const absl::StatusOr<std::vector<ShardRange>> plan = PlanShards(held, count);
   if (plan.ok()) return absl::OkStatus();
-  return absl::Status(plan.status().code(),
-                      absl::StrCat("dataset '", dataset, "' with ", count, " worker(s): ",
-                                   plan.status().message()));
+  return absl::Status(plan.status().code(), absl::StrCat("dataset '", dataset, "' with ", count,
+                                                         " worker(s): ", plan.status().message()));
 }
 
 std::vector<AcquiredWorker> WorkerPool::Acquire(const std::string& dataset, int count,

@@ -8,6 +8,8 @@
 #   deploy/local_cluster.sh restart-coordinator [--state-dir DIR]   # on the same port, same job store
 #   deploy/local_cluster.sh stop  [--state-dir DIR]
 #
+# --data-dir is the folder of datasets every worker loads; "%w" in it stands for the worker's index
+# (--data-dir /data/worker-%w), so that each worker can hold its own part of a dataset.
 # Binaries come from --bin-dir (default: the workspace's bazel-bin); build them with
 # `bazel build //accountant:dpfleet-accountant //coordinator:dpfleet-coordinator //worker:dpfleet-worker //dpctl:dpctl`.
 set -euo pipefail
@@ -167,7 +169,7 @@ start() {
   for ((i = 0; i < workers; i++)); do
     # Workers share this machine's cores: one intra-op thread each, and passive OpenMP waiting.
     OMP_NUM_THREADS=1 OMP_WAIT_POLICY=PASSIVE start_process "worker-$i" "$worker" \
-      --coordinator "$coordinator_address" --data_dir "$data_dir" \
+      --coordinator "$coordinator_address" --data_dir "${data_dir//%w/$i}" \
       --port_file "$state_dir/worker-$i.port" --threads 1
   done
   wait_for_workers "$workers"

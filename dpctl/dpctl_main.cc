@@ -334,8 +334,11 @@ int Workers(Args& args) {
     alive += worker.alive() ? 1 : 0;
     std::string datasets;
     for (const v1::DatasetInfo& info : worker.datasets()) {
-      absl::StrAppend(&datasets, datasets.empty() ? "" : ", ", info.name(), " (",
-                      info.train_examples(), ")");
+      const bool whole = info.held_begin() == 0 && info.held_end() == info.train_examples();
+      absl::StrAppend(
+          &datasets, datasets.empty() ? "" : ", ", info.name(), " (",
+          whole ? "" : absl::StrCat("rows ", info.held_begin(), "-", info.held_end(), " of "),
+          info.train_examples(), ")");
     }
     std::cout << absl::StrFormat("%-6s %-21s %-5s %-16s %s\n", worker.worker_id(), worker.address(),
                                  worker.alive() ? "alive" : "dead",

@@ -11,176 +11,48 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
-#include "absl/time/clock.h"
 #include "accountant/gaussian.h"
 #include "accountant/privacy_filter.h"
 #include "accountant/rdp.h"
 #include "features/feature_shard.h"
-#include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
-#include "proto/dpfleet.grpc.pb.h"
+#include "tests/cluster_fixture.h"
 
 namespace dpfleet {
 namespace {
 
-constexpr double kDelta = 1e-5;
 constexpr double kEpsilonTolerance = 1e-9;  // The ledger and this test run the same RDP code.
 
-std::string Runfiles() { return absl::StrCat(std::getenv("TEST_SRCDIR"), "/dpfleet"); }
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream contents;
-  contents << in.rdbuf();
-  return contents.str();
+v1::JobSpec SmallJob(int64_t steps) {
+  v1::JobSpec spec;
+  spec.set_dataset("fashion-mnist");
+  spec.set_model("mlp");
+  spec.mutable_optimizer()->set_type(v1::DP_SGD);
+  spec.mutable_optimizer()->set_learning_rate(0.5);
+  spec.mutable_optimizer()->set_momentum(0.9);
+  spec.set_expected_batch_size(600);
+  spec.set_steps(steps);
+  spec.set_clip_norm(1.0);
+  spec.set_noise_multiplier(1.0);
+  spec.set_delta(kDelta);
+  spec.set_num_workers(2);
+  spec.set_seed(42);
+  return spec;
 }
 
-// Runs `command`, returns its exit code and puts its stdout into *output.
-int RunCommand(const std::string& command, std::string* output) {
-  FILE* pipe = popen(command.c_str(), "r");
-  char buffer[4096];
-  size_t got;
-  while ((got = fread(buffer, 1, sizeof(buffer), pipe)) > 0) output->append(buffer, got);
-  return WEXITSTATUS(pclose(pipe));
+// The job's own epsilon: its steps composed with RDP.
+double EpsilonOf(int64_t steps) {
+  return accountant::RdpEpsilon({.sampling_rate = 0.01, .noise_multiplier = 1.0, .steps = steps},
+                                kDelta)
+      ->epsilon;
 }
 
-class LocalClusterTest : public ::testing::Test {
- protected:
-  // Where the workers find their datasets.
-  virtual std::string DataDir() { return "/usr/share/datasets"; }
-
-  void SetUp() override {
-    state_dir_ = absl::StrCat(std::getenv("TEST_TMPDIR"), "/",
-                              ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    std::string output;
-    const std::string start =
-        absl::StrCat("bash ", Runfiles(), "/deploy/local_cluster.sh start",
-                     " --workers 2 --collective-timeout-s 10 --resume-wait-s 2 --state-dir ",
-                     state_dir_, " --bin-dir ", Runfiles(), " --data-dir ", DataDir());
-    ASSERT_EQ(RunCommand(start, &output), 0) << output << ReadFile(state_dir_ + "/coordinator.log");
-    const std::string coordinator =
-        absl::StrCat("127.0.0.1:", ReadFile(state_dir_ + "/coordinator.port"));
-    const std::string accountant =
-        absl::StrCat("127.0.0.1:", ReadFile(state_dir_ + "/accountant.port"));
-    jobs_ = v1::JobService::NewStub(grpc::CreateChannel(
-        coordinator.substr(0, coordinator.size() - 1), grpc::InsecureChannelCredentials()));
-    accountant_ = v1::AccountantService::NewStub(grpc::CreateChannel(
-        accountant.substr(0, accountant.size() - 1), grpc::InsecureChannelCredentials()));
-  }
-
-  void TearDown() override {
-    std::string output;
-    RunCommand(
-        absl::StrCat("bash ", Runfiles(), "/deploy/local_cluster.sh stop --state-dir ", state_dir_),
-        &output);
-  }
-
-  // A context for the accountant carrying the local cluster's admin token.
-  std::unique_ptr<grpc::ClientContext> AsAdmin() {
-    auto context = std::make_unique<grpc::ClientContext>();
-    std::string token = ReadFile(state_dir_ + "/admin.token");
-    context->AddMetadata("authorization", "Bearer " + token);
-    return context;
-  }
-
-  void RegisterDataset(double epsilon_budget, const std::string& dataset = "fashion-mnist",
-                       double delta = kDelta) {
-    v1::RegisterDatasetRequest request;
-    request.set_dataset(dataset);
-    request.set_epsilon_budget(epsilon_budget);
-    request.set_delta(delta);
-    v1::RegisterDatasetResponse response;
-    ASSERT_TRUE(accountant_->RegisterDataset(AsAdmin().get(), request, &response).ok());
-  }
-
-  static v1::JobSpec SmallJob(int64_t steps) {
-    v1::JobSpec spec;
-    spec.set_dataset("fashion-mnist");
-    spec.set_model("mlp");
-    spec.mutable_optimizer()->set_type(v1::DP_SGD);
-    spec.mutable_optimizer()->set_learning_rate(0.5);
-    spec.mutable_optimizer()->set_momentum(0.9);
-    spec.set_expected_batch_size(600);
-    spec.set_steps(steps);
-    spec.set_clip_norm(1.0);
-    spec.set_noise_multiplier(1.0);
-    spec.set_delta(kDelta);
-    spec.set_num_workers(2);
-    spec.set_seed(42);
-    return spec;
-  }
-
-  // The job's own epsilon: its steps composed with RDP.
-  static double EpsilonOf(int64_t steps) {
-    return accountant::RdpEpsilon({.sampling_rate = 0.01, .noise_multiplier = 1.0, .steps = steps},
-                                  kDelta)
-        ->epsilon;
-  }
-
-  // What the dataset's budget is charged: the privacy filter's epsilon of those steps.
-  static double ChargeOf(int64_t steps) {
-    accountant::RdpCurve curve;
-    EXPECT_TRUE(
-        curve.Compose({.sampling_rate = 0.01, .noise_multiplier = 1.0, .steps = steps}).ok());
-    return *accountant::FilterEpsilon(curve, kDelta);
-  }
-
-  grpc::Status Submit(const v1::JobSpec& spec, v1::Job* job) {
-    grpc::ClientContext context;
-    v1::SubmitJobRequest request;
-    *request.mutable_spec() = spec;
-    v1::SubmitJobResponse response;
-    const grpc::Status status = jobs_->SubmitJob(&context, request, &response);
-    *job = response.job();
-    return status;
-  }
-
-  v1::Job Get(const std::string& job_id) {
-    v1::GetJobRequest request;
-    request.set_job_id(job_id);
-    v1::Job job;
-    grpc::Status status;
-    // UNAVAILABLE means retry: a call can meet the connection of a coordinator that was restarted.
-    for (int attempt = 0; attempt < 3; ++attempt) {
-      grpc::ClientContext context;
-      context.set_wait_for_ready(true);
-      context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
-      status = jobs_->GetJob(&context, request, &job);
-      if (status.error_code() != grpc::StatusCode::UNAVAILABLE) break;
-    }
-    EXPECT_TRUE(status.ok()) << status.error_code() << ": " << status.error_message();
-    return job;
-  }
-
-  // Polls until `done(job)` or the deadline; returns the last snapshot.
-  template <typename Done>
-  v1::Job WaitFor(const std::string& job_id, Done done, absl::Duration timeout = absl::Minutes(3)) {
-    const absl::Time deadline = absl::Now() + timeout;
-    v1::Job job = Get(job_id);
-    while (!done(job) && absl::Now() < deadline) {
-      absl::SleepFor(absl::Milliseconds(50));
-      job = Get(job_id);
-    }
-    return job;
-  }
-
-  v1::GetBudgetResponse Budget() {
-    v1::GetBudgetRequest request;
-    request.set_dataset("fashion-mnist");
-    v1::GetBudgetResponse budget;
-    EXPECT_TRUE(accountant_->GetBudget(AsAdmin().get(), request, &budget).ok());
-    return budget;
-  }
-
-  static bool Ended(const v1::Job& job) {
-    return job.state() == v1::SUCCEEDED || job.state() == v1::FAILED ||
-           job.state() == v1::CANCELLED;
-  }
-
-  std::string state_dir_;
-  std::unique_ptr<v1::JobService::Stub> jobs_;
-  std::unique_ptr<v1::AccountantService::Stub> accountant_;
-};
+// What the dataset's budget is charged: the privacy filter's epsilon of those steps.
+double ChargeOf(int64_t steps) {
+  accountant::RdpCurve curve;
+  EXPECT_TRUE(curve.Compose({.sampling_rate = 0.01, .noise_multiplier = 1.0, .steps = steps}).ok());
+  return *accountant::FilterEpsilon(curve, kDelta);
+}
 
 TEST_F(LocalClusterTest, JobSucceedsOnBitIdenticalWorkersAndIsChargedExactlyOnce) {
   constexpr int64_t kSteps = 60;
@@ -360,20 +232,7 @@ class FeatureClusterTest : public LocalClusterTest {
 TEST_F(FeatureClusterTest, FullBatchLinearHeadWithExactAccounting) {
   constexpr double kFeatureDelta = 1e-6;
   RegisterDataset(10.0, "toy-features", kFeatureDelta);
-  v1::JobSpec spec;
-  spec.set_dataset("toy-features");
-  spec.set_model("linear");
-  // The recipe of Mehta et al. (2022): zero-initialised head, DP-LAMB, per-class sigmoid loss.
-  spec.mutable_optimizer()->set_type(v1::DP_LAMB);
-  spec.mutable_optimizer()->set_learning_rate(0.05);
-  spec.set_loss(v1::LOSS_SIGMOID_CROSS_ENTROPY);
-  spec.set_zero_init_head(true);
-  spec.set_full_batch(true);
-  spec.set_steps(10);
-  spec.set_clip_norm(1.0);
-  spec.set_target_epsilon(4.0);
-  spec.set_delta(kFeatureDelta);
-  spec.set_num_workers(2);
+  const v1::JobSpec spec = LinearHeadJob("toy-features", kFeatureDelta);
   v1::Job job;
   ASSERT_TRUE(Submit(spec, &job).ok());
   // Full batch: sigma from the exact Gaussian accounting, spent to the last digit.

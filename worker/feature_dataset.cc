@@ -57,21 +57,20 @@ absl::StatusOr<std::shared_ptr<const Dataset>> LoadFeatureDataset(const std::str
   for (const std::shared_ptr<FeatureShard>& part : parts) {
     const features::ShardPlacement placement = part->placement();
     if (part->dim() != test->dim() || part->num_classes() != test->num_classes()) {
-      return absl::DataLossError(absl::StrCat(
-          "feature shards in ", folder, " disagree: a training part has ", part->dim(),
-          " features and ", part->num_classes(), " classes, test.dpf ", test->dim(), " and ",
-          test->num_classes()));
+      return absl::DataLossError(
+          absl::StrCat("feature shards in ", folder, " disagree: a training part has ", part->dim(),
+                       " features and ", part->num_classes(), " classes, test.dpf ", test->dim(),
+                       " and ", test->num_classes()));
     }
     if (placement.total_rows != dataset->train_examples) {
-      return absl::DataLossError(absl::StrCat("training parts in ", folder,
-                                              " come from datasets of different sizes: ",
-                                              dataset->train_examples, " and ",
-                                              placement.total_rows, " rows"));
+      return absl::DataLossError(
+          absl::StrCat("training parts in ", folder, " come from datasets of different sizes: ",
+                       dataset->train_examples, " and ", placement.total_rows, " rows"));
     }
     if (placement.first_row != next_row) {
-      return absl::DataLossError(absl::StrCat(
-          "the training parts in ", folder, " are not contiguous: one ends at row ", next_row,
-          ", the next starts at row ", placement.first_row));
+      return absl::DataLossError(absl::StrCat("the training parts in ", folder,
+                                              " are not contiguous: one ends at row ", next_row,
+                                              ", the next starts at row ", placement.first_row));
     }
     next_row += part->rows();
     dataset->train_blocks.push_back(

@@ -2,9 +2,9 @@
 #define DPFLEET_WORKER_FEATURE_DATASET_H_
 
 // Datasets of frozen-backbone features: a folder holding the training split as train.dpf, or as
-// any contiguous run of its parts (train-00003-of-00008.dpf, ...: the parts this machine was given),
-// and the whole test split as test.dpf (features/feature_shard.h). Shards are memory-mapped, so
-// workers on one machine share one copy.
+// any contiguous run of its parts (train-00003-of-00008.dpf, ...: the parts this machine was
+// given), and the whole test split as test.dpf (features/feature_shard.h). Shards are
+// memory-mapped, so workers on one machine share one copy.
 
 #include <memory>
 #include <string>

@@ -99,9 +99,9 @@ absl::StatusOr<ShardTrainer::StepResult> ShardTrainer::RunStep() {
     std::vector<int64_t> rows(sample.begin() + start, sample.begin() + end);
     for (int64_t& row : rows) row += options_.shard_begin;
     const auto [inputs, labels] = dataset_->TrainingRows(rows);
-    DPFLEET_ASSIGN_OR_RETURN(const ClippedBatch batch,
-                             AccumulateClippedGradients(*model_, inputs, labels, options_.clipping,
-                                                        gradient_views_));
+    DPFLEET_ASSIGN_OR_RETURN(
+        const ClippedBatch batch,
+        AccumulateClippedGradients(*model_, inputs, labels, options_.clipping, gradient_views_));
     result.loss_sum += batch.loss_sum;
   }
   // The noise is added exactly once, by rank 0, before the sum: the all-reduced buffer is then

@@ -108,8 +108,8 @@ class ShardTrainer {
   const std::unique_ptr<models::Model> model_;
   const std::unique_ptr<Optimizer> optimizer_;
   std::unique_ptr<ParameterAverage> average_;  // Set when ema_decay > 0.
-  at::Tensor flat_gradient_;                // All parameters' gradient sums, one buffer.
-  std::vector<at::Tensor> gradient_views_;  // Per-parameter views into flat_gradient_.
+  at::Tensor flat_gradient_;                   // All parameters' gradient sums, one buffer.
+  std::vector<at::Tensor> gradient_views_;     // Per-parameter views into flat_gradient_.
   int64_t steps_done_ = 0;
 };
 

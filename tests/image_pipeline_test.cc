@@ -1,0 +1,121 @@
+// The headline pipeline end to end at small scale: JPEG folders and a TorchScript backbone made
+// here, dpfleet-extract run once per machine (each worker gets only its part of the features),
+// then full-batch DP finetuning of a linear head on the local cluster, and evaluation.
+
+#include <torch/script.h>
+
+#include <filesystem>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "accountant/gaussian.h"
+#include "features/jpeg.h"
+#include "gtest/gtest.h"
+#include "tests/cluster_fixture.h"
+
+namespace dpfleet {
+namespace {
+namespace fs = std::filesystem;
+
+constexpr double kImageDelta = 1e-6;
+constexpr int kClasses = 4;
+
+// Noisy 40x56 pictures whose colour depends on the class.
+void WriteImages(const fs::path& root, int per_class, int seed) {
+  at::manual_seed(seed);  // Public synthetic data.
+  const char* names[kClasses] = {"apple", "bolt", "cloud", "drum"};
+  for (int label = 0; label < kClasses; ++label) {
+    const fs::path folder = root / names[label];
+    fs::create_directories(folder);
+    for (int i = 0; i < per_class; ++i) {
+      at::Tensor picture = at::randint(0, 150, {40, 56, 3}, at::kInt);
+      if (label < 3) picture.select(2, label).add_(60);
+      if (label == 3) picture.add_(40);
+      ASSERT_TRUE(features::EncodeJpeg((folder / absl::StrCat(i, ".jpg")).string(),
+                                       picture.clamp(0, 255).to(at::kByte))
+                      .ok());
+    }
+  }
+}
+
+// A user's frozen backbone: a random convolution, ReLU and average pooling (16 features).
+void WriteBackbone(const std::string& path) {
+  torch::jit::Module module("Backbone");
+  torch::manual_seed(7);
+  module.register_parameter("weight", torch::randn({16, 3, 3, 3}), /*is_buffer=*/false);
+  module.define(R"(
+def forward(self, x):
+    y = torch.relu(torch.conv2d(x, self.weight, None, [2, 2]))
+    return torch.mean(y, [2, 3])
+)");
+  module.save(path);
+}
+
+class ImagePipelineTest : public LocalClusterTest {
+ protected:
+  std::string DataDir() override {
+    const fs::path root = fs::path(std::getenv("TEST_TMPDIR")) / "pipeline";
+    fs::remove_all(root);
+    WriteImages(root / "images" / "train", 60, 1);
+    WriteImages(root / "images" / "val", 25, 2);
+    const std::string backbone = (root / "backbone.pt").string();
+    WriteBackbone(backbone);
+    // What each machine of a cluster runs: extract its own part, and the test split.
+    for (int part = 0; part < 2; ++part) {
+      std::string output;
+      const std::string command = absl::StrCat(
+          Runfiles(), "/features/dpfleet-extract --train ", (root / "images" / "train").string(),
+          " --test ", (root / "images" / "val").string(), " --backbone ", backbone,
+          " --resize 40 --crop 32 --batch_size 16 --threads 1 --parts 2 --part ", part, " --out ",
+          (root / absl::StrCat("worker-", part) / "pets").string(), " 2>&1");
+      EXPECT_EQ(RunCommand(command, &output), 0) << output;
+    }
+    return (root / "worker-%w").string();
+  }
+};
+
+TEST_F(ImagePipelineTest, ExtractsPartsPerWorkerAndFinetunesAPrivateHead) {
+  // Each worker holds only its half of the training features, and the coordinator knows it.
+  auto registry = v1::WorkerRegistry::NewStub(
+      grpc::CreateChannel(coordinator_address_, grpc::InsecureChannelCredentials()));
+  grpc::ClientContext context;
+  v1::ListWorkersResponse workers;
+  ASSERT_TRUE(registry->ListWorkers(&context, {}, &workers).ok());
+  ASSERT_EQ(workers.workers_size(), 2);
+  int64_t held = 0;
+  for (const v1::WorkerStatus& worker : workers.workers()) {
+    ASSERT_EQ(worker.datasets_size(), 1);
+    const v1::DatasetInfo& info = worker.datasets(0);
+    EXPECT_EQ(info.train_examples(), 240);
+    EXPECT_EQ(info.held_end() - info.held_begin(), 120);
+    held += info.held_end() - info.held_begin();
+  }
+  EXPECT_EQ(held, 240);
+
+  RegisterDataset(10.0, "pets", kImageDelta);
+  const v1::JobSpec spec = LinearHeadJob("pets", kImageDelta);
+
+  // One worker cannot run it: neither holds all the rows.
+  v1::Job refused;
+  v1::JobSpec one_worker = spec;
+  one_worker.set_num_workers(1);
+  const grpc::Status status = Submit(one_worker, &refused);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_NE(status.error_message().find("num_workers must be 2"), std::string::npos)
+      << status.error_message();
+
+  v1::Job job;
+  ASSERT_TRUE(Submit(spec, &job).ok());
+  job = WaitFor(job.job_id(), Ended);
+  ASSERT_EQ(job.state(), v1::SUCCEEDED) << job.error();
+  const accountant::CalibratedNoise exact =
+      *accountant::CalibrateFullBatchNoise(10, 4.0, kImageDelta);
+  EXPECT_NEAR(job.result().epsilon_spent(), exact.epsilon, 1e-9);
+  EXPECT_EQ(job.result().parameter_fingerprints(0), job.result().parameter_fingerprints(1));
+  EXPECT_GT(job.result().test_accuracy(), 0.6) << "chance is 0.25";
+  std::printf("image pipeline: test accuracy %.3f at epsilon %.3f\n", job.result().test_accuracy(),
+              job.result().epsilon_spent());
+}
+
+}  // namespace
+}  // namespace dpfleet
