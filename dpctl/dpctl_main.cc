@@ -26,7 +26,8 @@ namespace {
 constexpr char kUsage[] = R"(dpctl: submit and watch differentially private training jobs.
 
 Jobs (coordinator at --coordinator or $DPFLEET_COORDINATOR):
-  dpctl submit --dataset NAME --model linear|mlp|cnn_tb|wrn16_4 --clip-norm C --delta D
+  dpctl submit --dataset NAME --model linear|mlp|cnn_tb|wrn16_4|eq_cnn|eq_resnet9
+               --clip-norm C --delta D
                (--batch-size B | --sampling-rate Q | --full-batch) (--steps T | --epochs E)
                (--noise-multiplier S | --target-epsilon E)
                [--optimizer sgd|adam|lamb] [--learning-rate LR] [--momentum M] [--weight-decay W]

@@ -72,7 +72,9 @@ class LinearTrace final : public LayerTrace {
     const int64_t t = x.size(1), d = x.size(2), p = dy.size(2);
     at::Tensor squared;
     if (t == 1) {
-      squared = x.pow(2).sum({1, 2}).to(at::kDouble) * dy.pow(2).sum({1, 2}).to(at::kDouble);
+      // Reductions straight from the inputs: no [B, d] temporary (linear heads have large d).
+      squared = x.norm(2, at::IntArrayRef{1, 2}).to(at::kDouble).square() *
+                dy.norm(2, at::IntArrayRef{1, 2}).to(at::kDouble).square();
     } else if (2 * t * t < p * d) {  // Ghost norm.
       squared = (x.bmm(x.transpose(1, 2)) * dy.bmm(dy.transpose(1, 2))).sum({1, 2}).to(at::kDouble);
     } else {  // Materialised per-example weight gradients [B, p, d].
@@ -88,8 +90,8 @@ class LinearTrace final : public LayerTrace {
     const at::Tensor x = input_.reshape({b, -1, input_.size(-1)});
     const at::Tensor scaled = output_grad.reshape({b, -1, output_grad.size(-1)}) *
                               factors.to(output_grad.scalar_type()).view({b, 1, 1});
-    // sum_i c_i dY_i^T X_i as one product over all (example, position) rows.
-    sums[weight_].add_(scaled.reshape({-1, scaled.size(2)}).t().mm(x.reshape({-1, x.size(2)})));
+    // sum_i c_i dY_i^T X_i as one product over all (example, position) rows, into the sum.
+    sums[weight_].addmm_(scaled.reshape({-1, scaled.size(2)}).t(), x.reshape({-1, x.size(2)}));
     if (bias_ >= 0) sums[bias_].add_(scaled.sum(at::IntArrayRef{0, 1}));
   }
 

@@ -73,6 +73,28 @@ std::vector<std::vector<int>> LayerParameters(models::Model& model, const at::Te
   return layers;
 }
 
+// Runs the engine on one batch and compares its clipped sum with NaiveClippedSum, and its loss
+// (closed form, with its logit gradient) with the library's loss.
+void ExpectEngineMatchesReference(models::Model& model, const at::Tensor& inputs,
+                                  const at::Tensor& labels, const ClippingOptions& options,
+                                  const std::string& what) {
+  const bool float32 = inputs.scalar_type() == at::kFloat;
+  std::vector<at::Tensor> sums = ZerosLike(model.parameters());
+  const absl::StatusOr<ClippedBatch> batch =
+      AccumulateClippedGradients(model, inputs, labels, options, sums);
+  ASSERT_TRUE(batch.ok()) << batch.status();
+  const double loss =
+      SummedLoss(model.Forward(inputs, nullptr), labels, options.loss).item<double>();
+  EXPECT_NEAR(batch->loss_sum, loss, (float32 ? 1e-5 : 1e-12) * std::abs(loss)) << what;
+  const double error = RelativeError(
+      sums, NaiveClippedSum(model, inputs, labels, options, LayerParameters(model, inputs)));
+  EXPECT_LT(error, float32 ? kFloat32RelativeTolerance : kFloat64RelativeTolerance)
+      << what << " clip " << options.clip_norm
+      << (options.mode == ClippingMode::kPerLayer ? " per-layer" : "")
+      << (options.automatic ? " automatic" : "")
+      << (options.loss == Loss::kSigmoidCrossEntropy ? " sigmoid" : "");
+}
+
 struct EngineCase {
   std::string model;
   std::vector<int64_t> shape;
@@ -88,7 +110,8 @@ TEST_P(EngineMatchesReference, InFloat32AndFloat64ForEveryClippingMode) {
          {ClippingOptions{.clip_norm = 0.01}, ClippingOptions{.clip_norm = 1.0},
           ClippingOptions{.clip_norm = 1e4},
           ClippingOptions{.clip_norm = 1.0, .mode = ClippingMode::kPerLayer},
-          ClippingOptions{.clip_norm = 1.0, .automatic = true}}) {
+          ClippingOptions{.clip_norm = 1.0, .automatic = true},
+          ClippingOptions{.clip_norm = 1.0, .loss = Loss::kSigmoidCrossEntropy}}) {
       auto model = *models::CreateModel(c.model, {.input_shape = c.shape, .num_classes = 10}, 5);
       for (at::Tensor& p : model->parameters()) p.set_data(p.data().to(dtype));
       at::Generator generator = at::detail::createCPUGenerator(17);
@@ -96,14 +119,8 @@ TEST_P(EngineMatchesReference, InFloat32AndFloat64ForEveryClippingMode) {
       shape.insert(shape.end(), c.shape.begin(), c.shape.end());
       const at::Tensor inputs = at::empty(shape, dtype).normal_(0, 1, generator);
       const at::Tensor labels = at::randint(0, 10, {c.batch}, generator, at::kLong);
-      std::vector<at::Tensor> sums = ZerosLike(model->parameters());
-      ASSERT_TRUE(AccumulateClippedGradients(*model, inputs, labels, options, sums).ok());
-      const double error = RelativeError(
-          sums, NaiveClippedSum(*model, inputs, labels, options, LayerParameters(*model, inputs)));
-      EXPECT_LT(error, dtype == at::kFloat ? kFloat32RelativeTolerance : kFloat64RelativeTolerance)
-          << c.model << " " << at::toString(dtype) << " clip " << options.clip_norm
-          << (options.mode == ClippingMode::kPerLayer ? " per-layer" : "")
-          << (options.automatic ? " automatic" : "");
+      ExpectEngineMatchesReference(*model, inputs, labels, options,
+                                   c.model + " " + at::toString(dtype));
     }
   }
 }
@@ -215,16 +232,10 @@ TEST(AccumulateClippedGradients, MatchesReferenceOnEveryLayerType) {
         for (const ClippingOptions& options :
              {ClippingOptions{.clip_norm = 0.1},
               ClippingOptions{.clip_norm = 0.1, .mode = ClippingMode::kPerLayer}}) {
-          std::vector<at::Tensor> sums = ZerosLike(model->parameters());
-          ASSERT_TRUE(AccumulateClippedGradients(*model, inputs, labels, options, sums).ok());
-          const double error = RelativeError(
-              sums,
-              NaiveClippedSum(*model, inputs, labels, options, LayerParameters(*model, inputs)));
-          EXPECT_LT(error,
-                    dtype == at::kFloat ? kFloat32RelativeTolerance : kFloat64RelativeTolerance)
-              << (sequence ? "sequence T=" + std::to_string(positions)
-                           : std::string("grouped conv"))
-              << " " << at::toString(dtype);
+          ExpectEngineMatchesReference(
+              *model, inputs, labels, options,
+              (sequence ? "sequence T=" + std::to_string(positions) : std::string("grouped conv")) +
+                  " " + at::toString(dtype));
         }
       }
     }

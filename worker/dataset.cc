@@ -25,10 +25,17 @@ std::pair<at::Tensor, at::Tensor> Dataset::TrainingRows(const std::vector<int64_
     const int64_t block_end = block.first_row + block.inputs.size(0);
     const auto stop = std::lower_bound(next, rows.end(), block_end);
     if (stop == next) continue;
-    const at::Tensor local =
-        at::tensor(std::vector<int64_t>(next, stop), at::kLong).sub_(block.first_row);
-    inputs.push_back(block.inputs.index_select(0, local).to(at::kFloat));
-    labels.push_back(block.labels.index_select(0, local));
+    const int64_t first = *next - block.first_row, count = stop - next;
+    if (*(stop - 1) - *next + 1 == count) {
+      // Consecutive rows (every row, at q = 1): a view, converted once, with no gather.
+      inputs.push_back(block.inputs.slice(0, first, first + count).to(at::kFloat));
+      labels.push_back(block.labels.slice(0, first, first + count));
+    } else {
+      const at::Tensor local =
+          at::tensor(std::vector<int64_t>(next, stop), at::kLong).sub_(block.first_row);
+      inputs.push_back(block.inputs.index_select(0, local).to(at::kFloat));
+      labels.push_back(block.labels.index_select(0, local));
+    }
     next = stop;
   }
   if (inputs.size() == 1) return {inputs[0], labels[0]};
