@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <fstream>
 
+#include "features/npy_testing.h"
 #include "gtest/gtest.h"
 
 namespace dpfleet::features {
@@ -117,21 +118,6 @@ TEST(FeatureShard, WriterRefusesBadInput) {
   EXPECT_EQ(WriteFeatureShard(TempPath("x.dpf"), at::randn({3, 2}), at::zeros({3}), 2, at::kDouble)
                 .code(),
             absl::StatusCode::kInvalidArgument);
-}
-
-// Writes a version-1 .npy file the way numpy.save does.
-void WriteNpy(const std::string& path, const std::string& descr, const std::string& shape,
-              const void* data, size_t bytes) {
-  std::string header =
-      "{'descr': '" + descr + "', 'fortran_order': False, 'shape': " + shape + ", }";
-  while ((10 + header.size() + 1) % 64 != 0) header += ' ';
-  header += '\n';
-  std::ofstream out(path, std::ios::binary);
-  out << "\x93NUMPY" << '\x01' << '\x00';
-  out.put(static_cast<char>(header.size() & 0xff));
-  out.put(static_cast<char>(header.size() >> 8));
-  out << header;
-  out.write(static_cast<const char*>(data), static_cast<std::streamsize>(bytes));
 }
 
 TEST(ReadNpyFeatures, ReadsFeaturesAndLabelsWrittenElsewhere) {
