@@ -101,11 +101,11 @@ absl::Status JobServiceImpl::Recover() {
   DPFLEET_ASSIGN_OR_RETURN(const std::vector<StoredJob> stored, jobs_->Restore());
   for (const StoredJob& s : stored) {
     if (IsTerminal(s.job.state())) continue;
+    absl::MutexLock lock(&mu_);
     if (s.job.state() == v1::QUEUED && s.step_bound == 0) {  // Never started: queue it again.
-      absl::MutexLock lock(&mu_);
       runner_threads_.emplace_back([this, id = s.job.job_id()] { runner_.Run(id); });
     } else {
-      runner_.ResolveInterrupted(s.job, s.step_bound);
+      runner_threads_.emplace_back([this, s] { runner_.Resume(s); });
     }
   }
   return absl::OkStatus();

@@ -27,8 +27,9 @@ class JobServiceImpl final : public v1::JobService::Service {
   // Cancels the jobs still running and waits for their runners.
   ~JobServiceImpl() override;
 
-  // After a restart: reloads the stored jobs, queues again those that never started, and ends
-  // those that were running as FAILED, charged for their durable step bound. Call before serving.
+  // After a restart: reloads the stored jobs, queues again those that never started, and resumes
+  // those that were running from their last saved checkpoint (JobRunner::Resume). Call before
+  // serving.
   // Errors: those of the job store.
   absl::Status Recover();
 

@@ -58,34 +58,33 @@ std::string HostOf(const std::string& address) { return address.substr(0, addres
 }  // namespace
 
 void JobRunner::ChargeAndEnd(const v1::Job& job, v1::JobState state, const absl::Status& error,
-                             int64_t steps_started, const std::vector<Charge>& charges,
-                             v1::JobResult result) {
+                             const Progress& progress, v1::JobResult result) {
   // Every started step is charged, reservation by reservation; what is left of each is freed.
   std::string message = error.ok() ? "" : std::string(error.message());
-  int64_t remaining = steps_started;
-  for (const Charge& charge : charges) {
-    const int64_t steps = std::min(remaining, charge.steps);
+  int64_t remaining = progress.steps_started;
+  for (const v1::Reservation& reservation : progress.durable.reservations()) {
+    const int64_t steps = std::min(remaining, reservation.steps());
     remaining -= steps;
     absl::Status charged;
     if (steps > 0) {
       v1::CommitRequest commit;
-      commit.set_reservation_id(charge.reservation_id);
+      commit.set_reservation_id(reservation.reservation_id());
       commit.set_steps_run(steps);
       charged = accountant_->Commit(commit).status();
     } else {
       v1::ReleaseRequest release;
-      release.set_reservation_id(charge.reservation_id);
+      release.set_reservation_id(reservation.reservation_id());
       charged = accountant_->Release(release);
     }
     if (!charged.ok()) {
       // The reservation stays open and keeps counting in full: the ledger over-counts, never under.
-      absl::StrAppend(&message, message.empty() ? "" : "; ", "reservation ", charge.reservation_id,
-                      " stays open: ", charged.message());
+      absl::StrAppend(&message, message.empty() ? "" : "; ", "reservation ",
+                      reservation.reservation_id(), " stays open: ", charged.message());
       if (state == v1::SUCCEEDED) state = v1::FAILED;
     }
   }
-  result.set_steps_run(steps_started);
-  result.set_epsilon_spent(EpsilonAfter(job, steps_started));
+  result.set_steps_run(progress.steps_started);
+  result.set_epsilon_spent(EpsilonAfter(job, progress.steps_started));
   result.set_delta(job.spec().delta());
   jobs_
       ->Update(job.job_id(),
@@ -98,18 +97,51 @@ void JobRunner::ChargeAndEnd(const v1::Job& job, v1::JobState state, const absl:
       .IgnoreError();
 }
 
-void JobRunner::ResolveInterrupted(const v1::Job& job, int64_t step_bound) {
-  // Reservations made to re-run lost steps are not in the snapshot; they stay open, counted in
-  // full.
-  const int64_t steps = std::min(step_bound, job.total_steps());
-  ChargeAndEnd(job, v1::FAILED,
-               absl::AbortedError(absl::StrCat(
-                   "the coordinator stopped while the job ran; it is charged for ", steps,
-                   " steps, the durable upper bound on the steps that started")),
-               steps, {{job.reservation_id(), job.total_steps()}}, {});
+absl::Status JobRunner::Save(const std::string& job_id, const Progress& progress) {
+  const absl::Status saved = jobs_->SaveRecovery(job_id, progress.durable);
+  if (saved.ok()) return saved;
+  return absl::DataLossError(absl::StrCat("cannot record progress durably: ", saved.message()));
 }
 
 void JobRunner::Run(const std::string& job_id) {
+  const absl::StatusOr<v1::Job> job = jobs_->Get(job_id);
+  if (!job.ok()) return;
+  Progress progress;
+  v1::Reservation* own = progress.durable.add_reservations();
+  own->set_reservation_id(job->reservation_id());
+  own->set_steps(job->total_steps());
+  RunFrom(job_id, std::move(progress));
+}
+
+void JobRunner::Resume(const StoredJob& stored) {
+  const v1::Job& job = stored.job;
+  Progress progress{stored.recovery, stored.step_bound};
+  if (progress.durable.reservations_size() == 0) {  // It stopped before its first save.
+    v1::Reservation* own = progress.durable.add_reservations();
+    own->set_reservation_id(job.reservation_id());
+    own->set_steps(job.total_steps());
+  }
+  if (progress.durable.attempts() >= options_.max_attempts) {
+    return ChargeAndEnd(
+        job, v1::FAILED,
+        absl::AbortedError(absl::StrCat(
+            "the coordinator stopped while the job ran, and it has used its ",
+            options_.max_attempts, " attempts; it is charged for ", progress.steps_started,
+            " steps, the durable upper bound on the steps that started")),
+        progress, {});
+  }
+  jobs_
+      ->Update(job.job_id(),
+               [&](v1::Job& j) {
+                 j.set_error(absl::StrCat("resuming from step ", progress.durable.checkpoint_step(),
+                                          " after the coordinator restarted; ",
+                                          progress.steps_started, " steps counted as started"));
+               })
+      .IgnoreError();
+  RunFrom(job.job_id(), std::move(progress));
+}
+
+void JobRunner::RunFrom(const std::string& job_id, Progress progress) {
   const absl::StatusOr<v1::Job> snapshot = jobs_->Get(job_id);
   if (!snapshot.ok()) return;
   const v1::Job job = *snapshot;
@@ -117,10 +149,6 @@ void JobRunner::Run(const std::string& job_id) {
   const std::string& dataset = job.spec().dataset();
 
   std::vector<Peer> peers;
-  int64_t steps_started = 0;  // Over every attempt: each started step is charged.
-  std::vector<Charge> charges = {{job.reservation_id(), job.total_steps()}};
-  std::string checkpoint;  // State after `checkpoint_step` steps; empty: the start.
-  int64_t checkpoint_step = 0;
 
   // Frees the job's workers; a worker that does not answer is counted as dead.
   auto release_peers = [&] {
@@ -141,12 +169,12 @@ void JobRunner::Run(const std::string& job_id) {
   auto finish = [&](v1::JobState state, absl::Status error, v1::JobResult result) {
     release_peers();
     result.set_wall_seconds(absl::ToDoubleSeconds(absl::Now() - started));
-    ChargeAndEnd(job, state, error, steps_started, charges, result);
+    ChargeAndEnd(job, state, error, progress, result);
   };
 
   const absl::Duration step_deadline =
       absl::Seconds(options_.collective_timeout_s) + options_.control_deadline;
-  for (int attempt = 0;; ++attempt) {
+  for (int attempt = progress.durable.attempts();; ++attempt) {
     // Wait for idle workers: the job's number, or after a failure whoever is left once
     // resume_wait has passed.
     const absl::Time settle_for_fewer = absl::Now() + options_.resume_wait;
@@ -174,9 +202,10 @@ void JobRunner::Run(const std::string& job_id) {
     }
     if (attempt == 0)
       jobs_->Update(job_id, [](v1::Job& j) { j.set_state(v1::RUNNING); }).IgnoreError();
-
-    absl::Status failure = RunAttempt(job, attempt, peers, checkpoint, checkpoint_step,
-                                      steps_started, charges, step_deadline);
+    // Counted durably before it starts: a coordinator restart also counts as an attempt.
+    progress.durable.set_attempts(attempt + 1);
+    absl::Status failure = Save(job_id, progress);
+    if (failure.ok()) failure = RunAttempt(job, attempt, peers, progress, step_deadline);
     if (failure.ok()) {
       // Evaluate on the held-out split: each worker scores its slice, and reports its parameters.
       std::vector<v1::EvaluateResponse> evaluations(peers.size());
@@ -205,19 +234,18 @@ void JobRunner::Run(const std::string& job_id) {
     // Resume from the last checkpoint on the workers still alive.
     release_peers();
     jobs_
-        ->Update(job_id,
-                 [&](v1::Job& j) {
-                   j.set_error(absl::StrCat("resuming from step ", checkpoint_step,
-                                            " after: ", failure.message()));
-                 })
+        ->Update(
+            job_id,
+            [&](v1::Job& j) {
+              j.set_error(absl::StrCat("resuming from step ", progress.durable.checkpoint_step(),
+                                       " after: ", failure.message()));
+            })
         .IgnoreError();
   }
 }
 
 absl::Status JobRunner::RunAttempt(const v1::Job& job, int attempt, std::vector<Peer>& peers,
-                                   std::string& checkpoint, int64_t& checkpoint_step,
-                                   int64_t& steps_started, std::vector<Charge>& charges,
-                                   absl::Duration step_deadline) {
+                                   Progress& progress, absl::Duration step_deadline) {
   const std::string& job_id = job.job_id();
   // Assign shards: rank 0 first, since it serves the store the others connect to.
   v1::ShardAssignment assignment;
@@ -230,8 +258,8 @@ absl::Status JobRunner::RunAttempt(const v1::Job& job, int attempt, std::vector<
   assignment.set_total_steps(job.total_steps());
   assignment.set_dataset_size(job.dataset_size());
   assignment.set_collective_timeout_s(options_.collective_timeout_s);
-  assignment.set_checkpoint(checkpoint);
-  assignment.set_checkpoint_step(checkpoint_step);
+  assignment.set_checkpoint(progress.durable.checkpoint());
+  assignment.set_checkpoint_step(progress.durable.checkpoint_step());
   assignment.set_attempt(attempt);
   auto assign = [&](size_t rank) {
     v1::AssignShardRequest request;
@@ -254,13 +282,15 @@ absl::Status JobRunner::RunAttempt(const v1::Job& job, int attempt, std::vector<
   }));
 
   // The steps, in lockstep: every worker runs step t before any runs t + 1.
-  for (int64_t step = checkpoint_step; step < job.total_steps(); ++step) {
+  for (int64_t step = progress.durable.checkpoint_step(); step < job.total_steps(); ++step) {
     if (jobs_->CancelRequested(job_id)) {
       return absl::CancelledError(absl::StrCat("cancelled after ", step, " steps"));
     }
     int64_t capacity = 0;
-    for (const Charge& charge : charges) capacity += charge.steps;
-    if (steps_started == capacity) {
+    for (const v1::Reservation& reservation : progress.durable.reservations()) {
+      capacity += reservation.steps();
+    }
+    if (progress.steps_started >= capacity) {
       // Steps lost to a failure run again and cost privacy again: reserve them before they run.
       v1::ReserveRequest reserve;
       reserve.set_dataset(job.spec().dataset());
@@ -274,14 +304,19 @@ absl::Status JobRunner::RunAttempt(const v1::Job& job, int attempt, std::vector<
         return Annotate(reserved.status(),
                         absl::StrCat("re-running steps from ", step, " after a failure"));
       }
-      charges.push_back({reserved->reservation_id(), job.total_steps() - step});
+      v1::Reservation* added = progress.durable.add_reservations();
+      added->set_reservation_id(reserved->reservation_id());
+      added->set_steps(job.total_steps() - step);
+      capacity += added->steps();
+      DPFLEET_RETURN_IF_ERROR(Save(job_id, progress));
     }
     // The step is leased durably before it starts, so a crash can never under-charge it.
-    if (absl::Status leased = jobs_->LeaseSteps(job_id, steps_started); !leased.ok()) {
+    if (absl::Status leased = jobs_->LeaseSteps(job_id, progress.steps_started, capacity);
+        !leased.ok()) {
       return absl::DataLossError(
           absl::StrCat("cannot record progress durably: ", leased.message()));
     }
-    ++steps_started;  // From here on the step may release noised gradients: it is charged.
+    ++progress.steps_started;  // From here on the step may release noised gradients: it is charged.
     std::vector<v1::RunStepResponse> responses(peers.size());
     DPFLEET_RETURN_IF_ERROR(ForEachPeer(peers, absl::StrCat("step ", step), [&](size_t rank) {
       v1::RunStepRequest request;
@@ -296,7 +331,7 @@ absl::Status JobRunner::RunAttempt(const v1::Job& job, int attempt, std::vector<
       loss_sum += response.loss_sum();
       batch_size += response.local_batch_size();
     }
-    const double epsilon = EpsilonAfter(job, steps_started);
+    const double epsilon = EpsilonAfter(job, progress.steps_started);
     jobs_
         ->Update(job_id,
                  [&](v1::Job& j) {
@@ -315,8 +350,9 @@ absl::Status JobRunner::RunAttempt(const v1::Job& job, int attempt, std::vector<
       v1::CheckpointResponse response;
       const grpc::Status saved = peers[0].stub->Checkpoint(context.get(), request, &response);
       if (!saved.ok()) return Annotate(FromGrpcStatus(saved), "checkpoint");
-      checkpoint = response.state();
-      checkpoint_step = response.step();
+      progress.durable.set_checkpoint(response.state());
+      progress.durable.set_checkpoint_step(response.step());
+      DPFLEET_RETURN_IF_ERROR(Save(job_id, progress));
     }
   }
   return absl::OkStatus();

@@ -6,7 +6,9 @@
 // periodic checkpoints, evaluates, and charges the accountant for every step that was started,
 // whatever the outcome. When a worker fails, the job resumes from its last checkpoint on the
 // workers still alive (or replacements); the steps lost since the checkpoint ran and cost privacy,
-// so they stay charged, and running them again is reserved anew with the accountant first.
+// so they stay charged, and running them again is reserved anew with the accountant first. The
+// checkpoint, the reservations and the attempt count are saved in the job store as they change,
+// so a job also resumes after the coordinator itself restarts.
 
 #include <memory>
 #include <string>
@@ -14,6 +16,7 @@
 
 #include "absl/time/time.h"
 #include "coordinator/accountant_client.h"
+#include "coordinator/job_store.h"
 #include "coordinator/job_table.h"
 #include "coordinator/worker_pool.h"
 #include "proto/dpfleet.grpc.pb.h"
@@ -46,14 +49,17 @@ class JobRunner {
   // CANCELLED. Blocks until then; call it on a thread of its own.
   void Run(const std::string& job_id);
 
-  // Ends a job that was running when the coordinator stopped: FAILED, charged for `step_bound`
-  // steps (the durable upper bound on the steps that started; never fewer than ran).
-  void ResolveInterrupted(const v1::Job& job, int64_t step_bound);
+  // Continues a job that was running when the coordinator stopped, from its last saved
+  // checkpoint, counting the durable step bound as started (never fewer than ran, so never
+  // under-charged). A job that has used up its attempts ends FAILED, charged for that bound.
+  // Blocks like Run.
+  void Resume(const StoredJob& stored);
 
  private:
-  struct Charge {
-    std::string reservation_id;
-    int64_t steps;  // Reserved.
+  // What a job has done so far, over every attempt.
+  struct Progress {
+    v1::JobRecovery durable;    // Saved in the job store whenever it changes.
+    int64_t steps_started = 0;  // Each is charged.
   };
   struct Peer {
     WorkerRecord record;
@@ -67,15 +73,19 @@ class JobRunner {
   // goes. Errors: kCancelled; kResourceExhausted when re-running lost steps cannot be paid for;
   // kDataLoss when progress cannot be recorded; otherwise the failure of a worker call (resumable).
   absl::Status RunAttempt(const v1::Job& job, int attempt, std::vector<Peer>& peers,
-                          std::string& checkpoint, int64_t& checkpoint_step, int64_t& steps_started,
-                          std::vector<Charge>& charges, absl::Duration step_deadline);
+                          Progress& progress, absl::Duration step_deadline);
 
-  // Charges `steps_started` steps across `charges` in order (committing, or releasing a reservation
-  // no step reached) and records the job's end. A failed charge leaves its reservation open
-  // (counting in full) and says so.
+  // Runs the job from `progress` (a fresh job: its own reservation, no steps).
+  void RunFrom(const std::string& job_id, Progress progress);
+
+  // Saves progress.durable. Errors: kDataLoss.
+  absl::Status Save(const std::string& job_id, const Progress& progress);
+
+  // Charges progress.steps_started steps across the reservations in order (committing, or
+  // releasing a reservation no step reached) and records the job's end. A failed charge leaves its
+  // reservation open (counting in full) and says so.
   void ChargeAndEnd(const v1::Job& job, v1::JobState state, const absl::Status& error,
-                    int64_t steps_started, const std::vector<Charge>& charges,
-                    v1::JobResult result);
+                    const Progress& progress, v1::JobResult result);
 
   JobTable* const jobs_;
   WorkerPool* const workers_;

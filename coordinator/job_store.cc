@@ -14,6 +14,10 @@ CREATE TABLE IF NOT EXISTS jobs (
   snapshot BLOB NOT NULL,
   step_bound INTEGER NOT NULL DEFAULT 0
 );
+CREATE TABLE IF NOT EXISTS recovery (
+  job_id TEXT PRIMARY KEY,
+  record BLOB NOT NULL
+);
 )sql"));
   return std::unique_ptr<JobStore>(new JobStore(std::move(db)));
 }
@@ -40,10 +44,19 @@ absl::Status JobStore::SetStepBound(const std::string& job_id, int64_t bound) {
   return absl::OkStatus();
 }
 
+absl::Status JobStore::PutRecovery(const std::string& job_id, const v1::JobRecovery& recovery) {
+  absl::MutexLock lock(&mu_);
+  DPFLEET_ASSIGN_OR_RETURN(auto statement,
+                           db_->Prepare("INSERT OR REPLACE INTO recovery(job_id, record) "
+                                        "VALUES (?, ?)"));
+  return statement->Bind(1, job_id).BindBlob(2, recovery.SerializeAsString()).Run();
+}
+
 absl::StatusOr<std::vector<StoredJob>> JobStore::LoadAll() {
   absl::MutexLock lock(&mu_);
   DPFLEET_ASSIGN_OR_RETURN(
-      auto query, db_->Prepare("SELECT job_id, snapshot, step_bound FROM jobs ORDER BY seq"));
+      auto query, db_->Prepare("SELECT jobs.job_id, snapshot, step_bound, record FROM jobs "
+                               "LEFT JOIN recovery ON recovery.job_id = jobs.job_id ORDER BY seq"));
   std::vector<StoredJob> jobs;
   while (true) {
     DPFLEET_ASSIGN_OR_RETURN(const bool row, query->Step());
@@ -54,6 +67,10 @@ absl::StatusOr<std::vector<StoredJob>> JobStore::LoadAll() {
           absl::StrCat("stored job '", query->ColumnText(0), "' is unreadable"));
     }
     stored.step_bound = query->ColumnInt(2);
+    if (!stored.recovery.ParseFromString(query->ColumnBlob(3))) {
+      return absl::DataLossError(
+          absl::StrCat("the recovery record of job '", query->ColumnText(0), "' is unreadable"));
+    }
     jobs.push_back(std::move(stored));
   }
   return jobs;

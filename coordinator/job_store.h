@@ -21,7 +21,8 @@ namespace dpfleet::coordinator {
 
 struct StoredJob {
   v1::Job job;
-  int64_t step_bound = 0;  // No step at or beyond this index has started.
+  int64_t step_bound = 0;    // No step at or beyond this index has started.
+  v1::JobRecovery recovery;  // Empty until the job first runs.
 };
 
 // Thread-safe.
@@ -35,6 +36,9 @@ class JobStore {
 
   // Durably records that steps below `bound` may start. Errors: kNotFound for an unknown job.
   absl::Status SetStepBound(const std::string& job_id, int64_t bound);
+
+  // Durably replaces the job's recovery record. Errors: kUnavailable/kInternal from SQLite.
+  absl::Status PutRecovery(const std::string& job_id, const v1::JobRecovery& recovery);
 
   // Every stored job, in submission order. Errors: kDataLoss for an unreadable snapshot.
   absl::StatusOr<std::vector<StoredJob>> LoadAll();

@@ -32,8 +32,19 @@ TEST(JobTable, StateChangesAndStepLeasesSurviveARestart) {
     ASSERT_TRUE(table.Insert(NewJob("job-1", 100)).ok());
     ASSERT_TRUE(table.Insert(NewJob("job-2", 10)).ok());
     ASSERT_TRUE(table.Update("job-1", [](v1::Job& j) { j.set_state(v1::RUNNING); }).ok());
-    for (int64_t step = 0; step < 40; ++step) ASSERT_TRUE(table.LeaseSteps("job-1", step).ok());
-    ASSERT_TRUE(table.LeaseSteps("job-2", 0).ok());
+    for (int64_t step = 0; step < 40; ++step)
+      ASSERT_TRUE(table.LeaseSteps("job-1", step, 100).ok());
+    ASSERT_TRUE(table.LeaseSteps("job-2", 0, 10).ok());
+    v1::JobRecovery recovery;
+    recovery.set_checkpoint("parameters");
+    recovery.set_checkpoint_step(25);
+    recovery.set_attempts(2);
+    v1::Reservation* reservation = recovery.add_reservations();
+    reservation->set_reservation_id("r-1");
+    reservation->set_steps(100);
+    ASSERT_TRUE(table.SaveRecovery("job-1", recovery).ok());
+    recovery.set_checkpoint_step(50);  // Replaces the first record.
+    ASSERT_TRUE(table.SaveRecovery("job-1", recovery).ok());
   }
   auto store = *JobStore::Open(path);
   JobTable table(store.get());
@@ -44,8 +55,12 @@ TEST(JobTable, StateChangesAndStepLeasesSurviveARestart) {
   // Steps 0..39 started: the bound covers them, and exceeds them by less than one lease.
   EXPECT_GE(stored[0].step_bound, 40);
   EXPECT_LE(stored[0].step_bound, 40 + JobTable::kStepLease);
-  EXPECT_EQ(stored[1].step_bound, 10);  // Never beyond the job's steps.
+  EXPECT_EQ(stored[1].step_bound, 10);  // Never beyond the steps reserved.
   EXPECT_EQ(table.Get("job-2")->spec().dataset(), "fashion-mnist");
+  EXPECT_EQ(stored[0].recovery.checkpoint(), "parameters");
+  EXPECT_EQ(stored[0].recovery.checkpoint_step(), 50);
+  EXPECT_EQ(stored[0].recovery.reservations(0).reservation_id(), "r-1");
+  EXPECT_EQ(stored[1].recovery.attempts(), 0);  // None saved.
 }
 
 TEST(JobStore, UnknownJobHasNoStepBound) {

@@ -39,13 +39,17 @@ absl::StatusOr<std::vector<StoredJob>> JobTable::Restore() {
   return stored;
 }
 
-absl::Status JobTable::LeaseSteps(const std::string& job_id, int64_t step) {
+absl::Status JobTable::SaveRecovery(const std::string& job_id, const v1::JobRecovery& recovery) {
+  return store_ == nullptr ? absl::OkStatus() : store_->PutRecovery(job_id, recovery);
+}
+
+absl::Status JobTable::LeaseSteps(const std::string& job_id, int64_t step, int64_t limit) {
   absl::MutexLock lock(&mu_);
   auto it = jobs_.find(job_id);
   if (it == jobs_.end()) return UnknownJob(job_id);
   Entry& entry = it->second;
   if (step < entry.step_bound) return absl::OkStatus();
-  const int64_t bound = std::min(entry.job.total_steps(), step + kStepLease);
+  const int64_t bound = std::min(limit, step + kStepLease);
   if (store_ != nullptr) {
     if (absl::Status stored = store_->SetStepBound(job_id, bound); !stored.ok()) return stored;
   }

@@ -39,9 +39,14 @@ class JobTable {
   // Loads every stored job into the table; returns them with their step bounds.
   absl::StatusOr<std::vector<StoredJob>> Restore();
 
-  // Makes sure step `step` (0-based) of the job is covered by the durable step bound, extending it
-  // by kStepLease steps when it is not. Errors: kNotFound; those of the store.
-  absl::Status LeaseSteps(const std::string& job_id, int64_t step);
+  // Makes sure step `step` (0-based, counting every step the job started, re-runs included) is
+  // covered by the durable step bound, extending it by up to kStepLease steps, never beyond
+  // `limit` (the steps the job has reserved; limit > step). Errors: kNotFound; those of the store.
+  absl::Status LeaseSteps(const std::string& job_id, int64_t step, int64_t limit);
+
+  // Durably replaces the job's recovery record (nothing without a store). Errors: those of the
+  // store.
+  absl::Status SaveRecovery(const std::string& job_id, const v1::JobRecovery& recovery);
 
   // Errors: kNotFound for an unknown id.
   absl::StatusOr<v1::Job> Get(const std::string& job_id) const;

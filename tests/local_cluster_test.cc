@@ -173,12 +173,14 @@ TEST_F(LocalClusterTest, CancelledJobStopsAndIsChargedOnlyForTheStepsThatRan) {
             grpc::StatusCode::FAILED_PRECONDITION);
 }
 
-TEST_F(LocalClusterTest, CoordinatorKilledMidJobLosesNoJobAndChargesTheStepsThatRan) {
+TEST_F(LocalClusterTest, CoordinatorKilledMidJobResumesFromItsCheckpointAndChargesEveryStep) {
+  constexpr int64_t kSteps = 300;
   RegisterDataset(100.0);
   v1::Job job;
-  ASSERT_TRUE(Submit(SmallJob(100000), &job).ok());
+  ASSERT_TRUE(Submit(SmallJob(kSteps), &job).ok());
   const std::string job_id = job.job_id();
-  job = WaitFor(job_id, [](const v1::Job& j) { return j.progress().step() >= 5 || Ended(j); });
+  // Past the first checkpoint (every 25 steps).
+  job = WaitFor(job_id, [](const v1::Job& j) { return j.progress().step() >= 30 || Ended(j); });
   ASSERT_EQ(job.state(), v1::RUNNING) << job.error();
   const int64_t steps_seen = job.progress().step();
   ASSERT_EQ(kill(std::stoi(ReadFile(state_dir_ + "/coordinator.pid")), SIGKILL), 0);
@@ -192,11 +194,22 @@ TEST_F(LocalClusterTest, CoordinatorKilledMidJobLosesNoJobAndChargesTheStepsThat
       0)
       << output << ReadFile(state_dir_ + "/coordinator.log")
       << ReadFile(state_dir_ + "/worker-0.log") << ReadFile(state_dir_ + "/worker-1.log");
-  // Same port: the old stub reaches the new coordinator, which still knows the job.
-  job = WaitFor(job_id, Ended, absl::Seconds(30));
-  ASSERT_EQ(job.state(), v1::FAILED);
-  EXPECT_NE(job.error().find("coordinator stopped"), std::string::npos) << job.error();
-  EXPECT_GE(job.result().steps_run(), steps_seen);
+  // Same port: the old stub reaches the new coordinator, which still knows the job and resumes it
+  // from a checkpoint it saved, not from the start.
+  job = WaitFor(job_id, [](const v1::Job& j) {
+    return j.error().find("after the coordinator restarted") != std::string::npos || Ended(j);
+  });
+  ASSERT_NE(job.error().find("resuming from step"), std::string::npos) << job.error();
+  const int64_t resumed_from =
+      std::stoll(job.error().substr(job.error().find("resuming from step ") + 19));
+  EXPECT_GE(resumed_from, 25);
+  EXPECT_LE(resumed_from, steps_seen + 25);
+  job = WaitFor(job_id, Ended);
+  ASSERT_EQ(job.state(), v1::SUCCEEDED) << job.error();
+  EXPECT_EQ(job.result().parameter_fingerprints(0), job.result().parameter_fingerprints(1));
+  // Steps between the checkpoint and the crash ran twice, and both runs are charged: every step
+  // up to the durable bound saved before the crash, then the rest of the job again.
+  EXPECT_GE(job.result().steps_run(), kSteps + steps_seen - resumed_from);
   const v1::GetBudgetResponse budget = Budget();
   EXPECT_EQ(budget.open_reservations(), 0);
   EXPECT_NEAR(budget.epsilon_committed(), ChargeOf(job.result().steps_run()), kEpsilonTolerance);
