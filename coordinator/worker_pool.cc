@@ -1,10 +1,16 @@
 #include "coordinator/worker_pool.h"
 
 #include <algorithm>
+#include <random>
 
 #include "absl/strings/str_cat.h"
 
 namespace dpfleet::coordinator {
+
+WorkerPool::WorkerPool(absl::Duration heartbeat_timeout)
+    : heartbeat_timeout_(heartbeat_timeout),
+      id_prefix_(
+          absl::StrCat("w", absl::Hex(std::random_device()() & 0xffffff, absl::kZeroPad6), "-")) {}
 
 bool WorkerPool::AliveLocked(const WorkerRecord& worker) const {
   return absl::Now() - worker.last_heartbeat < heartbeat_timeout_;
@@ -17,7 +23,7 @@ std::string WorkerPool::Register(const std::string& address,
     it = it->second.address == address ? workers_.erase(it) : std::next(it);
   }
   WorkerRecord record;
-  record.worker_id = absl::StrCat("w-", next_id_++);
+  record.worker_id = absl::StrCat(id_prefix_, next_id_++);
   record.address = address;
   record.datasets = datasets;
   record.last_heartbeat = absl::Now();
@@ -43,7 +49,7 @@ std::vector<const WorkerRecord*> WorkerPool::HoldersLocked(const std::string& da
       holders.push_back(&worker);
     }
   }
-  // Ids are "w-<n>": order by n, so that w-10 follows w-9.
+  // Ids share their prefix: order by n, so that ...-10 follows ...-9.
   std::sort(holders.begin(), holders.end(), [](const WorkerRecord* a, const WorkerRecord* b) {
     return std::make_pair(a->worker_id.size(), a->worker_id) <
            std::make_pair(b->worker_id.size(), b->worker_id);

@@ -38,10 +38,12 @@ struct AcquiredWorker {
 class WorkerPool {
  public:
   // A worker is alive while its last heartbeat is younger than `heartbeat_timeout`.
-  explicit WorkerPool(absl::Duration heartbeat_timeout) : heartbeat_timeout_(heartbeat_timeout) {}
+  explicit WorkerPool(absl::Duration heartbeat_timeout);
 
-  // Adds a worker and returns its new id. A worker registering again from the same address (it
-  // restarted) replaces its old record.
+  // Adds a worker and returns its new id, "w<pool>-<n>": the pool part is random, so that an id
+  // handed out by a coordinator before it restarted never names another worker after (a worker
+  // heartbeating with its old id must hear NOT_FOUND and register again). A worker registering
+  // again from the same address (it restarted) replaces its old record.
   std::string Register(const std::string& address, const std::map<std::string, HeldRows>& datasets);
 
   // Records a heartbeat. Errors: kNotFound for an unknown id (the worker must register again).
@@ -84,6 +86,7 @@ class WorkerPool {
   const absl::Duration heartbeat_timeout_;
   mutable absl::Mutex mu_;
   std::map<std::string, WorkerRecord> workers_ ABSL_GUARDED_BY(mu_);
+  const std::string id_prefix_;
   int64_t next_id_ ABSL_GUARDED_BY(mu_) = 1;
 };
 

@@ -61,5 +61,13 @@ TEST(WorkerPool, GivesEachPartHolderTheRowsItHolds) {
   EXPECT_TRUE(pool.Acquire("imagenet", 2, "job-2").empty());
 }
 
+TEST(WorkerPool, IdsOfARestartedCoordinatorNeverNameAnOldWorker) {
+  WorkerPool before(absl::Seconds(60));
+  const std::string old_id = before.Register("127.0.0.1:1", {{"mnist", HeldRows::Whole(100)}});
+  WorkerPool after(absl::Seconds(60));  // The coordinator restarted.
+  after.Register("127.0.0.1:2", {{"mnist", HeldRows::Whole(100)}});
+  EXPECT_EQ(after.Heartbeat(old_id).code(), absl::StatusCode::kNotFound);
+}
+
 }  // namespace
 }  // namespace dpfleet::coordinator

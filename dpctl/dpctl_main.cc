@@ -341,8 +341,8 @@ int Workers(Args& args) {
           whole ? "" : absl::StrCat("rows ", info.held_begin(), "-", info.held_end(), " of "),
           info.train_examples(), ")");
     }
-    std::cout << absl::StrFormat("%-6s %-21s %-5s %-16s %s\n", worker.worker_id(), worker.address(),
-                                 worker.alive() ? "alive" : "dead",
+    std::cout << absl::StrFormat("%-10s %-21s %-5s %-16s %s\n", worker.worker_id(),
+                                 worker.address(), worker.alive() ? "alive" : "dead",
                                  worker.job_id().empty() ? "idle" : worker.job_id(), datasets);
   }
   std::cout << alive << " alive\n";

@@ -104,10 +104,14 @@ absl::StatusOr<ShardTrainer::StepResult> ShardTrainer::RunStep() {
         AccumulateClippedGradients(*model_, inputs, labels, options_.clipping, gradient_views_));
     result.loss_sum += batch.loss_sum;
   }
-  // The noise is added exactly once, by rank 0, before the sum: the all-reduced buffer is then
-  // sum_i clip(g_i) + N(0, (sigma C)^2 I) on every rank.
-  if (reducer_->rank() == 0 && options_.noise_multiplier > 0) {
-    AddSecureGaussianNoise(flat_gradient_.data_ptr<float>(), flat_gradient_.numel(),
+  // The noise is added exactly once, before the sum: each rank noises its own 1/W slice of the
+  // coordinates, so the all-reduced buffer is sum_i clip(g_i) + N(0, (sigma C)^2 I) on every rank,
+  // and the sampler's cost is shared instead of making one rank the straggler.
+  if (options_.noise_multiplier > 0) {
+    const int64_t n = flat_gradient_.numel();
+    const int64_t begin = n * reducer_->rank() / reducer_->world_size();
+    const int64_t end = n * (reducer_->rank() + 1) / reducer_->world_size();
+    AddSecureGaussianNoise(flat_gradient_.data_ptr<float>() + begin, end - begin,
                            options_.noise_multiplier * options_.clipping.clip_norm);
   }
   const absl::Time reduce_start = absl::Now();

@@ -6,8 +6,8 @@
 //      dataset, so the union over ranks is a Poisson sample of all of it);
 //   2. add the clipped per-example gradients of the sample into one flat buffer (micro-batches
 //      bound memory);
-//   3. rank 0 alone adds N(0, (sigma C)^2) noise to its buffer, so the sum carries the noise
-//      exactly once;
+//   3. each rank adds N(0, (sigma C)^2) noise to its own 1/W slice of the coordinates, so the sum
+//      carries the noise exactly once on every coordinate;
 //   4. all-reduce the buffers (every rank receives the same bits);
 //   5. divide by the expected batch size q N (not the realised one, which would depend on the
 //      data);
