@@ -124,8 +124,8 @@ absl::Status ExtractImages(const std::string& out, at::ScalarType storage) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::pair<at::Tensor, at::Tensor>> ReadNpyPair(const std::string& flag,
-                                                              const std::string& value) {
+absl::StatusOr<dpfleet::features::NpyFeatures> ReadNpyPair(const std::string& flag,
+                                                           const std::string& value) {
   std::vector<std::string> paths = absl::StrSplit(value, ',');
   if (paths.size() != 2) {
     return absl::InvalidArgumentError(absl::StrCat("--", flag, " is FEATURES.npy,LABELS.npy"));
@@ -140,12 +140,12 @@ absl::Status ConvertNpy(const std::string& out, at::ScalarType storage) {
   DPFLEET_ASSIGN_OR_RETURN(const std::vector<int64_t> parts, PartsToWrite());
   DPFLEET_ASSIGN_OR_RETURN(const auto train,
                            ReadNpyPair("train_npy", absl::GetFlag(FLAGS_train_npy)));
-  const int64_t total = train.first.size(0);
+  const int64_t total = train.features.size(0);
   for (const int64_t part : parts) {
     const auto [begin, end] = PartRange(total, part, absl::GetFlag(FLAGS_parts));
     const std::string path = out + "/" + ShardFileName("train", part, absl::GetFlag(FLAGS_parts));
-    DPFLEET_RETURN_IF_ERROR(WriteFeatureShard(path, train.first.slice(0, begin, end),
-                                              train.second.slice(0, begin, end), classes, storage,
+    DPFLEET_RETURN_IF_ERROR(WriteFeatureShard(path, train.features.slice(0, begin, end),
+                                              train.labels.slice(0, begin, end), classes, storage,
                                               ShardPlacement{begin, total}));
     std::cout << path << ": rows [" << begin << ", " << end << ") of " << total << "\n";
   }
@@ -153,8 +153,8 @@ absl::Status ConvertNpy(const std::string& out, at::ScalarType storage) {
     DPFLEET_ASSIGN_OR_RETURN(const auto test,
                              ReadNpyPair("test_npy", absl::GetFlag(FLAGS_test_npy)));
     DPFLEET_RETURN_IF_ERROR(
-        WriteFeatureShard(out + "/test.dpf", test.first, test.second, classes, storage));
-    std::cout << out << "/test.dpf: " << test.first.size(0) << " rows\n";
+        WriteFeatureShard(out + "/test.dpf", test.features, test.labels, classes, storage));
+    std::cout << out << "/test.dpf: " << test.features.size(0) << " rows\n";
   }
   return absl::OkStatus();
 }

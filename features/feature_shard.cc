@@ -1,10 +1,5 @@
 #include "features/feature_shard.h"
 
-#include <fcntl.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -264,28 +259,17 @@ absl::Status WriteFeatureShard(const std::string& path, const at::Tensor& featur
 
 absl::StatusOr<std::unique_ptr<FeatureShard>> FeatureShard::Open(const std::string& path,
                                                                  bool verify_checksum) {
-  const int fd = ::open(path.c_str(), O_RDONLY);
-  if (fd < 0) return absl::NotFoundError(absl::StrCat("cannot open feature shard ", path));
-  struct stat info;
-  if (fstat(fd, &info) != 0) {
-    ::close(fd);
-    return absl::NotFoundError(absl::StrCat("cannot stat ", path));
-  }
-  const size_t length = static_cast<size_t>(info.st_size);
+  DPFLEET_ASSIGN_OR_RETURN(std::unique_ptr<MappedFile> file, MappedFile::Open(path));
+  const size_t length = file->size();
   if (length < kHeaderBytes) {
-    ::close(fd);
     return absl::DataLossError(
         absl::StrCat(path, " is truncated: ", length, " bytes, no full header"));
   }
-  void* mapping = mmap(nullptr, length, PROT_READ, MAP_SHARED, fd, 0);
-  ::close(fd);
-  if (mapping == MAP_FAILED) return absl::InternalError(absl::StrCat("cannot map ", path));
+  const unsigned char* bytes = file->data();
   std::unique_ptr<FeatureShard> shard(new FeatureShard());
   shard->path_ = path;
-  shard->mapping_ = mapping;
-  shard->length_ = length;
+  shard->file_ = std::move(file);
 
-  const auto* bytes = static_cast<const unsigned char*>(mapping);
   if (std::memcmp(bytes, kMagic, 8) != 0)
     return absl::DataLossError(absl::StrCat(path, " is not a feature shard"));
   Header header;
@@ -349,17 +333,15 @@ absl::StatusOr<std::unique_ptr<FeatureShard>> FeatureShard::Open(const std::stri
   return shard;
 }
 
-FeatureShard::~FeatureShard() {
-  if (mapping_ != nullptr) munmap(mapping_, length_);
-}
+FeatureShard::~FeatureShard() = default;
 
 at::Tensor FeatureShard::features() const {
-  auto* data = static_cast<unsigned char*>(mapping_) + features_offset_;
+  auto* data = const_cast<unsigned char*>(file_->data()) + features_offset_;
   return at::from_blob(data, {rows_, dim_}, at::TensorOptions().dtype(dtype_));
 }
 
 at::Tensor FeatureShard::labels() const {
-  auto* data = static_cast<unsigned char*>(mapping_) + kHeaderBytes;
+  auto* data = const_cast<unsigned char*>(file_->data()) + kHeaderBytes;
   return at::from_blob(data, {rows_}, at::TensorOptions().dtype(at::kInt));
 }
 
@@ -368,36 +350,34 @@ namespace {
 struct NpyArray {
   std::string descr;
   std::vector<int64_t> shape;
-  std::string data;
+  const unsigned char* data = nullptr;  // In `file`.
+  size_t data_bytes = 0;
+  std::shared_ptr<MappedFile> file;
 };
 
-// Parses the NumPy .npy format (versions 1 to 3): magic, header length, a Python dict literal with
-// descr, fortran_order and shape, then the raw data.
+// Maps and parses the NumPy .npy format (versions 1 to 3): magic, header length, a Python dict
+// literal with descr, fortran_order and shape, then the raw data.
 absl::StatusOr<NpyArray> ReadNpy(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::NotFoundError(absl::StrCat("cannot open ", path));
-  std::stringstream buffer;
-  buffer << in.rdbuf();
-  const std::string bytes = buffer.str();
-  if (bytes.size() < 10 || bytes.compare(0, 6, "\x93NUMPY") != 0) {
+  DPFLEET_ASSIGN_OR_RETURN(std::shared_ptr<MappedFile> file, MappedFile::Open(path));
+  const unsigned char* bytes = file->data();
+  const size_t size = file->size();
+  if (size < 10 || std::memcmp(bytes, "\x93NUMPY", 6) != 0) {
     return absl::DataLossError(absl::StrCat(path, " is not a .npy file"));
   }
-  const int major = static_cast<unsigned char>(bytes[6]);
+  const int major = bytes[6];
   size_t header_length, header_start;
   if (major == 1) {
-    header_length =
-        static_cast<unsigned char>(bytes[8]) | (static_cast<unsigned char>(bytes[9]) << 8);
+    header_length = bytes[8] | (bytes[9] << 8);
     header_start = 10;
   } else {
-    if (bytes.size() < 12) return absl::DataLossError(absl::StrCat(path, " is truncated"));
+    if (size < 12) return absl::DataLossError(absl::StrCat(path, " is truncated"));
     header_length = 0;
-    for (int i = 0; i < 4; ++i)
-      header_length |= static_cast<size_t>(static_cast<unsigned char>(bytes[8 + i])) << (8 * i);
+    for (int i = 0; i < 4; ++i) header_length |= static_cast<size_t>(bytes[8 + i]) << (8 * i);
     header_start = 12;
   }
-  if (bytes.size() < header_start + header_length)
+  if (size < header_start + header_length)
     return absl::DataLossError(absl::StrCat(path, " is truncated"));
-  const std::string header = bytes.substr(header_start, header_length);
+  const std::string header(reinterpret_cast<const char*>(bytes) + header_start, header_length);
   NpyArray array;
   auto value_of = [&](const std::string& key) -> std::string {
     const size_t at = header.find("'" + key + "'");
@@ -425,7 +405,9 @@ absl::StatusOr<NpyArray> ReadNpy(const std::string& path) {
       return absl::DataLossError(absl::StrCat(path, ": bad shape"));
     array.shape.push_back(d);
   }
-  array.data = bytes.substr(header_start + header_length);
+  array.data = bytes + header_start + header_length;
+  array.data_bytes = size - header_start - header_length;
+  array.file = std::move(file);
   return array;
 }
 
@@ -448,39 +430,40 @@ std::string ShardFileName(const std::string& split, int64_t part, int64_t parts)
   return split + suffix;
 }
 
-absl::StatusOr<std::pair<at::Tensor, at::Tensor>> ReadNpyFeatures(const std::string& features_path,
-                                                                  const std::string& labels_path) {
-  auto features = ReadNpy(features_path);
-  if (!features.ok()) return features.status();
-  auto labels = ReadNpy(labels_path);
-  if (!labels.ok()) return labels.status();
-  auto feature_dtype = NpyDtype(features->descr, features_path);
-  if (!feature_dtype.ok()) return feature_dtype.status();
-  auto label_dtype = NpyDtype(labels->descr, labels_path);
-  if (!label_dtype.ok()) return label_dtype.status();
-  if (!at::isFloatingType(*feature_dtype) || features->shape.size() != 2) {
+absl::StatusOr<NpyFeatures> ReadNpyFeatures(const std::string& features_path,
+                                            const std::string& labels_path) {
+  DPFLEET_ASSIGN_OR_RETURN(NpyArray features, ReadNpy(features_path));
+  DPFLEET_ASSIGN_OR_RETURN(const NpyArray labels, ReadNpy(labels_path));
+  DPFLEET_ASSIGN_OR_RETURN(const at::ScalarType feature_dtype,
+                           NpyDtype(features.descr, features_path));
+  DPFLEET_ASSIGN_OR_RETURN(const at::ScalarType label_dtype, NpyDtype(labels.descr, labels_path));
+  if (!at::isFloatingType(feature_dtype) || features.shape.size() != 2) {
     return absl::InvalidArgumentError(
         absl::StrCat(features_path, " must hold a 2-D float32 or float16 array"));
   }
-  if (at::isFloatingType(*label_dtype) || labels->shape.size() != 1 ||
-      labels->shape[0] != features->shape[0]) {
+  if (at::isFloatingType(label_dtype) || labels.shape.size() != 1 ||
+      labels.shape[0] != features.shape[0]) {
     return absl::InvalidArgumentError(
         absl::StrCat(labels_path, " must hold one integer label per row of ", features_path));
   }
   const size_t feature_bytes =
-      features->shape[0] * features->shape[1] * at::elementSize(*feature_dtype);
-  const size_t label_bytes = labels->shape[0] * at::elementSize(*label_dtype);
-  if (features->data.size() != feature_bytes)
-    return absl::DataLossError(absl::StrCat(features_path, " is truncated"));
-  if (labels->data.size() != label_bytes)
-    return absl::DataLossError(absl::StrCat(labels_path, " is truncated"));
-  at::Tensor feature_tensor =
-      at::from_blob(features->data.data(), {features->shape[0], features->shape[1]}, *feature_dtype)
-          .clone();
-  // Copies: the blobs die with this function.
-  at::Tensor label_tensor =
-      at::from_blob(labels->data.data(), {labels->shape[0]}, *label_dtype).to(at::kLong).clone();
-  return std::make_pair(feature_tensor, label_tensor);
+      features.shape[0] * features.shape[1] * at::elementSize(feature_dtype);
+  if (features.data_bytes != feature_bytes) {
+    return absl::DataLossError(absl::StrCat(features_path, " holds ", features.data_bytes,
+                                            " bytes of data, its header implies ", feature_bytes));
+  }
+  if (labels.data_bytes != labels.shape[0] * at::elementSize(label_dtype)) {
+    return absl::DataLossError(absl::StrCat(labels_path, " is truncated or too long"));
+  }
+  NpyFeatures result;
+  result.features = at::from_blob(const_cast<unsigned char*>(features.data),
+                                  {features.shape[0], features.shape[1]}, feature_dtype);
+  // Labels are small: copied, so that only the features' mapping must stay alive.
+  result.labels =
+      at::from_blob(const_cast<unsigned char*>(labels.data), {labels.shape[0]}, label_dtype)
+          .to(at::kLong, /*non_blocking=*/false, /*copy=*/true);
+  result.mapping = std::move(features.file);
+  return result;
 }
 
 }  // namespace dpfleet::features

@@ -23,6 +23,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "features/mapped_file.h"
 
 namespace dpfleet::features {
 
@@ -101,8 +102,7 @@ class FeatureShard {
   FeatureShard() = default;
 
   std::string path_;
-  void* mapping_ = nullptr;
-  size_t length_ = 0;
+  std::unique_ptr<MappedFile> file_;
   int64_t rows_ = 0;
   int64_t dim_ = 0;
   int64_t num_classes_ = 0;
@@ -115,13 +115,19 @@ class FeatureShard {
 // holds a split as `split`.dpf or as any of its parts.
 std::string ShardFileName(const std::string& split, int64_t part, int64_t parts);
 
-// Reads features computed elsewhere: a 2-D C-ordered float32 or float16 `.npy` file and a 1-D
-// integer
-// `.npy` labels file. Returns {features [N, D], labels [N] int64}. Errors: kNotFound; kDataLoss for
-// a malformed or truncated file; kInvalidArgument for unsupported dtypes, Fortran order or
-// mismatched N.
-absl::StatusOr<std::pair<at::Tensor, at::Tensor>> ReadNpyFeatures(const std::string& features_path,
-                                                                  const std::string& labels_path);
+// Features computed elsewhere, memory-mapped from a .npy file (ReadNpyFeatures).
+struct NpyFeatures {
+  at::Tensor features;            // [N, D] float32 or float16, viewing `mapping`.
+  at::Tensor labels;              // [N] int64 (a copy).
+  std::shared_ptr<void> mapping;  // Keeps `features` valid.
+};
+
+// Maps a 2-D C-ordered float32 or float16 `.npy` features file (no copy: arrays far larger than
+// memory are read through the page cache) and reads a 1-D integer `.npy` labels file. Errors:
+// kNotFound; kDataLoss for a malformed, truncated or over-long file; kInvalidArgument for
+// unsupported dtypes, Fortran order or mismatched N.
+absl::StatusOr<NpyFeatures> ReadNpyFeatures(const std::string& features_path,
+                                            const std::string& labels_path);
 
 }  // namespace dpfleet::features
 

@@ -127,8 +127,8 @@ TEST(ReadNpyFeatures, ReadsFeaturesAndLabelsWrittenElsewhere) {
   WriteNpy(TempPath("l.npy"), "<i8", "(6,)", labels.data_ptr(), 6 * 8);
   auto read = ReadNpyFeatures(TempPath("f.npy"), TempPath("l.npy"));
   ASSERT_TRUE(read.ok()) << read.status();
-  EXPECT_TRUE(at::equal(read->first, features));
-  EXPECT_TRUE(at::equal(read->second, labels));
+  EXPECT_TRUE(at::equal(read->features, features));
+  EXPECT_TRUE(at::equal(read->labels, labels));
 
   WriteNpy(TempPath("short.npy"), "<f4", "(6, 4)", features.data_ptr(), 6 * 4 * 4 - 8);
   EXPECT_EQ(ReadNpyFeatures(TempPath("short.npy"), TempPath("l.npy")).status().code(),
