@@ -1,7 +1,12 @@
 #include "features/jpeg.h"
 
+#include <cstdio>
+// jpeglib.h needs FILE and size_t declared first.
+#include <jpeglib.h>
+
 #include <fstream>
 #include <iterator>
+#include <vector>
 
 #include "gtest/gtest.h"
 
@@ -42,6 +47,52 @@ TEST(Jpeg, DecodesAtTheSmallestScaleAboveTheShorterSide) {
   ASSERT_TRUE(eighth.ok());
   EXPECT_EQ(eighth->size(0), 38);  // 300 / 8, rounded up.
   EXPECT_EQ(DecodeJpeg(path, 301)->size(0), 300);
+}
+
+// Writes a 4x4 JPEG of one colour in `space` (JCS_GRAYSCALE or JCS_CMYK), as scanners and print
+// workflows do; libjpeg marks CMYK with an Adobe marker, whose convention is inverted values.
+void WriteJpegIn(const std::string& path, J_COLOR_SPACE space, std::vector<unsigned char> pixel) {
+  jpeg_compress_struct info;
+  jpeg_error_mgr errors;
+  info.err = jpeg_std_error(&errors);
+  jpeg_create_compress(&info);
+  FILE* file = std::fopen(path.c_str(), "wb");
+  jpeg_stdio_dest(&info, file);
+  info.image_width = 4;
+  info.image_height = 4;
+  info.input_components = static_cast<int>(pixel.size());
+  info.in_color_space = space;
+  jpeg_set_defaults(&info);
+  jpeg_set_quality(&info, 100, TRUE);
+  jpeg_start_compress(&info, TRUE);
+  std::vector<unsigned char> row;
+  for (int x = 0; x < 4; ++x) row.insert(row.end(), pixel.begin(), pixel.end());
+  while (info.next_scanline < info.image_height) {
+    unsigned char* data = row.data();
+    jpeg_write_scanlines(&info, &data, 1);
+  }
+  jpeg_finish_compress(&info);
+  jpeg_destroy_compress(&info);
+  std::fclose(file);
+}
+
+TEST(Jpeg, ConvertsGrayscaleAndAdobeCmykToRgb) {
+  const std::string gray = TempPath("gray.jpg");
+  WriteJpegIn(gray, JCS_GRAYSCALE, {200});
+  auto decoded = DecodeJpeg(gray);
+  ASSERT_TRUE(decoded.ok()) << decoded.status();
+  EXPECT_EQ(decoded->sizes(), (std::vector<int64_t>{4, 4, 3}));
+  EXPECT_NEAR(decoded->to(at::kFloat).mean().item<double>(), 200, 2);
+
+  // Adobe-inverted CMYK: cyan ink 255 - 0, no magenta or yellow ink (255), no black (255).
+  const std::string cmyk = TempPath("cmyk.jpg");
+  WriteJpegIn(cmyk, JCS_CMYK, {0, 255, 255, 255});
+  decoded = DecodeJpeg(cmyk);
+  ASSERT_TRUE(decoded.ok()) << decoded.status();
+  const at::Tensor channels = decoded->to(at::kFloat).mean(at::IntArrayRef{0, 1});
+  EXPECT_NEAR(channels[0].item<double>(), 0, 3);    // Red absorbed by cyan.
+  EXPECT_NEAR(channels[1].item<double>(), 255, 3);  // Green and blue pass.
+  EXPECT_NEAR(channels[2].item<double>(), 255, 3);
 }
 
 TEST(Jpeg, RefusesFilesThatAreNotWholeJpegs) {
