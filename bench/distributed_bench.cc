@@ -4,6 +4,8 @@
 // after a barrier, so waiting for the slowest peer is reported on its own.
 //
 //   bazel run -c opt //bench:distributed_bench -- [--model mlp] [--batch 4096] [--steps 10]
+//       [--bucket-bytes B]   (buckets of B bytes overlapping the computation; no wait/transfer
+//       split)
 //
 // With --features D --classes K --rows N1,N2,...: full-batch steps of a linear head on synthetic
 // float16 features (ImageNet's shape is 1281167 x 2048, 1000 classes) over 2 workers, against the
@@ -74,9 +76,16 @@ double BareMatmulSeconds(const Dataset& dataset, int64_t classes, int64_t micro_
 
 // Splits the trainer's all-reduce into waiting for the slowest peer (a one-float all-reduce, a
 // barrier) and the transfer itself, so the transfer can be compared with a bare c10d all-reduce.
+// With `overlap`, the trainer's buckets go straight to the inner reducer instead, overlapping
+// with its computation as in a worker (and nothing is split out).
 class BarrierTimedReducer : public Reducer {
  public:
-  explicit BarrierTimedReducer(std::unique_ptr<Reducer> inner) : inner_(std::move(inner)) {}
+  BarrierTimedReducer(std::unique_ptr<Reducer> inner, bool overlap)
+      : inner_(std::move(inner)), overlap_(overlap) {}
+
+  std::unique_ptr<PendingAllReduce> StartAllReduceSum(at::Tensor& buffer) override {
+    return overlap_ ? inner_->StartAllReduceSum(buffer) : Reducer::StartAllReduceSum(buffer);
+  }
 
   absl::Status AllReduceSum(at::Tensor& buffer) override {
     at::Tensor token = at::zeros({1});
@@ -93,13 +102,14 @@ class BarrierTimedReducer : public Reducer {
 
  private:
   std::unique_ptr<Reducer> inner_;
+  const bool overlap_;
   double last_transfer_seconds_ = 0;
 };
 
 // One worker process: prints "step_ms wait_ms transfer_ms bare_allreduce_ms parameters
 // bare_matmul_ms peak_mb" (rank 0 only).
 int RunRank(int rank, int world, int port, const std::string& model, int64_t batch, int steps,
-            const FeatureShape& features) {
+            const FeatureShape& features, int64_t bucket_bytes) {
   at::set_num_threads(1);
   at::manual_seed(1);  // Synthetic data only; the trainer's privacy randomness comes from the OS.
   auto dataset = std::make_shared<Dataset>();
@@ -127,7 +137,7 @@ int RunRank(int rank, int world, int port, const std::string& model, int64_t bat
   if (!store.ok()) return 1;
   auto reducer = CreateGlooReducer(options, *store);
   if (!reducer.ok()) return 1;
-  auto timed = std::make_unique<BarrierTimedReducer>(std::move(*reducer));
+  auto timed = std::make_unique<BarrierTimedReducer>(std::move(*reducer), bucket_bytes > 0);
   BarrierTimedReducer* timed_view = timed.get();
   TrainerOptions trainer_options{
       .model = model,
@@ -137,6 +147,7 @@ int RunRank(int rank, int world, int port, const std::string& model, int64_t bat
       .clipping = {.clip_norm = 1.0},
       .micro_batch_size = features.dim > 0 ? 8192 : 512,
       .optimizer = {.kind = OptimizerKind::kSgd, .learning_rate = 0.1, .momentum = 0.9}};
+  if (bucket_bytes > 0) trainer_options.bucket_bytes = bucket_bytes;
   auto trainer = ShardTrainer::Create(trainer_options, dataset, std::move(timed));
   if (!trainer.ok()) {
     std::fprintf(stderr, "rank %d: %s\n", rank, trainer.status().ToString().c_str());
@@ -184,7 +195,7 @@ int RunRank(int rank, int world, int port, const std::string& model, int64_t bat
 
 // Runs `world` worker processes (this binary with --rank ...) and returns rank 0's output line.
 std::string RunWorkers(int world, const std::string& model, int64_t batch, int steps,
-                       const FeatureShape& features) {
+                       const FeatureShape& features, int64_t bucket_bytes) {
   int port = 0;
   auto store = ServeRendezvousStore({.store_port = 0, .world_size = world}, &port);
   if (!store.ok()) return "";
@@ -196,12 +207,13 @@ std::string RunWorkers(int world, const std::string& model, int64_t batch, int s
     posix_spawn_file_actions_init(&actions);
     if (rank == 0) posix_spawn_file_actions_adddup2(&actions, pipe_fds[1], STDOUT_FILENO);
     posix_spawn_file_actions_addclose(&actions, pipe_fds[0]);
-    std::vector<std::string> args = {"distributed_bench",          "--rank",
-                                     std::to_string(rank),         std::to_string(world),
-                                     std::to_string(port),         model,
-                                     std::to_string(batch),        std::to_string(steps),
-                                     std::to_string(features.dim), std::to_string(features.classes),
-                                     std::to_string(features.rows)};
+    std::vector<std::string> args = {
+        "distributed_bench",           "--rank",
+        std::to_string(rank),          std::to_string(world),
+        std::to_string(port),          model,
+        std::to_string(batch),         std::to_string(steps),
+        std::to_string(features.dim),  std::to_string(features.classes),
+        std::to_string(features.rows), std::to_string(bucket_bytes)};
     std::vector<char*> argv_child;
     for (std::string& a : args) argv_child.push_back(a.data());
     argv_child.push_back(nullptr);
@@ -228,23 +240,26 @@ int Main(int argc, char** argv) {
   std::string model = "mlp";
   int64_t batch = 4096;
   int steps = 10;
+  int64_t bucket_bytes = 0;  // 0: the trainer's default, timed after a barrier.
   FeatureShape features;
   std::vector<int64_t> feature_rows;
   for (int i = 1; i < argc; ++i) {
     const std::string flag = argv[i];
-    if (flag == "--rank" && i + 9 < argc) {
+    if (flag == "--rank" && i + 10 < argc) {
       try {
         return RunRank(std::stoi(argv[i + 1]), std::stoi(argv[i + 2]), std::stoi(argv[i + 3]),
                        argv[i + 4], std::stoll(argv[i + 5]), std::stoi(argv[i + 6]),
                        {.dim = std::stoll(argv[i + 7]),
                         .classes = std::stoll(argv[i + 8]),
-                        .rows = std::stoll(argv[i + 9])});
+                        .rows = std::stoll(argv[i + 9])},
+                       std::stoll(argv[i + 10]));
       } catch (const std::exception& e) {
         std::fprintf(stderr, "worker failed: %s\n", e.what());
         return 1;
       }
     }
     if (flag == "--model" && i + 1 < argc) model = argv[++i];
+    if (flag == "--bucket-bytes" && i + 1 < argc) bucket_bytes = std::stoll(argv[++i]);
     if (flag == "--batch" && i + 1 < argc) batch = std::stoll(argv[++i]);
     if (flag == "--steps" && i + 1 < argc) steps = std::stoi(argv[++i]);
     if (flag == "--features" && i + 1 < argc) features.dim = std::stoll(argv[++i]);
@@ -269,7 +284,7 @@ int Main(int argc, char** argv) {
                 "wait+allreduce", "peak MB/rank");
     for (int64_t rows : feature_rows) {
       features.rows = rows;
-      if (!parse(RunWorkers(2, "linear", rows, steps, features))) {
+      if (!parse(RunWorkers(2, "linear", rows, steps, features, bucket_bytes))) {
         std::printf("%9lld failed\n", static_cast<long long>(rows));
         continue;
       }
@@ -289,7 +304,7 @@ int Main(int argc, char** argv) {
   std::printf("%7s %10s %12s %10s %13s %13s %9s\n", "workers", "step ms", "examples/s", "wait ms",
               "allreduce ms", "bare c10d ms", "overhead");
   for (int world : {1, 2, 4}) {
-    if (!parse(RunWorkers(world, model, batch, steps, features))) {
+    if (!parse(RunWorkers(world, model, batch, steps, features, bucket_bytes))) {
       std::printf("%7d failed\n", world);
       continue;
     }

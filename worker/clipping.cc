@@ -95,11 +95,10 @@ absl::Status CheckPrivatelyTrainable(models::Model& model, const at::Tensor& exa
   return CheckTrace(model, trace);
 }
 
-absl::StatusOr<ClippedBatch> AccumulateClippedGradients(models::Model& model,
-                                                        const at::Tensor& inputs,
-                                                        const at::Tensor& labels,
-                                                        const ClippingOptions& options,
-                                                        std::vector<at::Tensor>& sums) {
+absl::StatusOr<ClippedBatch> AccumulateClippedGradients(
+    models::Model& model, const at::Tensor& inputs, const at::Tensor& labels,
+    const ClippingOptions& options, std::vector<at::Tensor>& sums,
+    const std::function<void(const std::vector<int>&)>& on_accumulated) {
   if (!std::isfinite(options.clip_norm) || options.clip_norm <= 0) {
     return absl::InvalidArgumentError(
         absl::StrCat("clip_norm must be finite and > 0, got ", options.clip_norm));
@@ -142,6 +141,7 @@ absl::StatusOr<ClippedBatch> AccumulateClippedGradients(models::Model& model,
     const at::Tensor factors = ClipFactors(squared, options.clip_norm, options);
     for (size_t l = 0; l < trace.layers.size(); ++l) {
       trace.layers[l]->AccumulateScaled(output_grads[l], factors, sums);
+      if (on_accumulated) on_accumulated(trace.layers[l]->parameter_indices());
     }
   } else {
     const double per_layer_norm =
@@ -150,6 +150,7 @@ absl::StatusOr<ClippedBatch> AccumulateClippedGradients(models::Model& model,
       const at::Tensor factors =
           ClipFactors(trace.layers[l]->SquaredNorms(output_grads[l]), per_layer_norm, options);
       trace.layers[l]->AccumulateScaled(output_grads[l], factors, sums);
+      if (on_accumulated) on_accumulated(trace.layers[l]->parameter_indices());
     }
   }
   return batch;

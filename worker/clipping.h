@@ -10,6 +10,7 @@
 
 #include <ATen/ATen.h>
 
+#include <functional>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -55,11 +56,12 @@ struct ClippedBatch {
 // parameter with the parameter's shape. Errors: kInvalidArgument for a clip norm not finite and >
 // 0, mismatched batch sizes or `sums` of the wrong layout; kFailedPrecondition naming a module that
 // mixes examples (BatchNorm), a parameter no traced layer trains, or one trained by two layers.
-absl::StatusOr<ClippedBatch> AccumulateClippedGradients(models::Model& model,
-                                                        const at::Tensor& inputs,
-                                                        const at::Tensor& labels,
-                                                        const ClippingOptions& options,
-                                                        std::vector<at::Tensor>& sums);
+// `on_accumulated`, when set, is called with a layer's parameter indices as soon as that layer's
+// sums are final, layer by layer, so that the caller can start reducing them.
+absl::StatusOr<ClippedBatch> AccumulateClippedGradients(
+    models::Model& model, const at::Tensor& inputs, const at::Tensor& labels,
+    const ClippingOptions& options, std::vector<at::Tensor>& sums,
+    const std::function<void(const std::vector<int>&)>& on_accumulated = nullptr);
 
 // Checks, with one traced forward pass on `example_batch`, that the engine can train `model`
 // privately: no module mixes examples and every parameter belongs to exactly one traced layer.

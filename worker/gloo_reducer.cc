@@ -8,6 +8,30 @@
 namespace dpfleet::worker {
 namespace {
 
+class GlooAllReduce final : public PendingAllReduce {
+ public:
+  GlooAllReduce(int64_t elements, int rank) : elements_(elements), rank_(rank) {}
+
+  absl::Status Wait() override {
+    try {
+      if (work != nullptr) work->wait();
+    } catch (const std::exception& e) {
+      failure = e.what();
+    }
+    if (!status.ok() || failure.empty()) return status;
+    return absl::UnavailableError(absl::StrCat("Gloo all-reduce of ", elements_,
+                                               " elements failed on rank ", rank_, ": ", failure));
+  }
+
+  absl::Status status;                  // A refusal before anything was sent.
+  c10::intrusive_ptr<c10d::Work> work;  // Null: nothing to wait for.
+  std::string failure;                  // Gloo's message when it failed.
+
+ private:
+  const int64_t elements_;
+  const int rank_;
+};
+
 class GlooReducer final : public Reducer {
  public:
   GlooReducer(c10::intrusive_ptr<c10d::Store> store,
@@ -15,21 +39,26 @@ class GlooReducer final : public Reducer {
       : store_(std::move(store)), group_(std::move(group)), rank_(rank), world_size_(world_size) {}
 
   absl::Status AllReduceSum(at::Tensor& buffer) override {
-    if (!buffer.is_contiguous())
-      return absl::InvalidArgumentError("all-reduce buffer must be contiguous");
-    if (world_size_ == 1) return absl::OkStatus();
+    return StartAllReduceSum(buffer)->Wait();
+  }
+
+  // ProcessGroupGloo runs the collective on its own threads; the returned work is waited on later.
+  std::unique_ptr<PendingAllReduce> StartAllReduceSum(at::Tensor& buffer) override {
+    auto pending = std::make_unique<GlooAllReduce>(buffer.numel(), rank_);
+    if (!buffer.is_contiguous()) {
+      pending->status = absl::InvalidArgumentError("all-reduce buffer must be contiguous");
+      return pending;
+    }
+    if (world_size_ == 1) return pending;
     try {
       std::vector<at::Tensor> tensors = {buffer};
       c10d::AllreduceOptions options;
       options.reduceOp = c10d::ReduceOp::SUM;
-      auto work = group_->allreduce(tensors, options);
-      work->wait();
-      return absl::OkStatus();
+      pending->work = group_->allreduce(tensors, options);
     } catch (const std::exception& e) {
-      return absl::UnavailableError(absl::StrCat("Gloo all-reduce of ", buffer.numel(),
-                                                 " elements failed on rank ", rank_, ": ",
-                                                 e.what()));
+      pending->failure = e.what();
     }
+    return pending;
   }
 
   int rank() const override { return rank_; }

@@ -7,6 +7,7 @@
 #include <ATen/ATen.h>
 
 #include <chrono>
+#include <memory>
 #include <string>
 
 #include "absl/status/status.h"
@@ -23,6 +24,14 @@ struct RendezvousOptions {
   std::chrono::milliseconds timeout = std::chrono::seconds(60);
 };
 
+// An all-reduce that was started and has not been waited for.
+class PendingAllReduce {
+ public:
+  virtual ~PendingAllReduce() = default;
+  // Blocks until the sum is in the buffer. Errors: as Reducer::AllReduceSum.
+  virtual absl::Status Wait() = 0;
+};
+
 class Reducer {
  public:
   virtual ~Reducer() = default;
@@ -31,6 +40,11 @@ class Reducer {
   // rank receives the same bits. Errors: kUnavailable when a peer is gone or the timeout passes
   // (the reducer is then unusable); kInvalidArgument for a non-contiguous buffer.
   virtual absl::Status AllReduceSum(at::Tensor& buffer) = 0;
+
+  // Starts the same sum and returns while it runs, where the backend can overlap it with the
+  // caller's work; the buffer must stay alive and untouched until Wait(). Every rank must start
+  // the same all-reduces in the same order. The default runs AllReduceSum to completion first.
+  virtual std::unique_ptr<PendingAllReduce> StartAllReduceSum(at::Tensor& buffer);
 
   virtual int rank() const = 0;
   virtual int world_size() const = 0;

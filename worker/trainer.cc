@@ -3,6 +3,7 @@
 #include <torch/serialize.h>
 
 #include <cmath>
+#include <functional>
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
@@ -79,8 +80,17 @@ ShardTrainer::ShardTrainer(const TrainerOptions& options, std::shared_ptr<const 
   for (const at::Tensor& p : model_->parameters()) total += p.numel();
   flat_gradient_ = at::zeros({total}, at::kFloat);
   int64_t offset = 0;
-  for (const at::Tensor& p : model_->parameters()) {
+  const std::vector<at::Tensor>& parameters = model_->parameters();
+  for (size_t i = 0; i < parameters.size(); ++i) {
+    const at::Tensor& p = parameters[i];
     gradient_views_.push_back(flat_gradient_.slice(0, offset, offset + p.numel()).view(p.sizes()));
+    if (buckets_.empty() ||
+        (buckets_.back().end - buckets_.back().begin) * 4 >= options_.bucket_bytes) {
+      buckets_.push_back({static_cast<int>(i), static_cast<int>(i), offset, offset});
+    }
+    buckets_.back().end_parameter = static_cast<int>(i) + 1;
+    buckets_.back().end = offset + p.numel();
+    bucket_of_parameter_.push_back(static_cast<int>(buckets_.size()) - 1);
     offset += p.numel();
   }
   if (options_.ema_decay > 0) {
@@ -94,28 +104,60 @@ absl::StatusOr<ShardTrainer::StepResult> ShardTrainer::RunStep() {
   flat_gradient_.zero_();
   StepResult result;
   result.batch_size = static_cast<int64_t>(sample.size());
-  for (size_t start = 0; start < sample.size(); start += options_.micro_batch_size) {
+
+  // Buckets are noised and started strictly in order, so that every rank starts the same
+  // all-reduces in the same order whatever its sample.
+  std::vector<int> parameters_left(buckets_.size());
+  for (size_t b = 0; b < buckets_.size(); ++b) {
+    parameters_left[b] = buckets_[b].end_parameter - buckets_[b].first_parameter;
+  }
+  std::vector<std::unique_ptr<PendingAllReduce>> pending;
+  auto start_ready_buckets = [&](bool all) {
+    while (pending.size() < buckets_.size() && (all || parameters_left[pending.size()] == 0)) {
+      const Bucket& bucket = buckets_[pending.size()];
+      at::Tensor range = flat_gradient_.slice(0, bucket.begin, bucket.end);
+      // The noise is added exactly once, before the sum: each rank noises its own 1/W slice of
+      // the bucket, so the all-reduced buffer is sum_i clip(g_i) + N(0, (sigma C)^2 I) on every
+      // rank, and the sampler's cost is shared instead of making one rank the straggler.
+      if (options_.noise_multiplier > 0) {
+        const int64_t n = range.numel();
+        const int64_t begin = n * reducer_->rank() / reducer_->world_size();
+        const int64_t end = n * (reducer_->rank() + 1) / reducer_->world_size();
+        AddSecureGaussianNoise(range.data_ptr<float>() + begin, end - begin,
+                               options_.noise_multiplier * options_.clipping.clip_norm);
+      }
+      pending.push_back(reducer_->StartAllReduceSum(range));
+    }
+  };
+  // Called once the last micro-batch has made a layer's sums final.
+  const std::function<void(const std::vector<int>&)> on_final =
+      [&](const std::vector<int>& parameter_indices) {
+        for (int index : parameter_indices) --parameters_left[bucket_of_parameter_[index]];
+        start_ready_buckets(/*all=*/false);
+      };
+
+  absl::Status computed;
+  for (size_t start = 0; start < sample.size() && computed.ok();
+       start += options_.micro_batch_size) {
     const size_t end = std::min(sample.size(), start + options_.micro_batch_size);
     std::vector<int64_t> rows(sample.begin() + start, sample.begin() + end);
     for (int64_t& row : rows) row += options_.shard_begin;
     const auto [inputs, labels] = dataset_->TrainingRows(rows);
-    DPFLEET_ASSIGN_OR_RETURN(
-        const ClippedBatch batch,
-        AccumulateClippedGradients(*model_, inputs, labels, options_.clipping, gradient_views_));
-    result.loss_sum += batch.loss_sum;
+    const absl::StatusOr<ClippedBatch> batch =
+        AccumulateClippedGradients(*model_, inputs, labels, options_.clipping, gradient_views_,
+                                   end == sample.size() ? on_final : nullptr);
+    if (batch.ok()) result.loss_sum += batch->loss_sum;
+    computed = batch.status();
   }
-  // The noise is added exactly once, before the sum: each rank noises its own 1/W slice of the
-  // coordinates, so the all-reduced buffer is sum_i clip(g_i) + N(0, (sigma C)^2 I) on every rank,
-  // and the sampler's cost is shared instead of making one rank the straggler.
-  if (options_.noise_multiplier > 0) {
-    const int64_t n = flat_gradient_.numel();
-    const int64_t begin = n * reducer_->rank() / reducer_->world_size();
-    const int64_t end = n * (reducer_->rank() + 1) / reducer_->world_size();
-    AddSecureGaussianNoise(flat_gradient_.data_ptr<float>() + begin, end - begin,
-                           options_.noise_multiplier * options_.clipping.clip_norm);
-  }
+  // Started all-reduces must be finished on every rank, even when this one failed.
   const absl::Time reduce_start = absl::Now();
-  DPFLEET_RETURN_IF_ERROR(reducer_->AllReduceSum(flat_gradient_));
+  if (computed.ok()) start_ready_buckets(/*all=*/true);
+  absl::Status reduced;
+  for (const std::unique_ptr<PendingAllReduce>& reduce : pending) {
+    if (absl::Status status = reduce->Wait(); reduced.ok()) reduced = status;
+  }
+  DPFLEET_RETURN_IF_ERROR(computed);
+  DPFLEET_RETURN_IF_ERROR(reduced);
   result.allreduce_seconds = absl::ToDoubleSeconds(absl::Now() - reduce_start);
   const double expected_batch_size =
       options_.sampling_rate * static_cast<double>(dataset_->train_examples);

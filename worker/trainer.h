@@ -8,7 +8,9 @@
 //      bound memory);
 //   3. each rank adds N(0, (sigma C)^2) noise to its own 1/W slice of the coordinates, so the sum
 //      carries the noise exactly once on every coordinate;
-//   4. all-reduce the buffers (every rank receives the same bits);
+//   4. all-reduce the buffers (every rank receives the same bits), in buckets of whole parameters:
+//      in the last micro-batch a bucket is noised and its all-reduce started as soon as its
+//      layers' clipped sums are final, while the sums of the remaining layers are computed;
 //   5. divide by the expected batch size q N (not the realised one, which would depend on the
 //      data);
 //   6. take the optimizer step. All ranks started from the same parameters and apply the same
@@ -48,6 +50,9 @@ struct TrainerOptions {
   // (shard_end 0): the even split [rank N / W, (rank + 1) N / W) of the N rows.
   int64_t shard_begin = 0;
   int64_t shard_end = 0;
+  // The gradient buffer is all-reduced in buckets of whole parameters of at least this many bytes
+  // (the last may be smaller), in parameter order.
+  int64_t bucket_bytes = 4 << 20;
 };
 
 class ShardTrainer {
@@ -68,7 +73,8 @@ class ShardTrainer {
     // Diagnostics of this rank's sample, before the update. Not covered by the DP guarantee.
     double loss_sum = 0;
     int64_t batch_size = 0;
-    // Time spent in the all-reduce (including waiting for slower peers).
+    // Time from the end of this rank's computation until every bucket's all-reduce finished: the
+    // communication (and waiting for slower peers) not hidden behind computation.
     double allreduce_seconds = 0;
   };
   // Runs one step (above). All ranks must call it the same number of times. Errors: kUnavailable
@@ -110,6 +116,14 @@ class ShardTrainer {
   std::unique_ptr<ParameterAverage> average_;  // Set when ema_decay > 0.
   at::Tensor flat_gradient_;                   // All parameters' gradient sums, one buffer.
   std::vector<at::Tensor> gradient_views_;     // Per-parameter views into flat_gradient_.
+  struct Bucket {
+    int first_parameter = 0;
+    int end_parameter = 0;  // One past the last.
+    int64_t begin = 0;      // Its range of flat_gradient_.
+    int64_t end = 0;
+  };
+  std::vector<Bucket> buckets_;
+  std::vector<int> bucket_of_parameter_;
   int64_t steps_done_ = 0;
 };
 

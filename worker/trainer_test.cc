@@ -87,13 +87,16 @@ TEST(ShardTrainer, LambWithCosineScheduleAndAverageLearnsAndStaysBitIdentical) {
 }
 
 // Full batch (q = 1) and no noise make a step deterministic up to the order of the summation, so
-// the same job must reach the same parameters on 1, 2 and 4 workers.
-TEST(ShardTrainer, NoiselessFullBatchJobAgreesAcrossWorkerCounts) {
+// the same job must reach the same parameters on 1, 2 and 4 workers, with the gradient reduced
+// in one bucket or in one bucket per parameter.
+TEST(ShardTrainer, NoiselessFullBatchJobAgreesAcrossWorkerCountsAndBuckets) {
   const auto dataset = ToyDataset(1000, 100);
   TrainerOptions options = ToyOptions(0.0);
   options.sampling_rate = 1.0;
   std::vector<at::Tensor> reference;
-  for (int world : {1, 2, 4}) {
+  for (const auto& [world, bucket_bytes] : std::vector<std::pair<int, int64_t>>{
+           {1, 4 << 20}, {2, 4 << 20}, {4, 4 << 20}, {2, 1}, {4, 1}}) {
+    options.bucket_bytes = bucket_bytes;
     std::vector<at::Tensor> parameters;
     absl::Mutex mu;
     RunOnGlooRanks(world, [&](int rank, std::unique_ptr<Reducer> reducer) {
@@ -111,7 +114,7 @@ TEST(ShardTrainer, NoiselessFullBatchJobAgreesAcrossWorkerCounts) {
     }
     for (size_t i = 0; i < parameters.size(); ++i) {
       EXPECT_TRUE(at::allclose(parameters[i], reference[i], /*rtol=*/1e-5, /*atol=*/1e-6))
-          << world << " workers, parameter " << i;
+          << world << " workers, buckets of " << bucket_bytes << " bytes, parameter " << i;
     }
   }
 }
@@ -128,8 +131,9 @@ TEST(ShardTrainer, NoiseHasTheCalibratedVarianceAndNeverRepeats) {
       1e-12;  // Gradients (sum below 1e-9) vanish next to the noise (1 each).
   std::vector<at::Tensor> updates[2];
   // Two independent runs of the same job (same public seed): on 3 workers, where each rank noises
-  // a third of the coordinates, and on one.
+  // a third of each of the 4 parameters' buckets, and on one, with a single bucket.
   for (int run = 0; run < 2; ++run) {
+    options.bucket_bytes = run == 0 ? 1 : 4 << 20;
     RunOnGlooRanks(run == 0 ? 3 : 1, [&](int rank, std::unique_ptr<Reducer> reducer) {
       auto trainer = *ShardTrainer::Create(options, dataset, std::move(reducer));
       const std::vector<at::Tensor> before = trainer->Parameters();
