@@ -11,7 +11,9 @@ packages=(
   # Tensors, collectives, and a fast BLAS (the reference BLAS is ~20x slower for LibTorch).
   libtorch-dev libgloo-dev libopenblas0-openmp
   # Ledger and job store; the CSPRNG behind privacy noise (OpenSSL's DRBG).
-  libsqlite3-dev libssl-dev libjpeg62-turbo-dev
+  libsqlite3-dev libssl-dev
+  # Feature extraction's JPEG decoder.
+  libjpeg62-turbo-dev
   # Tests and benchmarks.
   libgtest-dev libgmock-dev libbenchmark-dev
   # Real data for the demo job.
