@@ -79,8 +79,9 @@ int Measure(const std::string& model_name, int64_t batch, const std::string& mod
       const at::Tensor loss =
           at::cross_entropy_loss(model->Forward(inputs, nullptr), labels, {}, at::Reduction::Sum);
       torch::autograd::grad({loss}, model->parameters());
-    } else if (mode == "dp") {
-      worker::AccumulateClippedGradients(*model, inputs, labels, {.clip_norm = 1.0}, sums)
+    } else if (mode == "dp" || mode == "ghost") {  // Book-keeping, or low-memory ghost clipping.
+      worker::AccumulateClippedGradients(*model, inputs, labels,
+                                         {.clip_norm = 1.0, .low_memory = mode == "ghost"}, sums)
           .IgnoreError();
     } else {  // naive: per-example backward, clip, sum, over kNaiveExamples examples.
       for (int64_t i = 0; i < std::min<int64_t>(batch, kNaiveExamples); ++i) {
@@ -169,7 +170,7 @@ int Main(int argc, char** argv) {
   for (const std::string& model : models) {
     for (int64_t batch : batches) {
       double plain_seconds = 0, plain_mb = 0;
-      for (const char* mode : {"plain", "dp", "naive"}) {
+      for (const char* mode : {"plain", "dp", "ghost", "naive"}) {
         double seconds = 0, mb = 0;
         if (!RunChild({"per_example_bench", "--measure", model, std::to_string(batch), mode,
                        std::to_string(threads), std::to_string(reps)},

@@ -88,6 +88,10 @@ absl::Status ValidateJobSpec(const v1::JobSpec& spec) {
   }
   if (!PositiveFinite(spec.clip_norm()))
     return Invalid("clip_norm", "finite and > 0", spec.clip_norm());
+  if (spec.low_memory_clipping() && spec.clipping_mode() == v1::CLIPPING_PER_LAYER) {
+    return absl::InvalidArgumentError(
+        "low_memory_clipping works with flat clipping only, not clipping_mode per-layer");
+  }
   switch (spec.privacy_case()) {
     case v1::JobSpec::kNoiseMultiplier:
       if (!PositiveFinite(spec.noise_multiplier())) {

@@ -76,6 +76,12 @@ TEST(ValidateJobSpec, NamesEachBadField) {
   spec = GoodSpec();
   spec.mutable_optimizer()->set_ema_decay(1.0);
   ExpectInvalidNaming(spec, "optimizer.ema_decay");
+
+  spec = GoodSpec();
+  spec.set_low_memory_clipping(true);
+  EXPECT_TRUE(ValidateJobSpec(spec).ok());
+  spec.set_clipping_mode(v1::CLIPPING_PER_LAYER);
+  ExpectInvalidNaming(spec, "low_memory_clipping");
 }
 
 TEST(PlanJob, DerivesRateAndSteps) {

@@ -33,7 +33,7 @@ Jobs (coordinator at --coordinator or $DPFLEET_COORDINATOR):
                [--optimizer sgd|adam|lamb] [--learning-rate LR] [--momentum M] [--weight-decay W]
                [--schedule constant|cosine] [--warmup-steps N] [--ema-decay D]
                [--clipping flat|per-layer] [--automatic-clipping] [--loss softmax|sigmoid]
-               [--zero-init-head]
+               [--zero-init-head] [--low-memory-clipping]
                [--workers N] [--seed S] [--micro-batch-size M] [--name TEXT] [--watch] [--json]
   dpctl watch JOB_ID        live progress until the job ends (exit 0 only if it succeeded)
   dpctl get JOB_ID [--json]
@@ -224,6 +224,7 @@ absl::StatusOr<v1::JobSpec> SpecFromArgs(Args& args) {
         absl::StrCat("--loss must be softmax or sigmoid, got ", loss));
   }
   spec.set_zero_init_head(args.Bool("zero-init-head"));
+  spec.set_low_memory_clipping(args.Bool("low-memory-clipping"));
 
   if (args.Has("batch-size")) {
     DPFLEET_ASSIGN_OR_RETURN(const int64_t batch_size, args.Int("batch-size"));

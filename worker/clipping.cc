@@ -78,6 +78,53 @@ std::pair<double, at::Tensor> SummedLossAndGradient(const at::Tensor& logits,
   return {loss_sum, gradient};
 }
 
+// Ghost clipping (ClippingOptions::low_memory), flat clipping only. Pass 1: hooks on the layer
+// outputs take the per-example norms while a backward to the inputs runs, so no output gradient
+// outlives its use. Pass 2: the ordinary parameter gradient of sum_i c_i loss_i, with c_i from
+// pass 1, is the clipped sum sum_i c_i g_i.
+absl::Status GhostClippedSum(models::Model& model, models::ForwardTrace& trace,
+                             const at::Tensor& inputs, const at::Tensor& logits,
+                             const at::Tensor& logit_gradient, const ClippingOptions& options,
+                             std::vector<at::Tensor>& sums) {
+  if (options.mode != ClippingMode::kFlat) {
+    return absl::InvalidArgumentError(
+        "low-memory (ghost) clipping supports flat clipping only: per-layer factors would need a "
+        "backward pass per layer");
+  }
+  const size_t layers = trace.layers.size();
+  std::vector<at::Tensor> layer_squared(layers);
+  std::vector<unsigned> hooks(layers);
+  for (size_t l = 0; l < layers; ++l) {
+    hooks[l] = trace.layers[l]->output().register_hook([&, l](const at::Tensor& gradient) {
+      at::NoGradGuard no_grad;
+      layer_squared[l] = trace.layers[l]->SquaredNorms(gradient);
+    });
+  }
+  torch::autograd::grad({logits}, {inputs}, {logit_gradient}, /*retain_graph=*/true,
+                        /*create_graph=*/false, /*allow_unused=*/true);
+  for (size_t l = 0; l < layers; ++l) trace.layers[l]->output().remove_hook(hooks[l]);
+  at::Tensor squared = at::zeros({logits.size(0)}, logits.options().dtype(at::kDouble));
+  for (size_t l = 0; l < layers; ++l) {
+    if (!layer_squared[l].defined()) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("low-memory clipping: layer ", trace.layers[l]->name(),
+                       " does not depend on the inputs through differentiable operations"));
+    }
+    squared += layer_squared[l];
+  }
+  const at::Tensor factors = ClipFactors(squared, options.clip_norm, options);
+  const at::Tensor weighted =
+      logit_gradient * factors.to(logit_gradient.scalar_type()).view({-1, 1});
+  const std::vector<at::Tensor> gradients =
+      torch::autograd::grad({logits}, model.parameters(), {weighted}, /*retain_graph=*/false,
+                            /*create_graph=*/false, /*allow_unused=*/true);
+  at::NoGradGuard no_grad;
+  for (size_t p = 0; p < sums.size(); ++p) {
+    if (gradients[p].defined()) sums[p].add_(gradients[p]);
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 at::Tensor SummedLoss(const at::Tensor& logits, const at::Tensor& labels, Loss loss) {
@@ -116,12 +163,26 @@ absl::StatusOr<ClippedBatch> AccumulateClippedGradients(
   if (batch.examples == 0) return batch;
 
   models::ForwardTrace trace;
-  const at::Tensor logits = model.Forward(inputs, &trace);
+  // Ghost clipping's first pass differentiates with respect to the inputs, which reaches every
+  // layer's output.
+  const at::Tensor differentiable_inputs =
+      options.low_memory ? inputs.detach().requires_grad_(true) : inputs;
+  const at::Tensor logits = model.Forward(differentiable_inputs, &trace);
   if (absl::Status valid = CheckTrace(model, trace); !valid.ok()) return valid;
   // Summed (not averaged) loss: the gradient w.r.t. each layer output is then exactly the
   // per-example output gradient, row by row.
   auto [loss_sum, logit_gradient] = SummedLossAndGradient(logits, labels, options.loss);
   batch.loss_sum = loss_sum;
+
+  if (options.low_memory) {
+    const absl::Status summed =
+        GhostClippedSum(model, trace, differentiable_inputs, logits, logit_gradient, options, sums);
+    if (!summed.ok()) return summed;
+    if (on_accumulated) {
+      for (const auto& layer : trace.layers) on_accumulated(layer->parameter_indices());
+    }
+    return batch;
+  }
 
   std::vector<at::Tensor> outputs;
   outputs.reserve(trace.layers.size());

@@ -45,6 +45,12 @@ struct ClippingOptions {
   double automatic_stability = 0.01;
   // The per-example loss whose gradients are clipped.
   Loss loss = Loss::kSoftmaxCrossEntropy;
+  // Ghost clipping (Li et al. 2021) instead of book-keeping: a first backward pass takes each
+  // layer's per-example norms from its output gradient as it flows by and keeps none of them; a
+  // second, ordinary backward of the loss with each example weighted by its clip factor yields
+  // the clipped sum. Peak memory stays near non-private training, for one more backward pass.
+  // Needs every traced layer to depend on the inputs (not on integer ids made from them).
+  bool low_memory = false;
 };
 
 struct ClippedBatch {

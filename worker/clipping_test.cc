@@ -92,7 +92,8 @@ void ExpectEngineMatchesReference(models::Model& model, const at::Tensor& inputs
       << what << " clip " << options.clip_norm
       << (options.mode == ClippingMode::kPerLayer ? " per-layer" : "")
       << (options.automatic ? " automatic" : "")
-      << (options.loss == Loss::kSigmoidCrossEntropy ? " sigmoid" : "");
+      << (options.loss == Loss::kSigmoidCrossEntropy ? " sigmoid" : "")
+      << (options.low_memory ? " low-memory" : "");
 }
 
 struct EngineCase {
@@ -111,7 +112,9 @@ TEST_P(EngineMatchesReference, InFloat32AndFloat64ForEveryClippingMode) {
           ClippingOptions{.clip_norm = 1e4},
           ClippingOptions{.clip_norm = 1.0, .mode = ClippingMode::kPerLayer},
           ClippingOptions{.clip_norm = 1.0, .automatic = true},
-          ClippingOptions{.clip_norm = 1.0, .loss = Loss::kSigmoidCrossEntropy}}) {
+          ClippingOptions{.clip_norm = 1.0, .loss = Loss::kSigmoidCrossEntropy},
+          ClippingOptions{.clip_norm = 0.01, .low_memory = true},
+          ClippingOptions{.clip_norm = 1.0, .automatic = true, .low_memory = true}}) {
       auto model = *models::CreateModel(c.model, {.input_shape = c.shape, .num_classes = 10}, 5);
       for (at::Tensor& p : model->parameters()) p.set_data(p.data().to(dtype));
       at::Generator generator = at::detail::createCPUGenerator(17);
@@ -240,6 +243,26 @@ TEST(AccumulateClippedGradients, MatchesReferenceOnEveryLayerType) {
       }
     }
   }
+}
+
+TEST(AccumulateClippedGradients, LowMemoryClippingRefusesWhatItCannotDo) {
+  auto model = *models::CreateModel("mlp", {.input_shape = {1, 28, 28}, .num_classes = 10}, 5);
+  const at::Tensor inputs = at::randn({4, 1, 28, 28});
+  const at::Tensor labels = at::zeros({4}, at::kLong);
+  std::vector<at::Tensor> sums = ZerosLike(model->parameters());
+  EXPECT_EQ(AccumulateClippedGradients(
+                *model, inputs, labels,
+                {.clip_norm = 1.0, .mode = ClippingMode::kPerLayer, .low_memory = true}, sums)
+                .status()
+                .code(),
+            absl::StatusCode::kInvalidArgument);
+  // Token ids made from the inputs cut the path that the first pass differentiates along.
+  SequenceModel sequence(4);
+  std::vector<at::Tensor> sequence_sums = ZerosLike(sequence.parameters());
+  const absl::StatusOr<ClippedBatch> cut =
+      AccumulateClippedGradients(sequence, at::randn({3, 4}), at::zeros({3}, at::kLong),
+                                 {.clip_norm = 1.0, .low_memory = true}, sequence_sums);
+  EXPECT_EQ(cut.status().code(), absl::StatusCode::kFailedPrecondition);
 }
 
 TEST(AccumulateClippedGradients, EachExampleContributesAtMostTheClipNorm) {

@@ -61,6 +61,7 @@ absl::StatusOr<TrainerOptions> TrainerOptionsFromAssignment(const v1::ShardAssig
   options.clipping.mode = spec.clipping_mode() == v1::CLIPPING_PER_LAYER ? ClippingMode::kPerLayer
                                                                          : ClippingMode::kFlat;
   options.clipping.automatic = spec.automatic_clipping();
+  options.clipping.low_memory = spec.low_memory_clipping();
   options.clipping.loss = spec.loss() == v1::LOSS_SIGMOID_CROSS_ENTROPY
                               ? Loss::kSigmoidCrossEntropy
                               : Loss::kSoftmaxCrossEntropy;

@@ -31,6 +31,20 @@ TEST(TrainerOptionsFromAssignment, CopiesTheJobAndDefaultsAdam) {
   EXPECT_EQ(options.micro_batch_size, 32);
   EXPECT_EQ(options.optimizer.kind, OptimizerKind::kAdam);
   EXPECT_EQ(options.optimizer.beta2, 0.999);
+  EXPECT_FALSE(options.clipping.low_memory);
+}
+
+TEST(TrainerOptionsFromAssignment, CopiesTheClippingChoicesAndTheShard) {
+  v1::ShardAssignment assignment = Assignment();
+  assignment.mutable_spec()->set_low_memory_clipping(true);
+  assignment.mutable_spec()->set_automatic_clipping(true);
+  assignment.set_shard_begin(40);
+  assignment.set_shard_end(90);
+  const TrainerOptions options = *TrainerOptionsFromAssignment(assignment);
+  EXPECT_TRUE(options.clipping.low_memory);
+  EXPECT_TRUE(options.clipping.automatic);
+  EXPECT_EQ(options.shard_begin, 40);
+  EXPECT_EQ(options.shard_end, 90);
 }
 
 TEST(TrainerOptionsFromAssignment, MapsLambAndItsSchedule) {
