@@ -50,8 +50,10 @@ absl::StatusOr<ExtractionResult> ExtractFeatureShard(const ImageFolder& folder, 
     return absl::InvalidArgumentError("need crop <= resize and a positive batch size");
   }
   const auto started = std::chrono::steady_clock::now();
-  at::Tensor labels = at::empty({end - begin}, at::kLong);
-  for (int64_t i = begin; i < end; ++i) labels[i - begin] = folder.images[i].label;
+  std::vector<int64_t> label_values;
+  label_values.reserve(end - begin);
+  for (int64_t i = begin; i < end; ++i) label_values.push_back(folder.images[i].label);
+  const at::Tensor labels = at::tensor(label_values, at::kLong);
 
   auto load = [&](int64_t start) {
     return std::async(std::launch::async, LoadBatch, std::cref(folder), start,
