@@ -103,24 +103,26 @@ absl::Status JobRunner::Save(const std::string& job_id, const Progress& progress
   return absl::DataLossError(absl::StrCat("cannot record progress durably: ", saved.message()));
 }
 
-void JobRunner::Run(const std::string& job_id) {
-  const absl::StatusOr<v1::Job> job = jobs_->Get(job_id);
-  if (!job.ok()) return;
-  Progress progress;
-  v1::Reservation* own = progress.durable.add_reservations();
-  own->set_reservation_id(job->reservation_id());
-  own->set_steps(job->total_steps());
-  RunFrom(job_id, std::move(progress));
-}
-
-void JobRunner::Resume(const StoredJob& stored) {
-  const v1::Job& job = stored.job;
-  Progress progress{stored.recovery, stored.step_bound};
-  if (progress.durable.reservations_size() == 0) {  // It stopped before its first save.
+JobRunner::Progress JobRunner::ProgressFrom(const v1::Job& job, v1::JobRecovery recovery,
+                                            int64_t steps_started) {
+  Progress progress{std::move(recovery), steps_started};
+  if (progress.durable.reservations_size() == 0) {  // New, or stopped before its first save.
     v1::Reservation* own = progress.durable.add_reservations();
     own->set_reservation_id(job.reservation_id());
     own->set_steps(job.total_steps());
   }
+  return progress;
+}
+
+void JobRunner::Run(const std::string& job_id) {
+  const absl::StatusOr<v1::Job> job = jobs_->Get(job_id);
+  if (!job.ok()) return;
+  RunFrom(*job, ProgressFrom(*job, {}, 0));
+}
+
+void JobRunner::Resume(const StoredJob& stored) {
+  const v1::Job& job = stored.job;
+  Progress progress = ProgressFrom(job, stored.recovery, stored.step_bound);
   if (progress.durable.attempts() >= options_.max_attempts) {
     return ChargeAndEnd(
         job, v1::FAILED,
@@ -138,13 +140,11 @@ void JobRunner::Resume(const StoredJob& stored) {
                                           progress.steps_started, " steps counted as started"));
                })
       .IgnoreError();
-  RunFrom(job.job_id(), std::move(progress));
+  RunFrom(job, std::move(progress));
 }
 
-void JobRunner::RunFrom(const std::string& job_id, Progress progress) {
-  const absl::StatusOr<v1::Job> snapshot = jobs_->Get(job_id);
-  if (!snapshot.ok()) return;
-  const v1::Job job = *snapshot;
+void JobRunner::RunFrom(const v1::Job& job, Progress progress) {
+  const std::string& job_id = job.job_id();
   const absl::Time started = absl::Now();
   const std::string& dataset = job.spec().dataset();
 

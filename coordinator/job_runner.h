@@ -75,8 +75,12 @@ class JobRunner {
   absl::Status RunAttempt(const v1::Job& job, int attempt, std::vector<Peer>& peers,
                           Progress& progress, absl::Duration step_deadline);
 
-  // Runs the job from `progress` (a fresh job: its own reservation, no steps).
-  void RunFrom(const std::string& job_id, Progress progress);
+  // Progress holding `recovery` and `steps_started`, with the job's own reservation when the
+  // record names none (a new job, or one that stopped before its first save).
+  static Progress ProgressFrom(const v1::Job& job, v1::JobRecovery recovery, int64_t steps_started);
+
+  // Runs `job` (its snapshot when it starts or resumes) from `progress`.
+  void RunFrom(const v1::Job& job, Progress progress);
 
   // Saves progress.durable. Errors: kDataLoss.
   absl::Status Save(const std::string& job_id, const Progress& progress);

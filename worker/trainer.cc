@@ -5,6 +5,8 @@
 #include <cmath>
 #include <functional>
 #include <sstream>
+#include <tuple>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -13,6 +15,15 @@
 #include "worker/secure_random.h"
 
 namespace dpfleet::worker {
+namespace {
+
+// This rank's share [begin, end) of n items split into world_size near-equal contiguous parts.
+std::pair<int64_t, int64_t> RankShare(int64_t n, const Reducer& reducer) {
+  return {n * reducer.rank() / reducer.world_size(),
+          n * (reducer.rank() + 1) / reducer.world_size()};
+}
+
+}  // namespace
 
 absl::StatusOr<std::unique_ptr<ShardTrainer>> ShardTrainer::Create(
     const TrainerOptions& options, std::shared_ptr<const Dataset> dataset,
@@ -39,9 +50,8 @@ absl::StatusOr<std::unique_ptr<ShardTrainer>> ShardTrainer::Create(
   }
   TrainerOptions resolved = options;
   if (resolved.shard_end == 0) {
-    const int64_t n = dataset->train_examples;
-    resolved.shard_begin = n * reducer->rank() / reducer->world_size();
-    resolved.shard_end = n * (reducer->rank() + 1) / reducer->world_size();
+    std::tie(resolved.shard_begin, resolved.shard_end) =
+        RankShare(dataset->train_examples, *reducer);
   }
   if (resolved.shard_begin < dataset->held_begin() || resolved.shard_end > dataset->held_end() ||
       resolved.shard_begin >= resolved.shard_end) {
@@ -120,9 +130,7 @@ absl::StatusOr<ShardTrainer::StepResult> ShardTrainer::RunStep() {
       // the bucket, so the all-reduced buffer is sum_i clip(g_i) + N(0, (sigma C)^2 I) on every
       // rank, and the sampler's cost is shared instead of making one rank the straggler.
       if (options_.noise_multiplier > 0) {
-        const int64_t n = range.numel();
-        const int64_t begin = n * reducer_->rank() / reducer_->world_size();
-        const int64_t end = n * (reducer_->rank() + 1) / reducer_->world_size();
+        const auto [begin, end] = RankShare(range.numel(), *reducer_);
         AddSecureGaussianNoise(range.data_ptr<float>() + begin, end - begin,
                                options_.noise_multiplier * options_.clipping.clip_norm);
       }
@@ -258,9 +266,7 @@ ShardTrainer::Evaluation ShardTrainer::EvaluateTestShard() {
       model_->parameters()[i].copy_(average_->average()[i]);
     }
   }
-  const int64_t n = dataset_->test_inputs.size(0);
-  const int64_t begin = n * reducer_->rank() / reducer_->world_size();
-  const int64_t end = n * (reducer_->rank() + 1) / reducer_->world_size();
+  const auto [begin, end] = RankShare(dataset_->test_inputs.size(0), *reducer_);
   Evaluation evaluation;
   for (int64_t start = begin; start < end; start += options_.micro_batch_size) {
     const int64_t stop = std::min(end, start + options_.micro_batch_size);
