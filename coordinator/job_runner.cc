@@ -123,6 +123,14 @@ void JobRunner::Run(const std::string& job_id) {
 void JobRunner::Resume(const StoredJob& stored) {
   const v1::Job& job = stored.job;
   Progress progress = ProgressFrom(job, stored.recovery, stored.step_bound);
+  if (stored.cancel_requested) {
+    return ChargeAndEnd(
+        job, v1::CANCELLED,
+        absl::CancelledError(absl::StrCat(
+            "cancelled before the coordinator restarted; it is charged for ",
+            progress.steps_started, " steps, the durable upper bound on the steps that started")),
+        progress, {});
+  }
   if (progress.durable.attempts() >= options_.max_attempts) {
     return ChargeAndEnd(
         job, v1::FAILED,

@@ -51,8 +51,8 @@ class JobRunner {
 
   // Continues a job that was running when the coordinator stopped, from its last saved
   // checkpoint, counting the durable step bound as started (never fewer than ran, so never
-  // under-charged). A job that has used up its attempts ends FAILED, charged for that bound.
-  // Blocks like Run.
+  // under-charged). A job that has used up its attempts ends FAILED, and one whose cancellation
+  // was requested ends CANCELLED, both charged for that bound. Blocks like Run.
   void Resume(const StoredJob& stored);
 
  private:

@@ -18,6 +18,9 @@ CREATE TABLE IF NOT EXISTS recovery (
   job_id TEXT PRIMARY KEY,
   record BLOB NOT NULL
 );
+CREATE TABLE IF NOT EXISTS cancel_requests (
+  job_id TEXT PRIMARY KEY
+);
 )sql"));
   return std::unique_ptr<JobStore>(new JobStore(std::move(db)));
 }
@@ -52,11 +55,22 @@ absl::Status JobStore::PutRecovery(const std::string& job_id, const v1::JobRecov
   return statement->Bind(1, job_id).BindBlob(2, recovery.SerializeAsString()).Run();
 }
 
+absl::Status JobStore::PutCancelRequest(const std::string& job_id) {
+  absl::MutexLock lock(&mu_);
+  DPFLEET_ASSIGN_OR_RETURN(
+      auto statement, db_->Prepare("INSERT OR IGNORE INTO cancel_requests(job_id) VALUES (?)"));
+  return statement->Bind(1, job_id).Run();
+}
+
 absl::StatusOr<std::vector<StoredJob>> JobStore::LoadAll() {
   absl::MutexLock lock(&mu_);
   DPFLEET_ASSIGN_OR_RETURN(
-      auto query, db_->Prepare("SELECT jobs.job_id, snapshot, step_bound, record FROM jobs "
-                               "LEFT JOIN recovery ON recovery.job_id = jobs.job_id ORDER BY seq"));
+      auto query,
+      db_->Prepare(
+          "SELECT jobs.job_id, snapshot, step_bound, record, "
+          "cancel_requests.job_id IS NOT NULL FROM jobs "
+          "LEFT JOIN recovery ON recovery.job_id = jobs.job_id "
+          "LEFT JOIN cancel_requests ON cancel_requests.job_id = jobs.job_id ORDER BY seq"));
   std::vector<StoredJob> jobs;
   while (true) {
     DPFLEET_ASSIGN_OR_RETURN(const bool row, query->Step());
@@ -71,6 +85,7 @@ absl::StatusOr<std::vector<StoredJob>> JobStore::LoadAll() {
       return absl::DataLossError(
           absl::StrCat("the recovery record of job '", query->ColumnText(0), "' is unreadable"));
     }
+    stored.cancel_requested = query->ColumnInt(4) != 0;
     jobs.push_back(std::move(stored));
   }
   return jobs;

@@ -5,6 +5,8 @@
 // no job. Two things are written: the job's snapshot whenever its state changes, and, ahead of the
 // steps, an upper bound on how many steps may have started (a "step lease"), so that after a crash
 // the accountant can be charged for at least every step that ran without writing once per step.
+// Each running job's recovery record (checkpoint, reservations, attempts) and any request to cancel
+// it are kept too.
 
 #include <cstdint>
 #include <memory>
@@ -23,6 +25,7 @@ struct StoredJob {
   v1::Job job;
   int64_t step_bound = 0;    // No step at or beyond this index has started.
   v1::JobRecovery recovery;  // Empty until the job first runs.
+  bool cancel_requested = false;
 };
 
 // Thread-safe.
@@ -39,6 +42,10 @@ class JobStore {
 
   // Durably replaces the job's recovery record. Errors: kUnavailable/kInternal from SQLite.
   absl::Status PutRecovery(const std::string& job_id, const v1::JobRecovery& recovery);
+
+  // Durably records that the job was asked to stop, so a restart does not run it on.
+  // Errors: kUnavailable/kInternal from SQLite.
+  absl::Status PutCancelRequest(const std::string& job_id);
 
   // Every stored job, in submission order. Errors: kDataLoss for an unreadable snapshot.
   absl::StatusOr<std::vector<StoredJob>> LoadAll();

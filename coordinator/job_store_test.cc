@@ -63,6 +63,26 @@ TEST(JobTable, StateChangesAndStepLeasesSurviveARestart) {
   EXPECT_EQ(stored[1].recovery.attempts(), 0);  // None saved.
 }
 
+TEST(JobTable, CancelRequestsSurviveARestart) {
+  const std::string path = FreshPath("cancel.db");
+  {
+    auto store = *JobStore::Open(path);
+    JobTable table(store.get());
+    ASSERT_TRUE(table.Insert(NewJob("job-1", 100)).ok());
+    ASSERT_TRUE(table.Insert(NewJob("job-2", 100)).ok());
+    ASSERT_TRUE(table.RequestCancel("job-2").ok());
+    ASSERT_TRUE(table.RequestCancel("job-2").ok());  // Asking twice is harmless.
+  }
+  auto store = *JobStore::Open(path);
+  JobTable table(store.get());
+  const std::vector<StoredJob> stored = *table.Restore();
+  ASSERT_EQ(stored.size(), 2u);
+  EXPECT_FALSE(stored[0].cancel_requested);
+  EXPECT_TRUE(stored[1].cancel_requested);
+  EXPECT_FALSE(table.CancelRequested("job-1"));
+  EXPECT_TRUE(table.CancelRequested("job-2"));
+}
+
 TEST(JobStore, UnknownJobHasNoStepBound) {
   auto store = *JobStore::Open(FreshPath("unknown.db"));
   EXPECT_EQ(store->SetStepBound("job-404", 3).code(), absl::StatusCode::kNotFound);

@@ -35,6 +35,7 @@ absl::StatusOr<std::vector<StoredJob>> JobTable::Restore() {
     Entry& entry = jobs_[s.job.job_id()];
     entry.job = s.job;
     entry.step_bound = s.step_bound;
+    entry.cancel_requested = s.cancel_requested;
   }
   return stored;
 }
@@ -106,6 +107,9 @@ absl::Status JobTable::RequestCancel(const std::string& job_id) {
   if (IsTerminal(it->second.job.state())) {
     return absl::FailedPreconditionError(absl::StrCat("job '", job_id, "' already ended as ",
                                                       v1::JobState_Name(it->second.job.state())));
+  }
+  if (store_ != nullptr) {
+    if (absl::Status stored = store_->PutCancelRequest(job_id); !stored.ok()) return stored;
   }
   it->second.cancel_requested = true;
   return absl::OkStatus();

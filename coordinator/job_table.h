@@ -62,7 +62,8 @@ class JobTable {
                                                             int64_t seen_version,
                                                             absl::Duration timeout) const;
 
-  // Asks a job to stop. Errors: kNotFound; kFailedPrecondition when it already ended.
+  // Asks a job to stop, durably: a restarted coordinator stops it too. Errors: kNotFound;
+  // kFailedPrecondition when it already ended; those of the store.
   absl::Status RequestCancel(const std::string& job_id);
   bool CancelRequested(const std::string& job_id) const;
 

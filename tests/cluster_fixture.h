@@ -4,6 +4,7 @@
 // A test fixture that runs the real binaries on loopback, started by deploy/local_cluster.sh
 // (accountant, coordinator, 2 workers), with clients for the coordinator and the accountant.
 
+#include <signal.h>
 #include <stdio.h>
 #include <sys/wait.h>
 
@@ -115,6 +116,28 @@ class LocalClusterTest : public ::testing::Test {
     const grpc::Status status = jobs_->SubmitJob(&context, request, &response);
     *job = response.job();
     return status;
+  }
+
+  grpc::Status Cancel(const std::string& job_id) {
+    grpc::ClientContext context;
+    v1::CancelJobRequest request;
+    request.set_job_id(job_id);
+    v1::Job job;
+    return jobs_->CancelJob(&context, request, &job);
+  }
+
+  // SIGKILLs the coordinator and starts it again on the same port and state.
+  void KillAndRestartCoordinator() {
+    ASSERT_EQ(kill(std::stoi(ReadFile(state_dir_ + "/coordinator.pid")), SIGKILL), 0);
+    std::string output;
+    ASSERT_EQ(
+        RunCommand(absl::StrCat("bash ", Runfiles(), "/deploy/local_cluster.sh restart-coordinator",
+                                " --collective-timeout-s 10 --resume-wait-s 2 --state-dir ",
+                                state_dir_, " --bin-dir ", Runfiles()),
+                   &output),
+        0)
+        << output << ReadFile(state_dir_ + "/coordinator.log")
+        << ReadFile(state_dir_ + "/worker-0.log") << ReadFile(state_dir_ + "/worker-1.log");
   }
 
   v1::Job Get(const std::string& job_id) {

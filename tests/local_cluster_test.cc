@@ -155,11 +155,7 @@ TEST_F(LocalClusterTest, CancelledJobStopsAndIsChargedOnlyForTheStepsThatRan) {
   job =
       WaitFor(job.job_id(), [](const v1::Job& j) { return j.progress().step() >= 3 || Ended(j); });
   ASSERT_EQ(job.state(), v1::RUNNING) << job.error();
-  grpc::ClientContext context;
-  v1::CancelJobRequest cancel;
-  cancel.set_job_id(job.job_id());
-  v1::Job cancelled;
-  ASSERT_TRUE(jobs_->CancelJob(&context, cancel, &cancelled).ok());
+  ASSERT_TRUE(Cancel(job.job_id()).ok());
   job = WaitFor(job.job_id(), Ended, absl::Seconds(30));
   ASSERT_EQ(job.state(), v1::CANCELLED) << job.error();
   EXPECT_GE(job.result().steps_run(), 3);
@@ -168,9 +164,7 @@ TEST_F(LocalClusterTest, CancelledJobStopsAndIsChargedOnlyForTheStepsThatRan) {
   EXPECT_EQ(budget.open_reservations(), 0);
   EXPECT_NEAR(budget.epsilon_committed(), ChargeOf(job.result().steps_run()), kEpsilonTolerance);
   // Cancelling an ended job is refused.
-  grpc::ClientContext again;
-  EXPECT_EQ(jobs_->CancelJob(&again, cancel, &cancelled).error_code(),
-            grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_EQ(Cancel(job.job_id()).error_code(), grpc::StatusCode::FAILED_PRECONDITION);
 }
 
 TEST_F(LocalClusterTest, CoordinatorKilledMidJobResumesFromItsCheckpointAndChargesEveryStep) {
@@ -183,17 +177,8 @@ TEST_F(LocalClusterTest, CoordinatorKilledMidJobResumesFromItsCheckpointAndCharg
   job = WaitFor(job_id, [](const v1::Job& j) { return j.progress().step() >= 30 || Ended(j); });
   ASSERT_EQ(job.state(), v1::RUNNING) << job.error();
   const int64_t steps_seen = job.progress().step();
-  ASSERT_EQ(kill(std::stoi(ReadFile(state_dir_ + "/coordinator.pid")), SIGKILL), 0);
-
-  std::string output;
-  ASSERT_EQ(
-      RunCommand(absl::StrCat("bash ", Runfiles(), "/deploy/local_cluster.sh restart-coordinator",
-                              " --collective-timeout-s 10 --resume-wait-s 2 --state-dir ",
-                              state_dir_, " --bin-dir ", Runfiles()),
-                 &output),
-      0)
-      << output << ReadFile(state_dir_ + "/coordinator.log")
-      << ReadFile(state_dir_ + "/worker-0.log") << ReadFile(state_dir_ + "/worker-1.log");
+  KillAndRestartCoordinator();
+  if (HasFatalFailure()) return;
   // Same port: the old stub reaches the new coordinator, which still knows the job and resumes it
   // from a checkpoint it saved, not from the start.
   job = WaitFor(job_id, [](const v1::Job& j) {
@@ -219,6 +204,26 @@ TEST_F(LocalClusterTest, CoordinatorKilledMidJobResumesFromItsCheckpointAndCharg
   ASSERT_TRUE(Submit(SmallJob(5), &next).ok());
   next = WaitFor(next.job_id(), Ended);
   EXPECT_EQ(next.state(), v1::SUCCEEDED) << next.error();
+}
+
+TEST_F(LocalClusterTest, CancelJustBeforeACoordinatorCrashIsHonouredAfterTheRestart) {
+  RegisterDataset(100.0);
+  v1::Job job;
+  ASSERT_TRUE(Submit(SmallJob(300), &job).ok());
+  const std::string job_id = job.job_id();
+  job = WaitFor(job_id, [](const v1::Job& j) { return j.progress().step() >= 5 || Ended(j); });
+  ASSERT_EQ(job.state(), v1::RUNNING) << job.error();
+  ASSERT_TRUE(Cancel(job_id).ok());
+  // At once: the runner has most likely not seen the request yet, so only its durable record can
+  // stop the job after the restart.
+  KillAndRestartCoordinator();
+  if (HasFatalFailure()) return;
+  job = WaitFor(job_id, Ended);
+  EXPECT_EQ(job.state(), v1::CANCELLED) << job.error();
+  EXPECT_LT(job.result().steps_run(), 300);
+  const v1::GetBudgetResponse budget = Budget();
+  EXPECT_EQ(budget.open_reservations(), 0);
+  EXPECT_NEAR(budget.epsilon_committed(), ChargeOf(job.result().steps_run()), kEpsilonTolerance);
 }
 
 // Full-batch finetuning of a linear head on frozen features (the headline use, at toy scale): the
