@@ -1,7 +1,8 @@
 // Distributed DP steps on this machine: step time and throughput for 1, 2 and 4 worker processes
 // (Gloo over loopback, one intra-op thread each), and the all-reduce time inside a step against a
-// bare c10d all-reduce of the same bytes between the same processes, between steps. Both are timed
-// after a barrier, so waiting for the slowest peer is reported on its own.
+// bare c10d all-reduce of the same bytes between the same processes, timed in the same step (so
+// under the same conditions) and back to back after the steps. All are timed after a barrier, so
+// waiting for the slowest peer is reported on its own.
 //
 //   bazel run -c opt //bench:distributed_bench -- [--model mlp] [--batch 4096] [--steps 10]
 //       [--bucket-bytes B]   (buckets of B bytes overlapping the computation; no wait/transfer
@@ -26,6 +27,7 @@
 
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
+#include "common/status.h"
 #include "worker/gloo_reducer.h"
 #include "worker/trainer.h"
 
@@ -75,9 +77,11 @@ double BareMatmulSeconds(const Dataset& dataset, int64_t classes, int64_t micro_
 }
 
 // Splits the trainer's all-reduce into waiting for the slowest peer (a one-float all-reduce, a
-// barrier) and the transfer itself, so the transfer can be compared with a bare c10d all-reduce.
-// With `overlap`, the trainer's buckets go straight to the inner reducer instead, overlapping
-// with its computation as in a worker (and nothing is split out).
+// barrier) and the transfer itself. In the same step, after another barrier, it also times a bare
+// c10d all-reduce of a buffer of the same size, first on even steps and second on odd ones, so
+// the two are compared under the same conditions (just after the step's computation) and neither
+// always pays for being first. With `overlap`, the trainer's buckets go straight to the inner
+// reducer instead, overlapping with its computation as in a worker (and nothing is split out).
 class BarrierTimedReducer : public Reducer {
  public:
   BarrierTimedReducer(std::unique_ptr<Reducer> inner, bool overlap)
@@ -88,26 +92,60 @@ class BarrierTimedReducer : public Reducer {
   }
 
   absl::Status AllReduceSum(at::Tensor& buffer) override {
-    at::Tensor token = at::zeros({1});
     const absl::Time arrived = absl::Now();
-    if (absl::Status barrier = inner_->AllReduceSum(token); !barrier.ok()) return barrier;
-    const absl::Time start = absl::Now();
-    last_wait_seconds_ = absl::ToDoubleSeconds(start - arrived);
-    absl::Status status = inner_->AllReduceSum(buffer);
-    last_transfer_seconds_ = absl::ToDoubleSeconds(absl::Now() - start);
-    return status;
+    DPFLEET_RETURN_IF_ERROR(Barrier());
+    last_wait_seconds_ = absl::ToDoubleSeconds(absl::Now() - arrived);
+    at::Tensor bare = at::zeros_like(buffer);
+    const bool bare_first = calls_++ % 2 == 0;
+    absl::Duration bare_total;  // Kept out of the step's time.
+    if (bare_first) {
+      DPFLEET_ASSIGN_OR_RETURN(last_bare_seconds_, TimedBare(bare, bare_total));
+    }
+    DPFLEET_ASSIGN_OR_RETURN(last_transfer_seconds_, TimedAfterBarrier(buffer));
+    if (!bare_first) {
+      DPFLEET_ASSIGN_OR_RETURN(last_bare_seconds_, TimedBare(bare, bare_total));
+    }
+    last_bare_total_seconds_ = absl::ToDoubleSeconds(bare_total);
+    return absl::OkStatus();
   }
+
+  // A bare all-reduce of `buffer` after a barrier, right after the previous one: back to back.
+  absl::StatusOr<double> TimedAfterBarrier(at::Tensor& buffer) {
+    DPFLEET_RETURN_IF_ERROR(Barrier());
+    const absl::Time start = absl::Now();
+    DPFLEET_RETURN_IF_ERROR(inner_->AllReduceSum(buffer));
+    return absl::ToDoubleSeconds(absl::Now() - start);
+  }
+
+  // TimedAfterBarrier, adding the time it took, barrier included, to `total`.
+  absl::StatusOr<double> TimedBare(at::Tensor& buffer, absl::Duration& total) {
+    const absl::Time start = absl::Now();
+    absl::StatusOr<double> seconds = TimedAfterBarrier(buffer);
+    total += absl::Now() - start;
+    return seconds;
+  }
+
   int rank() const override { return inner_->rank(); }
   int world_size() const override { return inner_->world_size(); }
 
   double last_wait_seconds() const { return last_wait_seconds_; }
   double last_transfer_seconds() const { return last_transfer_seconds_; }
+  double last_bare_seconds() const { return last_bare_seconds_; }
+  double last_bare_total_seconds() const { return last_bare_total_seconds_; }
 
  private:
+  absl::Status Barrier() {
+    at::Tensor token = at::zeros({1});
+    return inner_->AllReduceSum(token);
+  }
+
   std::unique_ptr<Reducer> inner_;
   const bool overlap_;
+  int64_t calls_ = 0;
   double last_wait_seconds_ = 0;
   double last_transfer_seconds_ = 0;
+  double last_bare_seconds_ = 0;
+  double last_bare_total_seconds_ = 0;
 };
 
 // One worker process: prints "step_ms wait_ms transfer_ms bare_allreduce_ms parameters
@@ -157,7 +195,8 @@ int RunRank(int rank, int world, int port, const std::string& model, int64_t bat
     std::fprintf(stderr, "rank %d: %s\n", rank, trainer.status().ToString().c_str());
     return 1;
   }
-  std::vector<double> step_seconds, wait_seconds, transfer_seconds;
+  std::vector<double> step_seconds, wait_seconds, transfer_seconds, bare_seconds,
+      back_to_back_seconds;
   for (int step = 0; step < steps + 2; ++step) {
     const absl::Time start = absl::Now();
     auto result = (*trainer)->RunStep();
@@ -166,8 +205,10 @@ int RunRank(int rank, int world, int port, const std::string& model, int64_t bat
       return 1;
     }
     if (step < 2) continue;  // Warm-up.
-    step_seconds.push_back(absl::ToDoubleSeconds(absl::Now() - start));
+    step_seconds.push_back(absl::ToDoubleSeconds(absl::Now() - start) -
+                           timed_view->last_bare_total_seconds());
     transfer_seconds.push_back(timed_view->last_transfer_seconds());
+    bare_seconds.push_back(timed_view->last_bare_seconds());
     // With overlapping buckets nothing is split out: the column holds the communication left
     // after this rank's computation.
     wait_seconds.push_back(bucket_bytes > 0 ? result->allreduce_seconds
@@ -175,12 +216,12 @@ int RunRank(int rank, int world, int port, const std::string& model, int64_t bat
   }
   int64_t parameters = 0;
   for (const at::Tensor& p : (*trainer)->Parameters()) parameters += p.numel();
-  std::vector<double> bare_seconds;
+  // The same bare all-reduce again, back to back after the steps, with nothing computed between.
   at::Tensor buffer = at::zeros({parameters});
-  // Timed like the step's: after a barrier, so neither includes waiting for a peer.
   for (int i = 0; i < steps + 2; ++i) {
-    if (!timed_view->AllReduceSum(buffer).ok()) return 1;
-    if (i >= 2) bare_seconds.push_back(timed_view->last_transfer_seconds());
+    const absl::StatusOr<double> seconds = timed_view->TimedAfterBarrier(buffer);
+    if (!seconds.ok()) return 1;
+    if (i >= 2) back_to_back_seconds.push_back(*seconds);
   }
   if (rank == 0) {
     std::vector<double> matmul_seconds = {0.0};
@@ -192,10 +233,11 @@ int RunRank(int rank, int world, int port, const std::string& model, int64_t bat
         if (i > 0) matmul_seconds.push_back(seconds);
       }
     }
-    std::printf("%.3f %.3f %.3f %.3f %lld %.3f %.1f\n", 1000 * Median(step_seconds),
+    std::printf("%.3f %.3f %.3f %.3f %.3f %lld %.3f %.1f\n", 1000 * Median(step_seconds),
                 1000 * Median(wait_seconds), 1000 * Median(transfer_seconds),
-                1000 * Median(bare_seconds), static_cast<long long>(parameters),
-                1000 * Median(matmul_seconds), PeakKilobytes() / 1024.0);
+                1000 * Median(bare_seconds), 1000 * Median(back_to_back_seconds),
+                static_cast<long long>(parameters), 1000 * Median(matmul_seconds),
+                PeakKilobytes() / 1024.0);
   }
   return 0;
 }
@@ -276,11 +318,13 @@ int Main(int argc, char** argv) {
         feature_rows.push_back(std::stoll(std::string(r)));
     }
   }
-  double step_ms = 0, wait_ms = 0, transfer_ms = 0, bare_ms = 0, matmul_ms = 0, peak_mb = 0;
+  double step_ms = 0, wait_ms = 0, transfer_ms = 0, bare_ms = 0, back_to_back_ms = 0, matmul_ms = 0,
+         peak_mb = 0;
   long long parameters = 0;
   auto parse = [&](const std::string& output) {
-    return std::sscanf(output.c_str(), "%lf %lf %lf %lf %lld %lf %lf", &step_ms, &wait_ms,
-                       &transfer_ms, &bare_ms, &parameters, &matmul_ms, &peak_mb) == 7;
+    return std::sscanf(output.c_str(), "%lf %lf %lf %lf %lf %lld %lf %lf", &step_ms, &wait_ms,
+                       &transfer_ms, &bare_ms, &back_to_back_ms, &parameters, &matmul_ms,
+                       &peak_mb) == 8;
   };
   if (features.dim > 0) {
     std::printf(
@@ -306,18 +350,18 @@ int Main(int argc, char** argv) {
       "median of %d steps\n",
       model.c_str(), static_cast<long long>(batch), static_cast<long long>(kExamples), steps);
   // The all-reduce inside a step first waits for the slowest peer (Poisson batches differ in
-  // size); a barrier separates that wait from the transfer, which is what the bare c10d
-  // all-reduce of the same bytes is compared with.
-  std::printf("%7s %10s %12s %10s %13s %13s %9s\n", "workers", "step ms", "examples/s", "wait ms",
-              "allreduce ms", "bare c10d ms", "overhead");
+  // size); a barrier separates that wait from the transfer, which is compared with a bare c10d
+  // all-reduce of the same bytes in the same step, and with one back to back after the steps.
+  std::printf("%7s %10s %12s %9s %13s %13s %9s %13s\n", "workers", "step ms", "examples/s",
+              "wait ms", "allreduce ms", "bare c10d ms", "overhead", "back-to-back");
   for (int world : {1, 2, 4}) {
     if (!parse(RunWorkers(world, model, batch, steps, features, bucket_bytes))) {
       std::printf("%7d failed\n", world);
       continue;
     }
-    std::printf("%7d %10.1f %12.0f %10.2f %13.2f %13.2f %8.0f%%   (%lld floats)\n", world, step_ms,
-                batch / (step_ms / 1000), wait_ms, transfer_ms, bare_ms,
-                bare_ms > 0 ? 100 * (transfer_ms / bare_ms - 1) : 0.0, parameters);
+    std::printf("%7d %10.1f %12.0f %9.2f %13.2f %13.2f %8.0f%% %13.2f   (%lld floats)\n", world,
+                step_ms, batch / (step_ms / 1000), wait_ms, transfer_ms, bare_ms,
+                bare_ms > 0 ? 100 * (transfer_ms / bare_ms - 1) : 0.0, back_to_back_ms, parameters);
     std::fflush(stdout);
   }
   return 0;
