@@ -4,6 +4,7 @@
 // memory (VmHWM minus the resident size after set-up) is its own.
 //
 //   bazel run -c opt //bench:per_example_bench -- [--threads 2] [--reps 3] [--models cnn_tb,linear]
+//       [--batches 256,1024] [--allocator caching|default]
 //
 // The naive reference times per-example backward passes over the first 16 examples and scales to
 // the batch (its cost is linear in the batch by construction).
@@ -25,6 +26,7 @@
 
 #include "absl/strings/str_split.h"
 #include "models/model.h"
+#include "worker/caching_allocator.h"
 #include "worker/clipping.h"
 
 extern char** environ;
@@ -145,17 +147,20 @@ bool RunChild(const std::vector<std::string>& args, double* seconds, double* ext
 
 int Main(int argc, char** argv) {
   int threads = 2, reps = 3;
+  std::string allocator = "caching";  // As in dpfleet-worker; "default" is LibTorch's.
   std::vector<std::string> models;
   for (const ModelCase& c : Cases()) models.push_back(c.name);
   std::vector<int64_t> batches = {256, 1024};
   for (int i = 1; i < argc; ++i) {
     const std::string flag = argv[i];
-    if (flag == "--measure" && i + 4 < argc) {
+    if (flag == "--measure" && i + 6 < argc) {
+      if (std::string(argv[i + 6]) == "caching") worker::InstallCachingCpuAllocator();
       at::set_num_threads(std::stoi(argv[i + 4]));
       return Measure(argv[i + 1], std::stoll(argv[i + 2]), argv[i + 3], std::stoi(argv[i + 5]));
     }
     if (flag == "--threads" && i + 1 < argc) threads = std::stoi(argv[++i]);
     if (flag == "--reps" && i + 1 < argc) reps = std::stoi(argv[++i]);
+    if (flag == "--allocator" && i + 1 < argc) allocator = argv[++i];
     if (flag == "--models" && i + 1 < argc) models = absl::StrSplit(argv[++i], ',');
     if (flag == "--batches" && i + 1 < argc) {
       batches.clear();
@@ -163,8 +168,10 @@ int Main(int argc, char** argv) {
         batches.push_back(std::stoll(std::string(b)));
     }
   }
-  std::printf("threads %d (intra-op), median of %d reps; naive scaled from %d examples\n", threads,
-              reps, kNaiveExamples);
+  std::printf(
+      "threads %d (intra-op), %s CPU allocator, median of %d reps; naive scaled from %d "
+      "examples\n",
+      threads, allocator.c_str(), reps, kNaiveExamples);
   std::printf("%-8s %5s %-6s %11s %11s %9s %11s %9s\n", "model", "batch", "mode", "ms/batch",
               "examples/s", "x plain", "peak MB+", "x plain");
   for (const std::string& model : models) {
@@ -173,7 +180,7 @@ int Main(int argc, char** argv) {
       for (const char* mode : {"plain", "dp", "ghost", "naive"}) {
         double seconds = 0, mb = 0;
         if (!RunChild({"per_example_bench", "--measure", model, std::to_string(batch), mode,
-                       std::to_string(threads), std::to_string(reps)},
+                       std::to_string(threads), std::to_string(reps), allocator},
                       &seconds, &mb)) {
           std::printf("%-8s %5lld %-6s failed\n", model.c_str(), static_cast<long long>(batch),
                       mode);

@@ -10,6 +10,7 @@
 #include "absl/flags/parse.h"
 #include "absl/strings/str_cat.h"
 #include "common/serve.h"
+#include "worker/caching_allocator.h"
 #include "worker/worker_service.h"
 
 ABSL_FLAG(std::string, listen, "127.0.0.1:0", "host:port to serve on (port 0: any free port)");
@@ -54,6 +55,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   at::set_num_threads(absl::GetFlag(FLAGS_threads));
+  dpfleet::worker::InstallCachingCpuAllocator();
   auto datasets = dpfleet::worker::LoadDatasets(absl::GetFlag(FLAGS_data_dir));
   if (!datasets.ok()) {
     std::cerr << "dpfleet-worker: " << datasets.status() << "\n";

@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/grpc_status.h"
 #include "common/status.h"
+#include "worker/caching_allocator.h"
 #include "worker/feature_dataset.h"
 #include "worker/gloo_reducer.h"
 #ifdef DPFLEET_WITH_CUDA
@@ -274,7 +275,10 @@ grpc::Status WorkerServiceImpl::ReleaseShard(grpc::ServerContext*,
                                              const v1::ReleaseShardRequest* request,
                                              v1::ReleaseShardResponse*) {
   absl::MutexLock lock(&mu_);
-  if (job_ != nullptr && job_->assignment.job_id() == request->job_id()) job_.reset();
+  if (job_ != nullptr && job_->assignment.job_id() == request->job_id()) {
+    job_.reset();
+    ReleaseCachedCpuBlocks();  // An idle worker holds no memory for the job that ended.
+  }
   return grpc::Status::OK;
 }
 
