@@ -23,7 +23,7 @@ class D4ConvTrace final : public LayerTrace {
  public:
   D4ConvTrace(std::string name, at::Tensor input, at::Tensor output, at::Tensor index,
               at::IntArrayRef expanded_shape, int64_t padding, int weight, int64_t parameter_numel)
-      : LayerTrace(std::move(name), std::move(output), {weight}),
+      : LayerTrace(std::move(name), output, {weight}),
         input_(std::move(input)),
         index_(std::move(index)),
         expanded_shape_(expanded_shape.vec()),

@@ -1,6 +1,9 @@
 #include "models/layers.h"
 
+#include <torch/csrc/autograd/variable.h>
+
 #include <cmath>
+#include <functional>
 
 #include "absl/strings/str_cat.h"
 #include "models/conv_gradients.h"
@@ -24,9 +27,14 @@ at::Tensor SquaredNormPerExample(const at::Tensor& per_example) {
 // affine norms whose gradients are only [B, C].
 class MaterializedTrace : public LayerTrace {
  public:
+  at::Tensor Absorb(const at::Tensor& output_grad) override {
+    Materialize(output_grad);
+    return at::Tensor();
+  }
+
   at::Tensor SquaredNorms(const at::Tensor& output_grad) override {
     Materialize(output_grad);
-    at::Tensor squared = at::zeros({output().size(0)}, output().options().dtype(at::kDouble));
+    at::Tensor squared = at::zeros({output_sizes()[0]}, output_options().dtype(at::kDouble));
     for (const at::Tensor& g : per_example_) squared += SquaredNormPerExample(g);
     return squared;
   }
@@ -46,7 +54,7 @@ class MaterializedTrace : public LayerTrace {
 
  protected:
   MaterializedTrace(std::string name, at::Tensor output, std::vector<int> parameter_indices)
-      : LayerTrace(std::move(name), std::move(output), std::move(parameter_indices)) {}
+      : LayerTrace(std::move(name), output, std::move(parameter_indices)) {}
   // Fills per_example_ (one [B, ...] tensor per parameter index) from dL/d(output).
   virtual void ComputePerExample(const at::Tensor& output_grad) = 0;
   std::vector<at::Tensor> per_example_;
@@ -60,7 +68,7 @@ class MaterializedTrace : public LayerTrace {
 class LinearTrace final : public LayerTrace {
  public:
   LinearTrace(std::string name, at::Tensor input, at::Tensor output, int weight, int bias)
-      : LayerTrace(std::move(name), std::move(output), WeightAndBias(weight, bias)),
+      : LayerTrace(std::move(name), output, WeightAndBias(weight, bias)),
         input_(std::move(input)),
         weight_(weight),
         bias_(bias) {}
@@ -109,34 +117,54 @@ class Conv2dTrace final : public LayerTrace {
   Conv2dTrace(std::string name, const Conv2dOptions& options, at::Tensor input, at::Tensor output,
               at::Tensor weight_used, at::Tensor weight_scale, at::Tensor bias_used, int weight,
               int bias)
-      : LayerTrace(std::move(name), std::move(output), WeightAndBias(weight, bias)),
+      : LayerTrace(std::move(name), output, WeightAndBias(weight, bias)),
         options_(options),
         input_(std::move(input)),
         weight_used_(std::move(weight_used)),
         weight_scale_(std::move(weight_scale)),
         bias_used_(std::move(bias_used)),
         weight_(weight),
-        bias_(bias) {}
+        bias_(bias) {
+    if (options_.standardize_weight && UsesGhostNorms()) output_values_ = output.detach();
+  }
 
-  // Ghost norms cost ~ L^2 (o + ck) per example and group (o output and ck input values per group,
-  // L output positions); materialising per-example gradients through a grouped convolution costs ~
-  // L o ck, with about twice the constant in practice. The cheaper one is used.
+  // Where the norms are materialised anyway and the per-example parameter gradients are smaller
+  // than the output gradient (early layers with few channels and many positions), keeps those.
+  at::Tensor Absorb(const at::Tensor& output_grad) override {
+    if (UsesGhostNorms() || weight_used_.numel() >= output_grad[0].numel()) return output_grad;
+    const int64_t b = output_grad.size(0);
+    per_example_weight_ = at::empty({b, weight_used_.numel()}, output_grad.options());
+    ForEachPerExampleWeightGradient(output_grad, [&](int64_t start, const at::Tensor& g) {
+      per_example_weight_.slice(0, start, start + g.size(0)).copy_(g.view({g.size(0), -1}));
+    });
+    if (bias_ >= 0) per_example_bias_ = output_grad.sum(at::IntArrayRef{2, 3});
+    input_ = at::Tensor();  // Needed no more.
+    return at::Tensor();
+  }
+
   at::Tensor SquaredNorms(const at::Tensor& output_grad) override {
-    const int64_t g = options_.groups;
-    const double o = static_cast<double>(options_.out_channels / g);
-    const double ck =
-        static_cast<double>(options_.in_channels / g * options_.kernel * options_.kernel);
-    const double l = static_cast<double>(output().size(2) * output().size(3));
-    const bool ghost = l * l * (o + ck) < 2 * l * o * ck;
-    at::Tensor squared = ghost ? GhostNorms(output_grad) : MaterializedNorms(output_grad);
+    if (!output_grad.defined()) {  // Absorb kept the per-example gradients.
+      at::Tensor squared = SquaredNormPerExample(per_example_weight_);
+      if (bias_ >= 0) squared += SquaredNormPerExample(per_example_bias_);
+      return squared;
+    }
+    at::Tensor squared =
+        UsesGhostNorms() ? GhostNorms(output_grad) : MaterializedNorms(output_grad);
     if (bias_ >= 0) squared += SquaredNormPerExample(output_grad.sum(at::IntArrayRef{2, 3}));
     return squared;
   }
 
-  // sum_i c_i g_i is the ordinary batch weight gradient of the convolution with each example's
-  // output gradient scaled by c_i: one call to the library's fast convolution backward.
+  // From kept per-example gradients, sum_i c_i g_i is a matrix-vector product. Otherwise it is the
+  // ordinary batch weight gradient of the convolution with each example's output gradient scaled
+  // by c_i: one call to the library's fast convolution backward.
   void AccumulateScaled(const at::Tensor& output_grad, const at::Tensor& factors,
                         std::vector<at::Tensor>& sums) override {
+    if (!output_grad.defined()) {
+      const at::Tensor c = factors.to(per_example_weight_.scalar_type());
+      sums[weight_].view({-1}).addmv_(per_example_weight_.t(), c);
+      if (bias_ >= 0) sums[bias_].addmv_(per_example_bias_.t(), c);
+      return;
+    }
     const at::Tensor scaled =
         output_grad * factors.to(output_grad.scalar_type()).view({output_grad.size(0), 1, 1, 1});
     at::Tensor weight_grad =
@@ -168,7 +196,7 @@ class Conv2dTrace final : public LayerTrace {
   at::Tensor GhostNorms(const at::Tensor& output_grad) const {
     const int64_t b = input_.size(0), g = options_.groups;
     const int64_t o = options_.out_channels / g;
-    const int64_t positions = output().size(2) * output().size(3);
+    const int64_t positions = output_sizes()[2] * output_sizes()[3];
     const int64_t ck = options_.in_channels / g * options_.kernel * options_.kernel;
     at::Tensor dy_all = output_grad;
     if (options_.standardize_weight) {  // Weight each filter's term by 1 / s_o^2.
@@ -195,7 +223,7 @@ class Conv2dTrace final : public LayerTrace {
         const at::Tensor patch_sums = x.sum(1).unsqueeze(2);
         const at::Tensor ones_term = dy.bmm(patch_sums).squeeze(2);  // [n g, o]
         // w_o.g_o / s_o: z the bias-free output [n g, o, L].
-        at::Tensor z = output().detach().slice(0, start, start + n);
+        at::Tensor z = output_values_.slice(0, start, start + n);
         if (bias_used_.defined()) z = z - bias_used_.view({1, options_.out_channels, 1, 1});
         const at::Tensor w_term = (dy * z.reshape({n * g, o, positions})).sum(2);  // [n g, o]
         const at::Tensor scale = weight_scale_.view({g, o}).repeat({n, 1}).to(dy.scalar_type());
@@ -208,17 +236,59 @@ class Conv2dTrace final : public LayerTrace {
     return at::cat(norms);
   }
 
-  // Per-example weight gradients in blocks of examples (conv_gradients.h).
+  // Ghost norms cost ~ L^2 (o + ck) per example and group (o output and ck input values per group,
+  // L output positions); materialising per-example gradients through a grouped convolution costs ~
+  // L o ck, with about twice the constant in practice. The cheaper one is used.
+  bool UsesGhostNorms() const {
+    const int64_t g = options_.groups;
+    const double o = static_cast<double>(options_.out_channels / g);
+    const double ck =
+        static_cast<double>(options_.in_channels / g * options_.kernel * options_.kernel);
+    const double l = static_cast<double>(output_sizes()[2] * output_sizes()[3]);
+    return l * l * (o + ck) < 2 * l * o * ck;
+  }
+
+  // Calls visit(start, g) for blocks of examples, g [n, O, ck] their gradients with respect to
+  // the layer's weight parameter (through the standardisation, if any), computed as in
+  // conv_gradients.h.
+  void ForEachPerExampleWeightGradient(
+      const at::Tensor& output_grad,
+      const std::function<void(int64_t, const at::Tensor&)>& visit) const {
+    internal::ForEachExampleBlockWeightGradient(
+        output_grad, input_, weight_used_.sizes(), Geometry(), kChunkBytes,
+        [&](int64_t start, const at::Tensor& per_example) {
+          at::Tensor g = per_example.view({per_example.size(0), options_.out_channels, -1});
+          if (options_.standardize_weight) g = PullBackThroughStandardization(g);
+          visit(start, g);
+        });
+  }
+
+  // The norms alone: through a standardisation they come from the gradients with respect to the
+  // standardised weight by the identity of GhostNorms, without pulling the gradients back.
   at::Tensor MaterializedNorms(const at::Tensor& output_grad) const {
     std::vector<at::Tensor> norms;
     internal::ForEachExampleBlockWeightGradient(
         output_grad, input_, weight_used_.sizes(), Geometry(), kChunkBytes,
         [&](int64_t, const at::Tensor& per_example) {
-          at::Tensor g = per_example.view({per_example.size(0), options_.out_channels, -1});
-          if (options_.standardize_weight) g = PullBackThroughStandardization(g);
-          norms.push_back(SquaredNormPerExample(g));
+          const at::Tensor g = per_example.view({per_example.size(0), options_.out_channels, -1});
+          norms.push_back(options_.standardize_weight ? StandardizedSquaredNorms(g)
+                                                      : SquaredNormPerExample(g));
         });
     return at::cat(norms);
+  }
+
+  // Returns [N] float64: sum_o ||P_o g_o||^2 / s_o^2 for g [N, O, n] (see GhostNorms), from
+  // three reductions of g.
+  at::Tensor StandardizedSquaredNorms(const at::Tensor& g) const {
+    const int64_t filters = options_.out_channels;
+    const double inverse_n = 1.0 / static_cast<double>(g.size(2));
+    const at::Tensor w_hat = weight_used_.view({filters, -1, 1}).to(g.scalar_type());
+    const at::Tensor scale = weight_scale_.view({1, filters}).to(g.scalar_type());
+    const at::Tensor r = 1.0 - 1e-5 / scale.pow(2);  // var / (var + eps), with s^2 = var + eps.
+    const at::Tensor w_dot_g = g.transpose(0, 1).bmm(w_hat).squeeze(2).t();  // [N, O]
+    const at::Tensor per_filter = g.norm(2, 2).square() - inverse_n * g.sum(2).square() -
+                                  inverse_n * (2.0 - r) * w_dot_g.square();
+    return (per_filter / scale.pow(2)).sum(1).to(at::kDouble);
   }
 
   // W_hat = (W - mean) / s per output filter; the vector-Jacobian product of that map, applied to
@@ -237,6 +307,11 @@ class Conv2dTrace final : public LayerTrace {
   at::Tensor bias_used_;     // The bias, if any.
   int weight_;
   int bias_;
+  // The convolution's output, kept only for the ghost norms of a standardised weight.
+  at::Tensor output_values_;
+  // Set by Absorb when it keeps per-example gradients: [B, numel of weight] and [B, O].
+  at::Tensor per_example_weight_;
+  at::Tensor per_example_bias_;
 };
 
 // y = x_hat * gamma + beta per channel: per-example gradients are sums of dy * x_hat and of dy over
@@ -245,7 +320,7 @@ class AffineTrace final : public MaterializedTrace {
  public:
   AffineTrace(std::string name, at::Tensor normalized, at::Tensor output, int64_t channel_dim,
               int64_t channels_per_affine, int weight, int bias)
-      : MaterializedTrace(std::move(name), std::move(output), {weight, bias}),
+      : MaterializedTrace(std::move(name), output, {weight, bias}),
         normalized_(std::move(normalized)),
         channel_dim_(channel_dim),
         channels_per_affine_(channels_per_affine) {}
@@ -264,6 +339,7 @@ class AffineTrace final : public MaterializedTrace {
     if (channels_per_affine_ > 1) {  // Channels sharing one affine parameter add up.
       for (at::Tensor& g : per_example_) g = g.view({g.size(0), -1, channels_per_affine_}).sum(2);
     }
+    normalized_ = at::Tensor();  // Needed no more.
   }
 
   at::Tensor normalized_;
@@ -274,9 +350,7 @@ class AffineTrace final : public MaterializedTrace {
 class EmbeddingTrace final : public LayerTrace {
  public:
   EmbeddingTrace(std::string name, at::Tensor ids, at::Tensor output, int weight)
-      : LayerTrace(std::move(name), std::move(output), {weight}),
-        ids_(std::move(ids)),
-        weight_(weight) {}
+      : LayerTrace(std::move(name), output, {weight}), ids_(std::move(ids)), weight_(weight) {}
 
   // Rows of the same token add up: ||g_i||^2 = sum_{t,s} [id_t == id_s] (dy_t . dy_s).
   at::Tensor SquaredNorms(const at::Tensor& output_grad) override {
@@ -301,6 +375,20 @@ class EmbeddingTrace final : public LayerTrace {
 };
 
 }  // namespace
+
+LayerTrace::LayerTrace(std::string name, const at::Tensor& output,
+                       std::vector<int> parameter_indices)
+    : name_(std::move(name)),
+      output_sizes_(output.sizes().vec()),
+      output_options_(output.options()),
+      parameter_indices_(std::move(parameter_indices)) {
+  if (!output.requires_grad()) return;
+  output_edge_ = torch::autograd::impl::gradient_edge(output);
+  auto visitor = visitor_;
+  output.register_hook([visitor](const at::Tensor& gradient) {
+    if (*visitor) (*visitor)(gradient);
+  });
+}
 
 int ParameterSet::Add(const std::string& name, at::Tensor tensor) {
   tensors.push_back(tensor.set_requires_grad(true));

@@ -2,9 +2,10 @@
 #define DPFLEET_MODELS_LAYERS_H_
 
 // Layers trainable with per-example gradient clipping. During a traced forward pass each layer
-// records a LayerTrace holding its input activations and its output; from the output's gradient
-// (the per-example output gradients dy_i, since the loss is a sum over examples) the trace computes
-// the per-example gradient norms and the clipped gradient sum of its own parameters, without any
+// records a LayerTrace holding its input activations (not its output: a hook on it hands the
+// trace the output's gradient during the backward pass); from the output's gradient (the
+// per-example output gradients dy_i, since the loss is a sum over examples) the trace computes the
+// per-example gradient norms and the clipped gradient sum of its own parameters, without any
 // per-example backward pass (book-keeping, Bu et al. 2023).
 //
 // Per layer the trace picks the cheaper of two exact methods:
@@ -15,8 +16,10 @@
 // so ghost norms win for few positions (2T^2 < p d) and materialisation for early convolutions.
 
 #include <ATen/ATen.h>
+#include <torch/csrc/autograd/edge.h>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -27,8 +30,18 @@ class LayerTrace {
  public:
   virtual ~LayerTrace() = default;
 
-  // The layer's output in the autograd graph. The engine differentiates the summed loss w.r.t. it.
-  const at::Tensor& output() const { return output_; }
+  // The layer's output is not kept, only its shape and its place in the autograd graph (a null
+  // function when it requires no gradient), so that no trace holds an activation the layer itself
+  // does not need.
+  const std::vector<int64_t>& output_sizes() const { return output_sizes_; }
+  const at::TensorOptions& output_options() const { return output_options_; }
+  const torch::autograd::Edge& output_edge() const { return output_edge_; }
+
+  // Sets the function that the output's gradient hook calls, with dL/d(output), whenever a
+  // backward pass goes through the layer (empty: nothing is called).
+  void SetGradientVisitor(std::function<void(const at::Tensor&)> visitor) {
+    *visitor_ = std::move(visitor);
+  }
 
   // Indices (in the model's parameter list) of the parameters this layer trains.
   const std::vector<int>& parameter_indices() const { return parameter_indices_; }
@@ -36,19 +49,25 @@ class LayerTrace {
   // Human-readable name, e.g. "conv1 (Conv2d 1->16, k8)".
   const std::string& name() const { return name_; }
 
+  // Receives dL/d(output) (same shape as output) as soon as the backward pass has computed it, and
+  // returns what the engine must keep for SquaredNorms and AccumulateScaled: the output gradient
+  // itself, or an undefined tensor when the layer has kept its per-example parameter gradients
+  // instead because they take less memory than the output gradient (book-keeping, Bu et al. 2023,
+  // Sec. 3: keep whichever of the two is smaller).
+  virtual at::Tensor Absorb(const at::Tensor& output_grad) { return output_grad; }
+
   // Returns [B] float64: per-example squared L2 norms of the gradients of this layer's parameters,
-  // given dL/d(output) (same shape as output; undefined when the output did not reach the loss).
+  // given what Absorb returned, or dL/d(output) itself when Absorb was not called.
   virtual at::Tensor SquaredNorms(const at::Tensor& output_grad) = 0;
 
-  // Adds sum_i factors_i g_i(p) to sums[p] for each parameter p of the layer, factors [B].
+  // Adds sum_i factors_i g_i(p) to sums[p] for each parameter p of the layer, factors [B], given
+  // what Absorb returned, or dL/d(output) itself when Absorb was not called.
   virtual void AccumulateScaled(const at::Tensor& output_grad, const at::Tensor& factors,
                                 std::vector<at::Tensor>& sums) = 0;
 
  protected:
-  LayerTrace(std::string name, at::Tensor output, std::vector<int> parameter_indices)
-      : name_(std::move(name)),
-        output_(std::move(output)),
-        parameter_indices_(std::move(parameter_indices)) {}
+  // Registers the output's gradient hook (when it requires a gradient).
+  LayerTrace(std::string name, const at::Tensor& output, std::vector<int> parameter_indices);
 
   // {weight} or {weight, bias}, bias < 0 meaning none.
   static std::vector<int> WeightAndBias(int weight, int bias) {
@@ -57,8 +76,13 @@ class LayerTrace {
 
  private:
   const std::string name_;
-  const at::Tensor output_;
+  const std::vector<int64_t> output_sizes_;
+  const at::TensorOptions output_options_;
+  torch::autograd::Edge output_edge_;
   const std::vector<int> parameter_indices_;
+  // Shared with the hook, which lives in the autograd graph and may outlive the trace.
+  std::shared_ptr<std::function<void(const at::Tensor&)>> visitor_ =
+      std::make_shared<std::function<void(const at::Tensor&)>>();
 };
 
 struct ForwardTrace {

@@ -1,8 +1,12 @@
 #include "worker/clipping.h"
 
 #include <torch/csrc/autograd/autograd.h>
+#include <torch/csrc/autograd/engine.h>
+#include <torch/csrc/autograd/function.h>
+#include <torch/csrc/autograd/variable.h>
 
 #include <cmath>
+#include <unordered_set>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -78,40 +82,93 @@ std::pair<double, at::Tensor> SummedLossAndGradient(const at::Tensor& logits,
   return {loss_sum, gradient};
 }
 
+// Runs the backward pass from `logits`, seeded with `logit_gradient`, just far enough to reach the
+// output of every traced layer, and calls visit(l, dL/d(output of layer l)) once for each layer
+// whose output reaches the loss, as soon as that gradient is final (from a hook). No parameter
+// gradient is computed, and an output gradient outlives its layer's turn only if visit keeps it.
+// Returns which layers were visited.
+//
+// The backward is taken with respect to the outputs of the "source" layers, those that depend on
+// no other traced layer: every other layer that reaches the loss lies between the loss and a
+// source, so the engine runs its node and fires its hook. Differentiating with respect to the
+// model's inputs instead would cost an input gradient (for a linear head on features, as much as
+// its weight gradient) and miss layers fed by integer ids.
+std::vector<bool> VisitOutputGradients(
+    const models::ForwardTrace& trace, const at::Tensor& logits, const at::Tensor& logit_gradient,
+    bool retain_graph, const std::function<void(size_t, const at::Tensor&)>& visit) {
+  using torch::autograd::Edge;
+  using torch::autograd::Node;
+  const size_t layers = trace.layers.size();
+  std::unordered_set<const Node*> layer_nodes;
+  for (const auto& layer : trace.layers) {
+    if (layer->output_edge().is_valid()) layer_nodes.insert(layer->output_edge().function.get());
+  }
+  std::vector<Edge> sources;
+  std::vector<size_t> source_layers;
+  for (size_t l = 0; l < layers; ++l) {
+    const Edge& own = trace.layers[l]->output_edge();
+    if (!own.is_valid()) continue;  // Nothing upstream of it requires a gradient.
+    std::unordered_set<const Node*> seen;
+    std::vector<const Node*> pending = {own.function.get()};
+    bool depends_on_a_layer = false;
+    while (!pending.empty() && !depends_on_a_layer) {
+      const Node* node = pending.back();
+      pending.pop_back();
+      for (const Edge& edge : node->next_edges()) {
+        const Node* next = edge.function.get();
+        if (next == nullptr || !seen.insert(next).second) continue;
+        if (layer_nodes.count(next) > 0) depends_on_a_layer = true;
+        pending.push_back(next);
+      }
+    }
+    if (!depends_on_a_layer) {
+      sources.push_back(own);
+      source_layers.push_back(l);
+    }
+  }
+  std::vector<bool> visited(layers, false);
+  if (sources.empty()) return visited;
+  for (size_t l = 0; l < layers; ++l) {
+    trace.layers[l]->SetGradientVisitor([&, l](const at::Tensor& gradient) {
+      at::NoGradGuard no_grad;
+      visited[l] = true;
+      visit(l, gradient);
+    });
+  }
+  const std::vector<at::Tensor> captured = torch::autograd::Engine::get_default_engine().execute(
+      {torch::autograd::impl::gradient_edge(logits)}, {logit_gradient}, retain_graph,
+      /*create_graph=*/false, /*accumulate_grad=*/false, sources);
+  for (const auto& layer : trace.layers) layer->SetGradientVisitor(nullptr);
+  // The engine captures the gradients of the edges it differentiates with respect to without
+  // running their hooks: visit those here.
+  for (size_t k = 0; k < sources.size(); ++k) {
+    const size_t l = source_layers[k];
+    if (!visited[l] && captured[k].defined()) {
+      at::NoGradGuard no_grad;
+      visited[l] = true;
+      visit(l, captured[k]);
+    }
+  }
+  return visited;
+}
+
 // Ghost clipping (ClippingOptions::low_memory), flat clipping only. Pass 1: hooks on the layer
 // outputs take the per-example norms while a backward to the inputs runs, so no output gradient
 // outlives its use. Pass 2: the ordinary parameter gradient of sum_i c_i loss_i, with c_i from
 // pass 1, is the clipped sum sum_i c_i g_i.
 absl::Status GhostClippedSum(models::Model& model, models::ForwardTrace& trace,
-                             const at::Tensor& inputs, const at::Tensor& logits,
-                             const at::Tensor& logit_gradient, const ClippingOptions& options,
-                             std::vector<at::Tensor>& sums) {
+                             const at::Tensor& logits, const at::Tensor& logit_gradient,
+                             const ClippingOptions& options, std::vector<at::Tensor>& sums) {
   if (options.mode != ClippingMode::kFlat) {
     return absl::InvalidArgumentError(
         "low-memory (ghost) clipping supports flat clipping only: per-layer factors would need a "
         "backward pass per layer");
   }
-  const size_t layers = trace.layers.size();
-  std::vector<at::Tensor> layer_squared(layers);
-  std::vector<unsigned> hooks(layers);
-  for (size_t l = 0; l < layers; ++l) {
-    hooks[l] = trace.layers[l]->output().register_hook([&, l](const at::Tensor& gradient) {
-      at::NoGradGuard no_grad;
-      layer_squared[l] = trace.layers[l]->SquaredNorms(gradient);
-    });
-  }
-  torch::autograd::grad({logits}, {inputs}, {logit_gradient}, /*retain_graph=*/true,
-                        /*create_graph=*/false, /*allow_unused=*/true);
-  for (size_t l = 0; l < layers; ++l) trace.layers[l]->output().remove_hook(hooks[l]);
   at::Tensor squared = at::zeros({logits.size(0)}, logits.options().dtype(at::kDouble));
-  for (size_t l = 0; l < layers; ++l) {
-    if (!layer_squared[l].defined()) {
-      return absl::FailedPreconditionError(
-          absl::StrCat("low-memory clipping: layer ", trace.layers[l]->name(),
-                       " does not depend on the inputs through differentiable operations"));
-    }
-    squared += layer_squared[l];
-  }
+  VisitOutputGradients(trace, logits, logit_gradient, /*retain_graph=*/true,
+                       [&](size_t l, const at::Tensor& gradient) {
+                         squared += trace.layers[l]->SquaredNorms(gradient);
+                       });
   const at::Tensor factors = ClipFactors(squared, options.clip_norm, options);
   const at::Tensor weighted =
       logit_gradient * factors.to(logit_gradient.scalar_type()).view({-1, 1});
@@ -163,11 +220,7 @@ absl::StatusOr<ClippedBatch> AccumulateClippedGradients(
   if (batch.examples == 0) return batch;
 
   models::ForwardTrace trace;
-  // Ghost clipping's first pass differentiates with respect to the inputs, which reaches every
-  // layer's output.
-  const at::Tensor differentiable_inputs =
-      options.low_memory ? inputs.detach().requires_grad_(true) : inputs;
-  const at::Tensor logits = model.Forward(differentiable_inputs, &trace);
+  const at::Tensor logits = model.Forward(inputs, &trace);
   if (absl::Status valid = CheckTrace(model, trace); !valid.ok()) return valid;
   // Summed (not averaged) loss: the gradient w.r.t. each layer output is then exactly the
   // per-example output gradient, row by row.
@@ -176,7 +229,7 @@ absl::StatusOr<ClippedBatch> AccumulateClippedGradients(
 
   if (options.low_memory) {
     const absl::Status summed =
-        GhostClippedSum(model, trace, differentiable_inputs, logits, logit_gradient, options, sums);
+        GhostClippedSum(model, trace, logits, logit_gradient, options, sums);
     if (!summed.ok()) return summed;
     if (on_accumulated) {
       for (const auto& layer : trace.layers) on_accumulated(layer->parameter_indices());
@@ -184,24 +237,28 @@ absl::StatusOr<ClippedBatch> AccumulateClippedGradients(
     return batch;
   }
 
-  std::vector<at::Tensor> outputs;
-  outputs.reserve(trace.layers.size());
-  for (const auto& layer : trace.layers) outputs.push_back(layer->output());
-  std::vector<at::Tensor> output_grads =
-      torch::autograd::grad({logits}, outputs, {logit_gradient}, /*retain_graph=*/false,
-                            /*create_graph=*/false, /*allow_unused=*/true);
-
+  // What each layer keeps of its output gradient (layers.h, LayerTrace::Absorb), taken as the
+  // backward pass goes, so output gradients that are not needed are freed at once.
+  std::vector<at::Tensor> kept(trace.layers.size());
+  const std::vector<bool> visited = VisitOutputGradients(
+      trace, logits, logit_gradient, /*retain_graph=*/false,
+      [&](size_t l, const at::Tensor& gradient) { kept[l] = trace.layers[l]->Absorb(gradient); });
   at::NoGradGuard no_grad;
-  for (size_t l = 0; l < outputs.size(); ++l) {
-    if (!output_grads[l].defined()) output_grads[l] = at::zeros_like(outputs[l]);
+  for (size_t l = 0; l < trace.layers.size(); ++l) {
+    // A layer whose output does not reach the loss has zero gradients.
+    if (!visited[l]) {
+      kept[l] = trace.layers[l]->Absorb(
+          at::zeros(trace.layers[l]->output_sizes(), trace.layers[l]->output_options()));
+    }
   }
   if (options.mode == ClippingMode::kFlat) {
     at::Tensor squared = at::zeros({batch.examples}, logits.options().dtype(at::kDouble));
     for (size_t l = 0; l < trace.layers.size(); ++l)
-      squared += trace.layers[l]->SquaredNorms(output_grads[l]);
+      squared += trace.layers[l]->SquaredNorms(kept[l]);
     const at::Tensor factors = ClipFactors(squared, options.clip_norm, options);
     for (size_t l = 0; l < trace.layers.size(); ++l) {
-      trace.layers[l]->AccumulateScaled(output_grads[l], factors, sums);
+      trace.layers[l]->AccumulateScaled(kept[l], factors, sums);
+      kept[l].reset();
       if (on_accumulated) on_accumulated(trace.layers[l]->parameter_indices());
     }
   } else {
@@ -209,8 +266,9 @@ absl::StatusOr<ClippedBatch> AccumulateClippedGradients(
         options.clip_norm / std::sqrt(static_cast<double>(trace.layers.size()));
     for (size_t l = 0; l < trace.layers.size(); ++l) {
       const at::Tensor factors =
-          ClipFactors(trace.layers[l]->SquaredNorms(output_grads[l]), per_layer_norm, options);
-      trace.layers[l]->AccumulateScaled(output_grads[l], factors, sums);
+          ClipFactors(trace.layers[l]->SquaredNorms(kept[l]), per_layer_norm, options);
+      trace.layers[l]->AccumulateScaled(kept[l], factors, sums);
+      kept[l].reset();
       if (on_accumulated) on_accumulated(trace.layers[l]->parameter_indices());
     }
   }

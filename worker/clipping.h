@@ -49,7 +49,6 @@ struct ClippingOptions {
   // layer's per-example norms from its output gradient as it flows by and keeps none of them; a
   // second, ordinary backward of the loss with each example weighted by its clip factor yields
   // the clipped sum. Peak memory stays near non-private training, for one more backward pass.
-  // Needs every traced layer to depend on the inputs (not on integer ids made from them).
   bool low_memory = false;
 };
 
