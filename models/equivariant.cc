@@ -1,6 +1,7 @@
 #include "models/equivariant.h"
 
 #include <cmath>
+#include <functional>
 
 #include "absl/strings/str_cat.h"
 #include "models/conv_gradients.h"
@@ -21,12 +22,12 @@ int Inverse(int a) { return a >= 4 ? a : (4 - a) % 4; }
 // The expanded convolution's weight, its gradient, and the map back to the shared filter.
 class D4ConvTrace final : public LayerTrace {
  public:
-  D4ConvTrace(std::string name, at::Tensor input, at::Tensor output, at::Tensor index,
-              at::IntArrayRef expanded_shape, int64_t padding, int weight, int64_t parameter_numel)
+  D4ConvTrace(std::string name, at::Tensor input, const at::Tensor& output, at::Tensor index,
+              at::Tensor index_order, int64_t padding, int weight, int64_t parameter_numel)
       : LayerTrace(std::move(name), output, {weight}),
         input_(std::move(input)),
         index_(std::move(index)),
-        expanded_shape_(expanded_shape.vec()),
+        index_order_(std::move(index_order)),
         padding_(padding),
         weight_(weight),
         parameter_numel_(parameter_numel) {}
@@ -34,37 +35,62 @@ class D4ConvTrace final : public LayerTrace {
   // Largest block of per-example expanded-weight gradients materialised at once.
   static constexpr double kChunkBytes = 64.0 * (1 << 20);
 
-  // Per-example gradients of the expanded weight (in bounded blocks of examples), scattered back
-  // onto the shared filter.
+  // Keeps the per-example gradients of the shared filter when they are smaller than the output
+  // gradient (they are computed for the norms anyway).
+  at::Tensor Absorb(const at::Tensor& output_grad) override {
+    if (parameter_numel_ >= output_grad[0].numel()) return output_grad;
+    per_example_ = at::empty({output_grad.size(0), parameter_numel_}, output_grad.options());
+    ForEachSharedGradient(output_grad, [&](int64_t start, const at::Tensor& shared) {
+      per_example_.slice(0, start, start + shared.size(0)).copy_(shared);
+    });
+    input_ = at::Tensor();  // Needed no more.
+    return at::Tensor();
+  }
+
   at::Tensor SquaredNorms(const at::Tensor& output_grad) override {
+    if (!output_grad.defined()) return per_example_.pow(2).sum(1).to(at::kDouble);
     std::vector<at::Tensor> norms;
-    internal::ForEachExampleBlockWeightGradient(
-        output_grad, input_, expanded_shape_, {.padding = padding_}, kChunkBytes,
-        [&](int64_t, const at::Tensor& expanded) {
-          const at::Tensor shared =
-              at::zeros({expanded.size(0), parameter_numel_}, expanded.options())
-                  .index_add_(1, index_.flatten(), expanded);
-          norms.push_back(shared.pow(2).sum(1).to(at::kDouble));
-        });
+    ForEachSharedGradient(output_grad, [&](int64_t, const at::Tensor& shared) {
+      norms.push_back(shared.pow(2).sum(1).to(at::kDouble));
+    });
     return at::cat(norms);
   }
 
   void AccumulateScaled(const at::Tensor& output_grad, const at::Tensor& factors,
                         std::vector<at::Tensor>& sums) override {
+    if (!output_grad.defined()) {
+      sums[weight_].view({-1}).addmv_(per_example_.t(), factors.to(per_example_.scalar_type()));
+      return;
+    }
     const at::Tensor scaled =
         output_grad * factors.to(output_grad.scalar_type()).view({output_grad.size(0), 1, 1, 1});
     const at::Tensor expanded =
-        internal::ConvWeightGradient(scaled, input_, expanded_shape_, {.padding = padding_});
+        internal::ConvWeightGradient(scaled, input_, index_.sizes(), {.padding = padding_});
     sums[weight_].view({-1}).index_add_(0, index_.flatten(), expanded.flatten());
   }
 
  private:
+  // Calls visit(start, shared) for blocks of examples, shared [n, parameter_numel] their
+  // gradients with respect to the shared filter: the per-example gradients of the expanded weight
+  // (in bounded blocks), each shared entry's kD4Order copies gathered side by side and summed.
+  void ForEachSharedGradient(const at::Tensor& output_grad,
+                             const std::function<void(int64_t, const at::Tensor&)>& visit) const {
+    internal::ForEachExampleBlockWeightGradient(
+        output_grad, input_, index_.sizes(), {.padding = padding_}, kChunkBytes,
+        [&](int64_t start, const at::Tensor& expanded) {
+          visit(start, expanded.index_select(1, index_order_)
+                           .view({expanded.size(0), parameter_numel_, kD4Order})
+                           .sum(2));
+        });
+  }
+
   at::Tensor input_;
   at::Tensor index_;
-  std::vector<int64_t> expanded_shape_;
+  at::Tensor index_order_;
   int64_t padding_;
   int weight_;
   int64_t parameter_numel_;
+  at::Tensor per_example_;  // Set by Absorb: [B, parameter_numel].
 };
 
 }  // namespace
@@ -116,6 +142,9 @@ D4Conv2d::D4Conv2d(ParameterSet& parameters, const std::string& name, int64_t in
     }
   }
   index_ = at::stack(rows).contiguous();  // [out_fields * 8, in_channels_, k, k]
+  // Every shared entry appears once per group element: sorted, the expanded entries come in runs
+  // of kD4Order per shared entry.
+  index_order_ = std::get<1>(index_.flatten().sort(/*stable=*/true, 0, /*descending=*/false));
 }
 
 at::Tensor D4Conv2d::Forward(const ParameterSet& parameters, const at::Tensor& x,
@@ -127,7 +156,7 @@ at::Tensor D4Conv2d::Forward(const ParameterSet& parameters, const at::Tensor& x
   const at::Tensor y = at::conv2d(x, expanded, {}, {1, 1}, {padding, padding});
   if (trace != nullptr) {
     trace->layers.push_back(std::make_unique<D4ConvTrace>(
-        name_, x.detach(), y, index_, index_.sizes(), padding, weight_, shared.numel()));
+        name_, x.detach(), y, index_, index_order_, padding, weight_, shared.numel()));
   }
   return y;
 }

@@ -43,7 +43,8 @@ class D4Conv2d {
   int64_t out_channels_;
   int64_t in_channels_;  // Of the expanded convolution.
   int weight_ = -1;
-  at::Tensor index_;  // Expanded weight [out, in, k, k] as indices into the flat parameter.
+  at::Tensor index_;        // Expanded weight [out, in, k, k] as indices into the flat parameter.
+  at::Tensor index_order_;  // The flat expanded entries sorted by the shared entry they take.
 };
 
 // Averages each field over its 8 group channels: [B, F * 8, H, W] -> [B, F, H, W], invariant to D4.
