@@ -28,6 +28,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "common/status.h"
+#include "worker/caching_allocator.h"
 #include "worker/gloo_reducer.h"
 #include "worker/trainer.h"
 
@@ -153,6 +154,7 @@ class BarrierTimedReducer : public Reducer {
 int RunRank(int rank, int world, int port, const std::string& model, int64_t batch, int steps,
             const FeatureShape& features, int64_t bucket_bytes) {
   at::set_num_threads(1);
+  InstallCachingCpuAllocator();  // As dpfleet-worker does.
   at::manual_seed(1);  // Synthetic data only; the trainer's privacy randomness comes from the OS.
   auto dataset = std::make_shared<Dataset>();
   if (features.dim > 0) {
