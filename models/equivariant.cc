@@ -23,16 +23,16 @@ int Inverse(int a) { return a >= 4 ? a : (4 - a) % 4; }
 class D4ConvTrace final : public LayerTrace {
  public:
   D4ConvTrace(std::string name, at::Tensor input, const at::Tensor& output, at::Tensor index,
-              at::Tensor index_order, int64_t padding, int weight, int64_t parameter_numel)
+              D4GradientOrders orders, int64_t padding, int weight, int64_t parameter_numel)
       : LayerTrace(std::move(name), output, {weight}),
         input_(std::move(input)),
         index_(std::move(index)),
-        index_order_(std::move(index_order)),
+        orders_(std::move(orders)),
         padding_(padding),
         weight_(weight),
         parameter_numel_(parameter_numel) {}
 
-  // Largest block of per-example expanded-weight gradients materialised at once.
+  // Largest block of reordered input patches formed at once.
   static constexpr double kChunkBytes = 64.0 * (1 << 20);
 
   // Keeps the per-example gradients of the shared filter when they are smaller than the output
@@ -71,22 +71,50 @@ class D4ConvTrace final : public LayerTrace {
 
  private:
   // Calls visit(start, shared) for blocks of examples, shared [n, parameter_numel] their
-  // gradients with respect to the shared filter: the per-example gradients of the expanded weight
-  // (in bounded blocks), each shared entry's kD4Order copies gathered side by side and summed.
+  // gradients with respect to the shared filter, by whichever of two exact ways forms the smaller
+  // intermediate per example:
+  //   the expanded filter's per-example gradients (8 F x patch values, for F output fields),
+  //   through a grouped convolution, each shared entry's 8 copies then gathered and summed; or
+  //   the input patches reordered by each group element (8 x patch x L values, L positions):
+  //   every element g places each shared entry of a field's filter exactly once in its row of
+  //   the expanded filter, so with dy split by field f and element g, and X_g the patches with
+  //   their rows in g's placement, d theta_f = sum_g dy_{f,g} X_g^T, one batched product.
+  // The first wins for early layers (many positions), the second for late ones (many fields).
   void ForEachSharedGradient(const at::Tensor& output_grad,
                              const std::function<void(int64_t, const at::Tensor&)>& visit) const {
-    internal::ForEachExampleBlockWeightGradient(
-        output_grad, input_, index_.sizes(), {.padding = padding_}, kChunkBytes,
-        [&](int64_t start, const at::Tensor& expanded) {
-          visit(start, expanded.index_select(1, index_order_)
-                           .view({expanded.size(0), parameter_numel_, kD4Order})
-                           .sum(2));
-        });
+    const int64_t fields = index_.size(0) / kD4Order;
+    const int64_t positions = output_grad.size(2) * output_grad.size(3);
+    if (positions > fields) {
+      internal::ForEachExampleBlockWeightGradient(
+          output_grad, input_, index_.sizes(), {.padding = padding_}, kChunkBytes,
+          [&](int64_t start, const at::Tensor& expanded) {
+            visit(start, expanded.index_select(1, orders_.expanded_by_shared)
+                             .view({expanded.size(0), parameter_numel_, kD4Order})
+                             .sum(2));
+          });
+      return;
+    }
+    const int64_t b = input_.size(0), kernel = index_.size(2);
+    const int64_t patch = index_.size(1) * kernel * kernel;  // Shared entries per field.
+    const double per_example_bytes =
+        static_cast<double>((kD4Order + 1) * patch * positions * input_.element_size());
+    const int64_t chunk =
+        std::max<int64_t>(1, static_cast<int64_t>(kChunkBytes / per_example_bytes));
+    for (int64_t start = 0; start < b; start += chunk) {
+      const int64_t n = std::min(chunk, b - start);
+      const at::Tensor patches = at::im2col(input_.slice(0, start, start + n), {kernel, kernel},
+                                            {1, 1}, {padding_, padding_}, {1, 1});  // [n, patch, L]
+      const at::Tensor reordered = patches.index_select(1, orders_.patch_rows_by_element)
+                                       .view({n, kD4Order, patch, positions});
+      const at::Tensor dy =
+          output_grad.slice(0, start, start + n).reshape({n, fields, kD4Order, positions});
+      visit(start, at::einsum("nfgt,ngmt->nfm", {dy, reordered}).reshape({n, -1}));
+    }
   }
 
   at::Tensor input_;
   at::Tensor index_;
-  at::Tensor index_order_;
+  D4GradientOrders orders_;
   int64_t padding_;
   int weight_;
   int64_t parameter_numel_;
@@ -142,9 +170,16 @@ D4Conv2d::D4Conv2d(ParameterSet& parameters, const std::string& name, int64_t in
     }
   }
   index_ = at::stack(rows).contiguous();  // [out_fields * 8, in_channels_, k, k]
-  // Every shared entry appears once per group element: sorted, the expanded entries come in runs
-  // of kD4Order per shared entry.
-  index_order_ = std::get<1>(index_.flatten().sort(/*stable=*/true, 0, /*descending=*/false));
+  // Every shared entry appears once per group element, so sorted the expanded entries come in
+  // runs of kD4Order per shared entry; and field 0's row for element g is a permutation of the
+  // patch rows, the same for every field, inverted by sorting.
+  orders_.expanded_by_shared =
+      std::get<1>(index_.flatten().sort(/*stable=*/true, 0, /*descending=*/false));
+  std::vector<at::Tensor> rows_by_element;
+  for (int g = 0; g < kD4Order; ++g) {
+    rows_by_element.push_back(std::get<1>(index_[g].flatten().sort(/*stable=*/true, 0, false)));
+  }
+  orders_.patch_rows_by_element = at::cat(rows_by_element);
 }
 
 at::Tensor D4Conv2d::Forward(const ParameterSet& parameters, const at::Tensor& x,
@@ -155,8 +190,8 @@ at::Tensor D4Conv2d::Forward(const ParameterSet& parameters, const at::Tensor& x
   const int64_t padding = kernel_ / 2;
   const at::Tensor y = at::conv2d(x, expanded, {}, {1, 1}, {padding, padding});
   if (trace != nullptr) {
-    trace->layers.push_back(std::make_unique<D4ConvTrace>(
-        name_, x.detach(), y, index_, index_order_, padding, weight_, shared.numel()));
+    trace->layers.push_back(std::make_unique<D4ConvTrace>(name_, x.detach(), y, index_, orders_,
+                                                          padding, weight_, shared.numel()));
   }
   return y;
 }
