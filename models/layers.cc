@@ -124,14 +124,16 @@ class Conv2dTrace final : public LayerTrace {
         weight_scale_(std::move(weight_scale)),
         bias_used_(std::move(bias_used)),
         weight_(weight),
-        bias_(bias) {
-    if (options_.standardize_weight && UsesGhostNorms()) output_values_ = output.detach();
+        bias_(bias),
+        plan_(PlanNorms()) {
+    if (plan_.ghost && options_.standardize_weight) output_values_ = output.detach();
+    if (plan_.ghost && plan_.shifted_gram) SetUpShiftedGram();
   }
 
   // Where the norms are materialised anyway and the per-example parameter gradients are smaller
   // than the output gradient (early layers with few channels and many positions), keeps those.
   at::Tensor Absorb(const at::Tensor& output_grad) override {
-    if (UsesGhostNorms() || weight_used_.numel() >= output_grad[0].numel()) return output_grad;
+    if (plan_.ghost || weight_used_.numel() >= output_grad[0].numel()) return output_grad;
     const int64_t b = output_grad.size(0);
     per_example_weight_ = at::empty({b, weight_used_.numel()}, output_grad.options());
     ForEachPerExampleWeightGradient(output_grad, [&](int64_t start, const at::Tensor& g) {
@@ -148,8 +150,7 @@ class Conv2dTrace final : public LayerTrace {
       if (bias_ >= 0) squared += SquaredNormPerExample(per_example_bias_);
       return squared;
     }
-    at::Tensor squared =
-        UsesGhostNorms() ? GhostNorms(output_grad) : MaterializedNorms(output_grad);
+    at::Tensor squared = plan_.ghost ? GhostNorms(output_grad) : MaterializedNorms(output_grad);
     if (bias_ >= 0) squared += SquaredNormPerExample(output_grad.sum(at::IntArrayRef{2, 3}));
     return squared;
   }
@@ -182,9 +183,11 @@ class Conv2dTrace final : public LayerTrace {
     return {.stride = options_.stride, .padding = options_.padding, .groups = options_.groups};
   }
 
-  // ||sum_l dy_l x_l^T||^2 = sum_{l,m} (x_l . x_m)(dy_l . dy_m), per group, from the unfolded
-  // input, in blocks of examples so the unfolded input and the L x L Gram matrices stay within
-  // kChunkBytes.
+  // ||sum_l dy_l x_l^T||^2 = sum_{l,m} (x_l . x_m)(dy_l . dy_m), per group, in blocks of examples
+  // so the Gram matrices stay within kChunkBytes. The patch Gram x_l . x_m is never formed from
+  // unfolded patches: a patch is the padded input at its position shifted by each kernel offset,
+  // so x_l . x_m = sum over offsets d of G[l + d, m + d], with G the channel Gram of the padded
+  // input (PatchGramAndSums), k^2 times fewer products for a k x k kernel at stride 1.
   //
   // With weight standardisation the parameter gradient of filter o is P_o g_o / s_o, where g_o is
   // the gradient w.r.t. the standardised filter w_o (n = ck values) and P_o = I - 11^T/n - w_o
@@ -203,25 +206,27 @@ class Conv2dTrace final : public LayerTrace {
       dy_all = output_grad /
                weight_scale_.view({1, options_.out_channels, 1, 1}).to(output_grad.scalar_type());
     }
+    // Per example and group: the padded input, its channel Gram and the gathered shifts, or the
+    // unfolded patches; then the two L x L Gram matrices.
+    const int64_t padded =
+        (input_.size(2) + 2 * options_.padding) * (input_.size(3) + 2 * options_.padding);
+    const int64_t patch_values = plan_.shifted_gram ? options_.in_channels / g * padded +
+                                                          padded * padded + shifted_gram_.numel()
+                                                    : ck * positions;
     const double per_example_bytes =
-        static_cast<double>(g * (ck * positions + positions * positions) * input_.element_size());
+        static_cast<double>(g * (patch_values + 2 * positions * positions) * input_.element_size());
     const int64_t chunk =
         std::max<int64_t>(1, static_cast<int64_t>(kChunkBytes / per_example_bytes));
     std::vector<at::Tensor> norms;
     for (int64_t start = 0; start < b; start += chunk) {
       const int64_t n = std::min(chunk, b - start);
-      const at::Tensor unfolded =
-          at::im2col(input_.slice(0, start, start + n), {options_.kernel, options_.kernel}, {1, 1},
-                     {options_.padding, options_.padding},
-                     {options_.stride, options_.stride});  // [n, C k k, L]
-      const at::Tensor x = unfolded.view({n * g, ck, positions});
+      const auto [patch_gram, patch_sums] = PatchGramAndSums(input_.slice(0, start, start + n));
       const at::Tensor dy = dy_all.slice(0, start, start + n).reshape({n * g, o, positions});
-      at::Tensor squared = (x.transpose(1, 2).bmm(x) * dy.transpose(1, 2).bmm(dy)).sum({1, 2});
+      at::Tensor squared = (patch_gram * dy.transpose(1, 2).bmm(dy)).sum({1, 2});
       if (options_.standardize_weight) {
         const double inverse_n = 1.0 / static_cast<double>(ck);
-        // 1.g_o / s_o: patch sums [n g, L, 1].
-        const at::Tensor patch_sums = x.sum(1).unsqueeze(2);
-        const at::Tensor ones_term = dy.bmm(patch_sums).squeeze(2);  // [n g, o]
+        // 1.g_o / s_o.
+        const at::Tensor ones_term = dy.bmm(patch_sums.unsqueeze(2)).squeeze(2);  // [n g, o]
         // w_o.g_o / s_o: z the bias-free output [n g, o, L].
         at::Tensor z = output_values_.slice(0, start, start + n);
         if (bias_used_.defined()) z = z - bias_used_.view({1, options_.out_channels, 1, 1});
@@ -236,16 +241,73 @@ class Conv2dTrace final : public LayerTrace {
     return at::cat(norms);
   }
 
-  // Ghost norms cost ~ L^2 (o + ck) per example and group (o output and ck input values per group,
-  // L output positions); materialising per-example gradients through a grouped convolution costs ~
-  // L o ck, with about twice the constant in practice. The cheaper one is used.
-  bool UsesGhostNorms() const {
+  // Returns the patches' Gram matrices [n g, L, L] and sums [n g, L] for the examples `x`, per
+  // group, from unfolded patches or, per plan_, from the channel Gram of the padded input.
+  std::pair<at::Tensor, at::Tensor> PatchGramAndSums(const at::Tensor& x) const {
+    const int64_t n = x.size(0), g = options_.groups, pad = options_.padding;
+    const int64_t positions = output_sizes()[2] * output_sizes()[3];
+    if (!plan_.shifted_gram) {
+      const at::Tensor unfolded = at::im2col(x, {options_.kernel, options_.kernel}, {1, 1},
+                                             {pad, pad}, {options_.stride, options_.stride})
+                                      .view({n * g, -1, positions});  // [n g, c k k, L]
+      return {unfolded.transpose(1, 2).bmm(unfolded), unfolded.sum(1)};
+    }
+    const int64_t offsets = shifted_positions_.size(0);
+    const at::Tensor padded =
+        at::constant_pad_nd(x, {pad, pad, pad, pad}).reshape({n * g, options_.in_channels / g, -1});
+    const at::Tensor channel_gram = padded.transpose(1, 2).bmm(padded).view({n * g, -1});
+    const at::Tensor gram = channel_gram.index_select(1, shifted_gram_.flatten())
+                                .view({n * g, offsets, positions * positions})
+                                .sum(1)
+                                .view({n * g, positions, positions});
+    const at::Tensor sums = padded.sum(1)
+                                .index_select(1, shifted_positions_.flatten())
+                                .view({n * g, offsets, positions})
+                                .sum(1);
+    return {gram, sums};
+  }
+
+  // Sets shifted_positions_ [k^2, L], the padded input position that output position l reads at
+  // each kernel offset d, and shifted_gram_ [k^2, L^2], the flat index (l + d) * P + (m + d) of
+  // every pair (l, m) into a channel Gram of the padded input (P positions).
+  void SetUpShiftedGram() {
+    const int64_t padded_width = input_.size(3) + 2 * options_.padding;
+    const int64_t padded = (input_.size(2) + 2 * options_.padding) * padded_width;
+    const at::Tensor rows = at::arange(output_sizes()[2], at::kLong) * options_.stride;
+    const at::Tensor columns = at::arange(output_sizes()[3], at::kLong) * options_.stride;
+    std::vector<at::Tensor> shifted;
+    for (int64_t i = 0; i < options_.kernel; ++i) {
+      for (int64_t j = 0; j < options_.kernel; ++j) {
+        shifted.push_back(
+            ((rows + i).view({-1, 1}) * padded_width + (columns + j).view({1, -1})).flatten());
+      }
+    }
+    shifted_positions_ = at::stack(shifted);
+    shifted_gram_ = (shifted_positions_.unsqueeze(2) * padded + shifted_positions_.unsqueeze(1))
+                        .view({shifted_positions_.size(0), -1});
+  }
+
+  // How the norms are taken, chosen by cost per example and group (o outputs, c input channels,
+  // ck = c k^2 patch values, L output positions, P padded input positions): ghost norms cost
+  // ~ L^2 (o + ck); materialising the per-example gradients through a grouped convolution costs
+  // ~ L o ck, with about twice the constant in practice. A ghost layer takes its patches' Gram
+  // matrix from shifts of the padded input's channel Gram (P^2 c) where that beats unfolded
+  // patches (L^2 ck): at stride 1, not at stride 2. (Counting the cheaper Gram in the choice of
+  // ghost norms would pick them for wrn16_4's 16x16 layers, where gathering the k^2 L^2 shifted
+  // entries made them twice as slow as materialising.)
+  struct NormPlan {
+    bool ghost = false;
+    bool shifted_gram = false;
+  };
+  NormPlan PlanNorms() const {
     const int64_t g = options_.groups;
     const double o = static_cast<double>(options_.out_channels / g);
-    const double ck =
-        static_cast<double>(options_.in_channels / g * options_.kernel * options_.kernel);
+    const double c = static_cast<double>(options_.in_channels / g);
+    const double ck = c * static_cast<double>(options_.kernel * options_.kernel);
     const double l = static_cast<double>(output_sizes()[2] * output_sizes()[3]);
-    return l * l * (o + ck) < 2 * l * o * ck;
+    const double p = static_cast<double>((input_.size(2) + 2 * options_.padding) *
+                                         (input_.size(3) + 2 * options_.padding));
+    return {.ghost = l * l * (o + ck) < 2 * l * o * ck, .shifted_gram = p * p * c < l * l * ck};
   }
 
   // Calls visit(start, g) for blocks of examples, g [n, O, ck] their gradients with respect to
@@ -309,6 +371,10 @@ class Conv2dTrace final : public LayerTrace {
   int bias_;
   // The convolution's output, kept only for the ghost norms of a standardised weight.
   at::Tensor output_values_;
+  NormPlan plan_;
+  // Set by SetUpShiftedGram.
+  at::Tensor shifted_positions_;
+  at::Tensor shifted_gram_;
   // Set by Absorb when it keeps per-example gradients: [B, numel of weight] and [B, O].
   at::Tensor per_example_weight_;
   at::Tensor per_example_bias_;
