@@ -3,7 +3,6 @@
 #include <torch/csrc/autograd/variable.h>
 
 #include <cmath>
-#include <functional>
 
 #include "absl/strings/str_cat.h"
 #include "models/conv_gradients.h"
@@ -134,11 +133,15 @@ class Conv2dTrace final : public LayerTrace {
   // than the output gradient (early layers with few channels and many positions), keeps those.
   at::Tensor Absorb(const at::Tensor& output_grad) override {
     if (plan_.ghost || weight_used_.numel() >= output_grad[0].numel()) return output_grad;
+    // Gradients with respect to the weight the convolution ran with: a standardisation is pulled
+    // back through by the norms' identity and, once, on the clipped sum (it is linear).
     const int64_t b = output_grad.size(0);
     per_example_weight_ = at::empty({b, weight_used_.numel()}, output_grad.options());
-    ForEachPerExampleWeightGradient(output_grad, [&](int64_t start, const at::Tensor& g) {
-      per_example_weight_.slice(0, start, start + g.size(0)).copy_(g.view({g.size(0), -1}));
-    });
+    internal::ForEachExampleBlockWeightGradient(
+        output_grad, input_, weight_used_.sizes(), Geometry(), kChunkBytes,
+        [&](int64_t start, const at::Tensor& g) {
+          per_example_weight_.slice(0, start, start + g.size(0)).copy_(g);
+        });
     if (bias_ >= 0) per_example_bias_ = output_grad.sum(at::IntArrayRef{2, 3});
     input_ = at::Tensor();  // Needed no more.
     return at::Tensor();
@@ -146,7 +149,8 @@ class Conv2dTrace final : public LayerTrace {
 
   at::Tensor SquaredNorms(const at::Tensor& output_grad) override {
     if (!output_grad.defined()) {  // Absorb kept the per-example gradients.
-      at::Tensor squared = SquaredNormPerExample(per_example_weight_);
+      at::Tensor squared = PerExampleWeightNorms(
+          per_example_weight_.view({per_example_weight_.size(0), options_.out_channels, -1}));
       if (bias_ >= 0) squared += SquaredNormPerExample(per_example_bias_);
       return squared;
     }
@@ -160,22 +164,22 @@ class Conv2dTrace final : public LayerTrace {
   // by c_i: one call to the library's fast convolution backward.
   void AccumulateScaled(const at::Tensor& output_grad, const at::Tensor& factors,
                         std::vector<at::Tensor>& sums) override {
+    at::Tensor weight_grad;
     if (!output_grad.defined()) {
       const at::Tensor c = factors.to(per_example_weight_.scalar_type());
-      sums[weight_].view({-1}).addmv_(per_example_weight_.t(), c);
+      weight_grad = per_example_weight_.t().mv(c);
       if (bias_ >= 0) sums[bias_].addmv_(per_example_bias_.t(), c);
-      return;
+    } else {
+      const at::Tensor scaled =
+          output_grad * factors.to(output_grad.scalar_type()).view({output_grad.size(0), 1, 1, 1});
+      weight_grad = internal::ConvWeightGradient(scaled, input_, weight_used_.sizes(), Geometry());
+      if (bias_ >= 0) sums[bias_].add_(scaled.sum(at::IntArrayRef{0, 2, 3}));
     }
-    const at::Tensor scaled =
-        output_grad * factors.to(output_grad.scalar_type()).view({output_grad.size(0), 1, 1, 1});
-    at::Tensor weight_grad =
-        internal::ConvWeightGradient(scaled, input_, weight_used_.sizes(), Geometry());
     if (options_.standardize_weight) {
       weight_grad =
           PullBackThroughStandardization(weight_grad.view({1, options_.out_channels, -1}));
     }
     sums[weight_].add_(weight_grad.view_as(sums[weight_]));
-    if (bias_ >= 0) sums[bias_].add_(scaled.sum(at::IntArrayRef{0, 2, 3}));
   }
 
  private:
@@ -310,38 +314,24 @@ class Conv2dTrace final : public LayerTrace {
     return {.ghost = l * l * (o + ck) < 2 * l * o * ck, .shifted_gram = p * p * c < l * l * ck};
   }
 
-  // Calls visit(start, g) for blocks of examples, g [n, O, ck] their gradients with respect to
-  // the layer's weight parameter (through the standardisation, if any), computed as in
-  // conv_gradients.h.
-  void ForEachPerExampleWeightGradient(
-      const at::Tensor& output_grad,
-      const std::function<void(int64_t, const at::Tensor&)>& visit) const {
-    internal::ForEachExampleBlockWeightGradient(
-        output_grad, input_, weight_used_.sizes(), Geometry(), kChunkBytes,
-        [&](int64_t start, const at::Tensor& per_example) {
-          at::Tensor g = per_example.view({per_example.size(0), options_.out_channels, -1});
-          if (options_.standardize_weight) g = PullBackThroughStandardization(g);
-          visit(start, g);
-        });
-  }
-
-  // The norms alone: through a standardisation they come from the gradients with respect to the
-  // standardised weight by the identity of GhostNorms, without pulling the gradients back.
+  // The norms alone, in blocks of examples.
   at::Tensor MaterializedNorms(const at::Tensor& output_grad) const {
     std::vector<at::Tensor> norms;
     internal::ForEachExampleBlockWeightGradient(
         output_grad, input_, weight_used_.sizes(), Geometry(), kChunkBytes,
         [&](int64_t, const at::Tensor& per_example) {
-          const at::Tensor g = per_example.view({per_example.size(0), options_.out_channels, -1});
-          norms.push_back(options_.standardize_weight ? StandardizedSquaredNorms(g)
-                                                      : SquaredNormPerExample(g));
+          norms.push_back(PerExampleWeightNorms(
+              per_example.view({per_example.size(0), options_.out_channels, -1})));
         });
     return at::cat(norms);
   }
 
-  // Returns [N] float64: sum_o ||P_o g_o||^2 / s_o^2 for g [N, O, n] (see GhostNorms), from
-  // three reductions of g.
-  at::Tensor StandardizedSquaredNorms(const at::Tensor& g) const {
+  // Returns [N] float64: the squared norms of per-example weight parameter gradients, given g
+  // [N, O, ck] with respect to the weight the convolution ran with. Through a standardisation
+  // they are sum_o ||P_o g_o||^2 / s_o^2 (see GhostNorms), from three reductions of g rather than
+  // from pulled-back gradients.
+  at::Tensor PerExampleWeightNorms(const at::Tensor& g) const {
+    if (!options_.standardize_weight) return SquaredNormPerExample(g);
     const int64_t filters = options_.out_channels;
     const double inverse_n = 1.0 / static_cast<double>(g.size(2));
     const at::Tensor w_hat = weight_used_.view({filters, -1, 1}).to(g.scalar_type());
