@@ -135,9 +135,16 @@ std::vector<bool> VisitOutputGradients(
       visit(l, gradient);
     });
   }
-  const std::vector<at::Tensor> captured = torch::autograd::Engine::get_default_engine().execute(
-      {torch::autograd::impl::gradient_edge(logits)}, {logit_gradient}, retain_graph,
-      /*create_graph=*/false, /*accumulate_grad=*/false, sources);
+  std::vector<at::Tensor> captured;
+  try {
+    captured = torch::autograd::Engine::get_default_engine().execute(
+        {torch::autograd::impl::gradient_edge(logits)}, {logit_gradient}, retain_graph,
+        /*create_graph=*/false, /*accumulate_grad=*/false, sources);
+  } catch (...) {
+    // The hooks live in the graph: never leave them pointing at this frame.
+    for (const auto& layer : trace.layers) layer->SetGradientVisitor(nullptr);
+    throw;
+  }
   for (const auto& layer : trace.layers) layer->SetGradientVisitor(nullptr);
   // The engine captures the gradients of the edges it differentiates with respect to without
   // running their hooks: visit those here.
