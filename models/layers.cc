@@ -110,7 +110,7 @@ class LinearTrace final : public LayerTrace {
 
 class Conv2dTrace final : public LayerTrace {
  public:
-  // Largest block of per-example weight gradients materialised at once.
+  // Largest block of per-example weight gradients, or of Gram matrices, formed at once.
   static constexpr double kChunkBytes = 64.0 * (1 << 20);
 
   Conv2dTrace(std::string name, const Conv2dOptions& options, at::Tensor input, at::Tensor output,
@@ -188,10 +188,10 @@ class Conv2dTrace final : public LayerTrace {
   }
 
   // ||sum_l dy_l x_l^T||^2 = sum_{l,m} (x_l . x_m)(dy_l . dy_m), per group, in blocks of examples
-  // so the Gram matrices stay within kChunkBytes. The patch Gram x_l . x_m is never formed from
-  // unfolded patches: a patch is the padded input at its position shifted by each kernel offset,
-  // so x_l . x_m = sum over offsets d of G[l + d, m + d], with G the channel Gram of the padded
-  // input (PatchGramAndSums), k^2 times fewer products for a k x k kernel at stride 1.
+  // so the Gram matrices stay within kChunkBytes. Where it is cheaper (stride 1), the patch Gram
+  // x_l . x_m is not formed from unfolded patches: a patch is the padded input at its position
+  // shifted by each kernel offset, so x_l . x_m = sum over offsets d of G[l + d, m + d], with G
+  // the channel Gram of the padded input (PatchGramAndSums), k^2 times fewer products.
   //
   // With weight standardisation the parameter gradient of filter o is P_o g_o / s_o, where g_o is
   // the gradient w.r.t. the standardised filter w_o (n = ck values) and P_o = I - 11^T/n - w_o
@@ -245,16 +245,18 @@ class Conv2dTrace final : public LayerTrace {
     return at::cat(norms);
   }
 
-  // Returns the patches' Gram matrices [n g, L, L] and sums [n g, L] for the examples `x`, per
-  // group, from unfolded patches or, per plan_, from the channel Gram of the padded input.
+  // Returns the patches' Gram matrices [n g, L, L] and sums [n g, L] (only with weight
+  // standardisation; else undefined) for the examples `x`, per group, from unfolded patches or,
+  // per plan_, from the channel Gram of the padded input.
   std::pair<at::Tensor, at::Tensor> PatchGramAndSums(const at::Tensor& x) const {
+    const bool with_sums = options_.standardize_weight;
     const int64_t n = x.size(0), g = options_.groups, pad = options_.padding;
     const int64_t positions = output_sizes()[2] * output_sizes()[3];
     if (!plan_.shifted_gram) {
       const at::Tensor unfolded = at::im2col(x, {options_.kernel, options_.kernel}, {1, 1},
                                              {pad, pad}, {options_.stride, options_.stride})
                                       .view({n * g, -1, positions});  // [n g, c k k, L]
-      return {unfolded.transpose(1, 2).bmm(unfolded), unfolded.sum(1)};
+      return {unfolded.transpose(1, 2).bmm(unfolded), with_sums ? unfolded.sum(1) : at::Tensor()};
     }
     const int64_t offsets = shifted_positions_.size(0);
     const at::Tensor padded =
@@ -264,6 +266,7 @@ class Conv2dTrace final : public LayerTrace {
                                 .view({n * g, offsets, positions * positions})
                                 .sum(1)
                                 .view({n * g, positions, positions});
+    if (!with_sums) return {gram, at::Tensor()};
     const at::Tensor sums = padded.sum(1)
                                 .index_select(1, shifted_positions_.flatten())
                                 .view({n * g, offsets, positions})
