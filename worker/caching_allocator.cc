@@ -44,8 +44,8 @@ class CachingCpuAllocator final : public c10::Allocator {
   c10::DeleterFnPtr raw_deleter() const override { return &Free; }
 
   static CachingCpuAllocator& Instance() {
-    static auto* allocator =
-        new CachingCpuAllocator();  // Never destroyed: tensors outlive statics.
+    // Never destroyed: tensors may outlive static destruction.
+    static auto* allocator = new CachingCpuAllocator();
     return *allocator;
   }
 
