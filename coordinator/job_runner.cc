@@ -187,6 +187,12 @@ void JobRunner::RunFrom(const v1::Job& job, Progress progress) {
     // resume_wait has passed.
     const absl::Time settle_for_fewer = absl::Now() + options_.resume_wait;
     std::vector<AcquiredWorker> acquired;
+    // Busy workers are simply waited for. When even all the live ones could not run the job (a
+    // worker holding part of the dataset died), the job says what it waits for, after what it
+    // said before; it keeps waiting, for that worker or a replacement, until cancelled.
+    const absl::StatusOr<v1::Job> current = jobs_->Get(job_id);
+    const std::string said_before = current.ok() ? current->error() : "";
+    std::string waiting_for;
     while (true) {
       int wanted = job.spec().num_workers();
       if (attempt > 0 && absl::Now() > settle_for_fewer) {
@@ -198,7 +204,22 @@ void JobRunner::RunFrom(const v1::Job& job, Progress progress) {
         return finish(v1::CANCELLED, absl::CancelledError("cancelled while waiting for workers"),
                       {});
       }
+      const absl::Status placeable = workers_->CheckPlacement(dataset, wanted);
+      if (!placeable.ok() && placeable.message() != waiting_for &&
+          (attempt == 0 || absl::Now() > settle_for_fewer)) {
+        waiting_for = std::string(placeable.message());
+        jobs_
+            ->Update(job_id,
+                     [&](v1::Job& j) {
+                       j.set_error(absl::StrCat(said_before, said_before.empty() ? "" : "; ",
+                                                "waiting for workers: ", waiting_for));
+                     })
+            .IgnoreError();
+      }
       absl::SleepFor(options_.acquire_poll);
+    }
+    if (!waiting_for.empty()) {
+      jobs_->Update(job_id, [&](v1::Job& j) { j.set_error(said_before); }).IgnoreError();
     }
     grpc::ChannelArguments channel_arguments;
     channel_arguments.SetMaxReceiveMessageSize(-1);  // Checkpoints can be large.

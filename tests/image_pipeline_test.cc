@@ -4,6 +4,8 @@
 
 #include <torch/script.h>
 
+#include <signal.h>
+
 #include <filesystem>
 #include <string>
 
@@ -115,6 +117,32 @@ TEST_F(ImagePipelineTest, ExtractsPartsPerWorkerAndFinetunesAPrivateHead) {
   EXPECT_GT(job.result().test_accuracy(), 0.6) << "chance is 0.25";
   std::printf("image pipeline: test accuracy %.3f at epsilon %.3f\n", job.result().test_accuracy(),
               job.result().epsilon_spent());
+}
+
+TEST_F(ImagePipelineTest, AJobWhosePartHolderDiedSaysWhichRowsItWaitsFor) {
+  RegisterDataset(100.0, "pets", kImageDelta);
+  v1::JobSpec spec = LinearHeadJob("pets", kImageDelta);
+  spec.set_steps(5000);  // Still running when a worker is killed.
+  v1::Job job;
+  ASSERT_TRUE(Submit(spec, &job).ok());
+  const std::string job_id = job.job_id();
+  job = WaitFor(job_id, [](const v1::Job& j) { return j.progress().step() >= 5 || Ended(j); });
+  ASSERT_EQ(job.state(), v1::RUNNING) << job.error();
+  ASSERT_EQ(kill(std::stoi(ReadFile(state_dir_ + "/worker-1.pid")), SIGKILL), 0);
+
+  // Worker 0 alone holds rows 0-119: the job cannot go on, and says so while it waits.
+  job = WaitFor(job_id, [](const v1::Job& j) {
+    return j.error().find("waiting for workers") != std::string::npos || Ended(j);
+  });
+  EXPECT_EQ(job.state(), v1::RUNNING);
+  EXPECT_NE(job.error().find("start at row 120"), std::string::npos) << job.error();
+  EXPECT_NE(job.error().find("resuming from step"), std::string::npos) << job.error();
+
+  ASSERT_TRUE(Cancel(job_id).ok());
+  job = WaitFor(job_id, Ended);
+  EXPECT_EQ(job.state(), v1::CANCELLED) << job.error();
+  EXPECT_GE(job.result().steps_run(), 5);
+  EXPECT_EQ(Budget("pets").open_reservations(), 0);
 }
 
 }  // namespace
