@@ -14,28 +14,34 @@ at::Tensor ConvWeightGradient(const at::Tensor& grad, const at::Tensor& input,
       /*transposed=*/false, {0, 0}, geometry.groups, {false, true, false}));
 }
 
+void ForEachExampleBlock(int64_t examples, double per_example_bytes, double max_bytes,
+                         const std::function<void(int64_t, int64_t)>& visit) {
+  const int64_t chunk = std::max<int64_t>(1, static_cast<int64_t>(max_bytes / per_example_bytes));
+  for (int64_t start = 0; start < examples; start += chunk) {
+    visit(start, std::min(chunk, examples - start));
+  }
+}
+
 void ForEachExampleBlockWeightGradient(
     const at::Tensor& grad, const at::Tensor& input, at::IntArrayRef weight_shape,
     const ConvGeometry& geometry, double max_bytes,
     const std::function<void(int64_t, const at::Tensor&)>& visit) {
-  const int64_t b = input.size(0);
   int64_t per_example = 1;
   for (int64_t d : weight_shape) per_example *= d;
-  const int64_t chunk =
-      std::max<int64_t>(1, static_cast<int64_t>(max_bytes / (per_example * input.element_size())));
-  for (int64_t start = 0; start < b; start += chunk) {
-    const int64_t n = std::min(chunk, b - start);
-    const at::Tensor x = input.slice(0, start, start + n);
-    const at::Tensor dy = grad.slice(0, start, start + n);
-    std::vector<int64_t> shape = weight_shape.vec();
-    shape[0] *= n;
-    ConvGeometry folded = geometry;
-    folded.groups *= n;
-    visit(start,
-          ConvWeightGradient(dy.reshape({1, n * dy.size(1), dy.size(2), dy.size(3)}),
-                             x.reshape({1, n * x.size(1), x.size(2), x.size(3)}), shape, folded)
-              .view({n, -1}));
-  }
+  ForEachExampleBlock(
+      input.size(0), static_cast<double>(per_example * input.element_size()), max_bytes,
+      [&](int64_t start, int64_t n) {
+        const at::Tensor x = input.slice(0, start, start + n);
+        const at::Tensor dy = grad.slice(0, start, start + n);
+        std::vector<int64_t> shape = weight_shape.vec();
+        shape[0] *= n;
+        ConvGeometry folded = geometry;
+        folded.groups *= n;
+        visit(start,
+              ConvWeightGradient(dy.reshape({1, n * dy.size(1), dy.size(2), dy.size(3)}),
+                                 x.reshape({1, n * x.size(1), x.size(2), x.size(3)}), shape, folded)
+                  .view({n, -1}));
+      });
 }
 
 }  // namespace dpfleet::models::internal

@@ -20,6 +20,11 @@ struct ConvGeometry {
 at::Tensor ConvWeightGradient(const at::Tensor& grad, const at::Tensor& input,
                               at::IntArrayRef weight_shape, const ConvGeometry& geometry);
 
+// Calls visit(start, n) for consecutive blocks [start, start + n) of `examples` examples, each
+// block as large as fits in max_bytes at per_example_bytes each (at least one example).
+void ForEachExampleBlock(int64_t examples, double per_example_bytes, double max_bytes,
+                         const std::function<void(int64_t, int64_t)>& visit);
+
 // Calls visit(start, per_example) for consecutive blocks of examples, per_example [n, numel of
 // weight_shape] holding examples start..start+n-1's weight gradients, computed as the weight
 // gradient of one convolution with n * groups groups over the block folded into channels. Blocks

@@ -98,10 +98,7 @@ class D4ConvTrace final : public LayerTrace {
     const int64_t patch = index_.size(1) * kernel * kernel;  // Shared entries per field.
     const double per_example_bytes =
         static_cast<double>((kD4Order + 1) * patch * positions * input_.element_size());
-    const int64_t chunk =
-        std::max<int64_t>(1, static_cast<int64_t>(kChunkBytes / per_example_bytes));
-    for (int64_t start = 0; start < b; start += chunk) {
-      const int64_t n = std::min(chunk, b - start);
+    internal::ForEachExampleBlock(b, per_example_bytes, kChunkBytes, [&](int64_t start, int64_t n) {
       const at::Tensor patches = at::im2col(input_.slice(0, start, start + n), {kernel, kernel},
                                             {1, 1}, {padding_, padding_}, {1, 1});  // [n, patch, L]
       const at::Tensor reordered = patches.index_select(1, orders_.patch_rows_by_element)
@@ -109,7 +106,7 @@ class D4ConvTrace final : public LayerTrace {
       const at::Tensor dy =
           output_grad.slice(0, start, start + n).reshape({n, fields, kD4Order, positions});
       visit(start, at::einsum("nfgt,ngmt->nfm", {dy, reordered}).reshape({n, -1}));
-    }
+    });
   }
 
   at::Tensor input_;

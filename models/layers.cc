@@ -212,18 +212,14 @@ class Conv2dTrace final : public LayerTrace {
     }
     // Per example and group: the padded input, its channel Gram and the gathered shifts, or the
     // unfolded patches; then the two L x L Gram matrices.
-    const int64_t padded =
-        (input_.size(2) + 2 * options_.padding) * (input_.size(3) + 2 * options_.padding);
+    const int64_t padded = PaddedPositions();
     const int64_t patch_values = plan_.shifted_gram ? options_.in_channels / g * padded +
                                                           padded * padded + shifted_gram_.numel()
                                                     : ck * positions;
     const double per_example_bytes =
         static_cast<double>(g * (patch_values + 2 * positions * positions) * input_.element_size());
-    const int64_t chunk =
-        std::max<int64_t>(1, static_cast<int64_t>(kChunkBytes / per_example_bytes));
     std::vector<at::Tensor> norms;
-    for (int64_t start = 0; start < b; start += chunk) {
-      const int64_t n = std::min(chunk, b - start);
+    internal::ForEachExampleBlock(b, per_example_bytes, kChunkBytes, [&](int64_t start, int64_t n) {
       const auto [patch_gram, patch_sums] = PatchGramAndSums(input_.slice(0, start, start + n));
       const at::Tensor dy = dy_all.slice(0, start, start + n).reshape({n * g, o, positions});
       at::Tensor squared = (patch_gram * dy.transpose(1, 2).bmm(dy)).sum({1, 2});
@@ -241,8 +237,13 @@ class Conv2dTrace final : public LayerTrace {
                   inverse_n * ((2.0 - r) * w_term.pow(2)).sum(1);
       }
       norms.push_back(squared.view({n, g}).sum(1).to(at::kDouble));
-    }
+    });
     return at::cat(norms);
+  }
+
+  // The positions of the input once padded for the convolution.
+  int64_t PaddedPositions() const {
+    return (input_.size(2) + 2 * options_.padding) * (input_.size(3) + 2 * options_.padding);
   }
 
   // Returns the patches' Gram matrices [n g, L, L] and sums [n g, L] (only with weight
@@ -279,7 +280,7 @@ class Conv2dTrace final : public LayerTrace {
   // every pair (l, m) into a channel Gram of the padded input (P positions).
   void SetUpShiftedGram() {
     const int64_t padded_width = input_.size(3) + 2 * options_.padding;
-    const int64_t padded = (input_.size(2) + 2 * options_.padding) * padded_width;
+    const int64_t padded = PaddedPositions();
     const at::Tensor rows = at::arange(output_sizes()[2], at::kLong) * options_.stride;
     const at::Tensor columns = at::arange(output_sizes()[3], at::kLong) * options_.stride;
     std::vector<at::Tensor> shifted;
@@ -312,8 +313,7 @@ class Conv2dTrace final : public LayerTrace {
     const double c = static_cast<double>(options_.in_channels / g);
     const double ck = c * static_cast<double>(options_.kernel * options_.kernel);
     const double l = static_cast<double>(output_sizes()[2] * output_sizes()[3]);
-    const double p = static_cast<double>((input_.size(2) + 2 * options_.padding) *
-                                         (input_.size(3) + 2 * options_.padding));
+    const double p = static_cast<double>(PaddedPositions());
     return {.ghost = l * l * (o + ck) < 2 * l * o * ck, .shifted_gram = p * p * c < l * l * ck};
   }
 
