@@ -8,6 +8,7 @@
 #include <cmath>
 #include <unordered_set>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 
@@ -128,41 +129,35 @@ std::vector<bool> VisitOutputGradients(
   }
   std::vector<bool> visited(layers, false);
   if (sources.empty()) return visited;
+  auto visit_once = [&](size_t l, const at::Tensor& gradient) {
+    at::NoGradGuard no_grad;
+    visited[l] = true;
+    visit(l, gradient);
+  };
   for (size_t l = 0; l < layers; ++l) {
-    trace.layers[l]->SetGradientVisitor([&, l](const at::Tensor& gradient) {
-      at::NoGradGuard no_grad;
-      visited[l] = true;
-      visit(l, gradient);
-    });
+    trace.layers[l]->SetGradientVisitor(
+        [&, l](const at::Tensor& gradient) { visit_once(l, gradient); });
   }
-  std::vector<at::Tensor> captured;
-  try {
-    captured = torch::autograd::Engine::get_default_engine().execute(
-        {torch::autograd::impl::gradient_edge(logits)}, {logit_gradient}, retain_graph,
-        /*create_graph=*/false, /*accumulate_grad=*/false, sources);
-  } catch (...) {
-    // The hooks live in the graph: never leave them pointing at this frame.
+  // The hooks live in the graph: never leave them pointing at this frame, even on a throw.
+  const absl::Cleanup unhook = [&] {
     for (const auto& layer : trace.layers) layer->SetGradientVisitor(nullptr);
-    throw;
-  }
-  for (const auto& layer : trace.layers) layer->SetGradientVisitor(nullptr);
+  };
+  const std::vector<at::Tensor> captured = torch::autograd::Engine::get_default_engine().execute(
+      {torch::autograd::impl::gradient_edge(logits)}, {logit_gradient}, retain_graph,
+      /*create_graph=*/false, /*accumulate_grad=*/false, sources);
   // The engine captures the gradients of the edges it differentiates with respect to without
   // running their hooks: visit those here.
   for (size_t k = 0; k < sources.size(); ++k) {
     const size_t l = source_layers[k];
-    if (!visited[l] && captured[k].defined()) {
-      at::NoGradGuard no_grad;
-      visited[l] = true;
-      visit(l, captured[k]);
-    }
+    if (!visited[l] && captured[k].defined()) visit_once(l, captured[k]);
   }
   return visited;
 }
 
 // Ghost clipping (ClippingOptions::low_memory), flat clipping only. Pass 1: hooks on the layer
-// outputs take the per-example norms while a backward to the inputs runs, so no output gradient
-// outlives its use. Pass 2: the ordinary parameter gradient of sum_i c_i loss_i, with c_i from
-// pass 1, is the clipped sum sum_i c_i g_i.
+// outputs take the per-example norms while VisitOutputGradients' backward runs, so no output
+// gradient outlives its use. Pass 2: the ordinary parameter gradient of sum_i c_i loss_i, with c_i
+// from pass 1, is the clipped sum sum_i c_i g_i.
 absl::Status GhostClippedSum(models::Model& model, models::ForwardTrace& trace,
                              const at::Tensor& logits, const at::Tensor& logit_gradient,
                              const ClippingOptions& options, std::vector<at::Tensor>& sums) {
@@ -258,25 +253,23 @@ absl::StatusOr<ClippedBatch> AccumulateClippedGradients(
           at::zeros(trace.layers[l]->output_sizes(), trace.layers[l]->output_options()));
     }
   }
+  // Adds layer l's clipped sum, then lets go of what it kept.
+  auto accumulate = [&](size_t l, const at::Tensor& factors) {
+    trace.layers[l]->AccumulateScaled(kept[l], factors, sums);
+    kept[l].reset();
+    if (on_accumulated) on_accumulated(trace.layers[l]->parameter_indices());
+  };
   if (options.mode == ClippingMode::kFlat) {
     at::Tensor squared = at::zeros({batch.examples}, logits.options().dtype(at::kDouble));
     for (size_t l = 0; l < trace.layers.size(); ++l)
       squared += trace.layers[l]->SquaredNorms(kept[l]);
     const at::Tensor factors = ClipFactors(squared, options.clip_norm, options);
-    for (size_t l = 0; l < trace.layers.size(); ++l) {
-      trace.layers[l]->AccumulateScaled(kept[l], factors, sums);
-      kept[l].reset();
-      if (on_accumulated) on_accumulated(trace.layers[l]->parameter_indices());
-    }
+    for (size_t l = 0; l < trace.layers.size(); ++l) accumulate(l, factors);
   } else {
     const double per_layer_norm =
         options.clip_norm / std::sqrt(static_cast<double>(trace.layers.size()));
     for (size_t l = 0; l < trace.layers.size(); ++l) {
-      const at::Tensor factors =
-          ClipFactors(trace.layers[l]->SquaredNorms(kept[l]), per_layer_norm, options);
-      trace.layers[l]->AccumulateScaled(kept[l], factors, sums);
-      kept[l].reset();
-      if (on_accumulated) on_accumulated(trace.layers[l]->parameter_indices());
+      accumulate(l, ClipFactors(trace.layers[l]->SquaredNorms(kept[l]), per_layer_norm, options));
     }
   }
   return batch;
