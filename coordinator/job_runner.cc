@@ -123,22 +123,21 @@ void JobRunner::Run(const std::string& job_id) {
 void JobRunner::Resume(const StoredJob& stored) {
   const v1::Job& job = stored.job;
   Progress progress = ProgressFrom(job, stored.recovery, stored.step_bound);
+  const std::string charged = absl::StrCat("it is charged for ", progress.steps_started,
+                                           " steps, the durable upper bound on the steps that "
+                                           "started");
   if (stored.cancel_requested) {
     return ChargeAndEnd(
         job, v1::CANCELLED,
-        absl::CancelledError(absl::StrCat(
-            "cancelled before the coordinator restarted; it is charged for ",
-            progress.steps_started, " steps, the durable upper bound on the steps that started")),
+        absl::CancelledError(absl::StrCat("cancelled before the coordinator restarted; ", charged)),
         progress, {});
   }
   if (progress.durable.attempts() >= options_.max_attempts) {
-    return ChargeAndEnd(
-        job, v1::FAILED,
-        absl::AbortedError(absl::StrCat(
-            "the coordinator stopped while the job ran, and it has used its ",
-            options_.max_attempts, " attempts; it is charged for ", progress.steps_started,
-            " steps, the durable upper bound on the steps that started")),
-        progress, {});
+    return ChargeAndEnd(job, v1::FAILED,
+                        absl::AbortedError(absl::StrCat(
+                            "the coordinator stopped while the job ran, and it has used its ",
+                            options_.max_attempts, " attempts; ", charged)),
+                        progress, {});
   }
   jobs_
       ->Update(job.job_id(),
