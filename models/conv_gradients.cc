@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "models/batched_matmul.h"
+
 namespace dpfleet::models::internal {
 
 at::Tensor ConvWeightGradient(const at::Tensor& grad, const at::Tensor& input,
@@ -12,6 +14,17 @@ at::Tensor ConvWeightGradient(const at::Tensor& grad, const at::Tensor& input,
       grad, input, at::empty(weight_shape, input.options()), c10::nullopt,
       {geometry.stride, geometry.stride}, {geometry.padding, geometry.padding}, {1, 1},
       /*transposed=*/false, {0, 0}, geometry.groups, {false, true, false}));
+}
+
+at::Tensor UnfoldPatches(const at::Tensor& x, int64_t kernel, int64_t stride, int64_t padding) {
+  const at::Tensor padded =
+      padding > 0 ? at::constant_pad_nd(x, {padding, padding, padding, padding}) : x.contiguous();
+  const int64_t n = x.size(0), c = x.size(1), h = padded.size(2), w = padded.size(3);
+  const int64_t rows = (h - kernel) / stride + 1, columns = (w - kernel) / stride + 1;
+  return padded
+      .as_strided({n, c, kernel, kernel, rows, columns},
+                  {c * h * w, h * w, w, 1, stride * w, stride})
+      .reshape({n, c * kernel * kernel, rows * columns});
 }
 
 void ForEachExampleBlock(int64_t examples, double per_example_bytes, double max_bytes,
@@ -28,11 +41,26 @@ void ForEachExampleBlockWeightGradient(
     const std::function<void(int64_t, const at::Tensor&)>& visit) {
   int64_t per_example = 1;
   for (int64_t d : weight_shape) per_example *= d;
+  const int64_t kernel = weight_shape[2], positions = grad.size(2) * grad.size(3);
+  // The grouped convolution vectorises over input channels. With few (grey or RGB images), its
+  // per-example gradients are slower than a product of the output gradient with unfolded patches:
+  // at batch 256, cnn_tb's first layer (1 channel) took 5.5 against 3.9 ms, wrn16_4's (3) 12.7
+  // against 9.3 ms, but a 16-channel layer of wrn16_4 50 against 78 ms.
+  const bool unfold = geometry.groups == 1 && weight_shape[1] < 8;
+  const int64_t patch_values = unfold ? per_example / weight_shape[0] * positions : 0;
   ForEachExampleBlock(
-      input.size(0), static_cast<double>(per_example * input.element_size()), max_bytes,
-      [&](int64_t start, int64_t n) {
+      input.size(0), static_cast<double>((per_example + patch_values) * input.element_size()),
+      max_bytes, [&](int64_t start, int64_t n) {
         const at::Tensor x = input.slice(0, start, start + n);
         const at::Tensor dy = grad.slice(0, start, start + n);
+        if (unfold) {
+          const at::Tensor patches =
+              UnfoldPatches(x, kernel, geometry.stride, geometry.padding);  // [n, c k k, L]
+          visit(start,
+                BatchedMatmul(dy.reshape({n, dy.size(1), positions}), patches.transpose(1, 2))
+                    .view({n, -1}));
+          return;
+        }
         std::vector<int64_t> shape = weight_shape.vec();
         shape[0] *= n;
         ConvGeometry folded = geometry;

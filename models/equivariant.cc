@@ -99,8 +99,8 @@ class D4ConvTrace final : public LayerTrace {
     const double per_example_bytes =
         static_cast<double>((kD4Order + 1) * patch * positions * input_.element_size());
     internal::ForEachExampleBlock(b, per_example_bytes, kChunkBytes, [&](int64_t start, int64_t n) {
-      const at::Tensor patches = at::im2col(input_.slice(0, start, start + n), {kernel, kernel},
-                                            {1, 1}, {padding_, padding_}, {1, 1});  // [n, patch, L]
+      const at::Tensor patches = internal::UnfoldPatches(input_.slice(0, start, start + n), kernel,
+                                                         /*stride=*/1, padding_);  // [n, patch, L]
       const at::Tensor reordered = patches.index_select(1, orders_.patch_rows_by_element)
                                        .view({n, kD4Order, patch, positions});
       const at::Tensor dy =

@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "absl/strings/str_cat.h"
+#include "models/batched_matmul.h"
 #include "models/conv_gradients.h"
 
 namespace dpfleet::models {
@@ -83,9 +84,12 @@ class LinearTrace final : public LayerTrace {
       squared = x.norm(2, at::IntArrayRef{1, 2}).to(at::kDouble).square() *
                 dy.norm(2, at::IntArrayRef{1, 2}).to(at::kDouble).square();
     } else if (2 * t * t < p * d) {  // Ghost norm.
-      squared = (x.bmm(x.transpose(1, 2)) * dy.bmm(dy.transpose(1, 2))).sum({1, 2}).to(at::kDouble);
+      squared = (internal::BatchedMatmul(x, x.transpose(1, 2)) *
+                 internal::BatchedMatmul(dy, dy.transpose(1, 2)))
+                    .sum({1, 2})
+                    .to(at::kDouble);
     } else {  // Materialised per-example weight gradients [B, p, d].
-      squared = SquaredNormPerExample(dy.transpose(1, 2).bmm(x));
+      squared = SquaredNormPerExample(internal::BatchedMatmul(dy.transpose(1, 2), x));
     }
     if (bias_ >= 0) squared += SquaredNormPerExample(dy.sum(1));
     return squared;
@@ -222,7 +226,8 @@ class Conv2dTrace final : public LayerTrace {
     internal::ForEachExampleBlock(b, per_example_bytes, kChunkBytes, [&](int64_t start, int64_t n) {
       const auto [patch_gram, patch_sums] = PatchGramAndSums(input_.slice(0, start, start + n));
       const at::Tensor dy = dy_all.slice(0, start, start + n).reshape({n * g, o, positions});
-      at::Tensor squared = (patch_gram * dy.transpose(1, 2).bmm(dy)).sum({1, 2});
+      at::Tensor squared =
+          (patch_gram * internal::BatchedMatmul(dy.transpose(1, 2), dy)).sum({1, 2});
       if (options_.standardize_weight) {
         const double inverse_n = 1.0 / static_cast<double>(ck);
         // 1.g_o / s_o.
@@ -254,15 +259,16 @@ class Conv2dTrace final : public LayerTrace {
     const int64_t n = x.size(0), g = options_.groups, pad = options_.padding;
     const int64_t positions = output_sizes()[2] * output_sizes()[3];
     if (!plan_.shifted_gram) {
-      const at::Tensor unfolded = at::im2col(x, {options_.kernel, options_.kernel}, {1, 1},
-                                             {pad, pad}, {options_.stride, options_.stride})
+      const at::Tensor unfolded = internal::UnfoldPatches(x, options_.kernel, options_.stride, pad)
                                       .view({n * g, -1, positions});  // [n g, c k k, L]
-      return {unfolded.transpose(1, 2).bmm(unfolded), with_sums ? unfolded.sum(1) : at::Tensor()};
+      return {internal::BatchedMatmul(unfolded.transpose(1, 2), unfolded),
+              with_sums ? unfolded.sum(1) : at::Tensor()};
     }
     const int64_t offsets = shifted_positions_.size(0);
     const at::Tensor padded =
         at::constant_pad_nd(x, {pad, pad, pad, pad}).reshape({n * g, options_.in_channels / g, -1});
-    const at::Tensor channel_gram = padded.transpose(1, 2).bmm(padded).view({n * g, -1});
+    const at::Tensor channel_gram =
+        internal::BatchedMatmul(padded.transpose(1, 2), padded).view({n * g, -1});
     const at::Tensor gram = channel_gram.index_select(1, shifted_gram_.flatten())
                                 .view({n * g, offsets, positions * positions})
                                 .sum(1)
@@ -417,7 +423,7 @@ class EmbeddingTrace final : public LayerTrace {
     const at::Tensor ids = ids_.reshape({b, -1});
     const at::Tensor dy = output_grad.reshape({b, ids.size(1), -1});
     const at::Tensor same = ids.unsqueeze(2).eq(ids.unsqueeze(1)).to(dy.scalar_type());
-    return (same * dy.bmm(dy.transpose(1, 2))).sum({1, 2}).to(at::kDouble);
+    return (same * internal::BatchedMatmul(dy, dy.transpose(1, 2))).sum({1, 2}).to(at::kDouble);
   }
 
   void AccumulateScaled(const at::Tensor& output_grad, const at::Tensor& factors,

@@ -7,12 +7,15 @@
 // page: on this machine that was most of a WideResNet step's time (wrn16_4 at batch 256: 3.2M
 // minor faults and ~7.7 s of system time per DP step, 1.8M faults per non-private one).
 //
-// Blocks of at least kMinCachedBytes are mapped on 2 MiB boundaries with transparent huge pages
-// requested (one fault per 2 MiB instead of per 4 KiB), rounded up to a size class (eighths of a
-// power of two), and kept on free lists by class when freed. A request takes the smallest free
-// block that fits, if it is at most twice its class. On a miss, cached blocks are unmapped (largest
-// first) as far as needed for the memory held (in use plus cached) to stay within the most ever in
-// use at once: the cache costs no peak memory. Smaller requests go to LibTorch's own allocation.
+// Blocks of at least kMinCachedBytes are rounded up to whole 2 MiB huge pages, mapped on 2 MiB
+// boundaries with transparent huge pages requested (one fault per 2 MiB instead of per 4 KiB), and
+// kept when freed, next to free neighbours merged into one. A request takes the smallest free block
+// that fits and leaves the rest of it free. When none fits but the cache holds enough, cached
+// blocks are moved together into one with mremap: their pages change address, nothing is faulted
+// or zeroed. Only when the cache holds too little is a block mapped, after unmapping (largest
+// first) what of the cache would take the memory held (in use plus cached) beyond the most ever in
+// use at once: the cache costs no peak memory, and a step that repeats the allocations of the last
+// one maps nothing. Smaller requests go to LibTorch's own allocation.
 
 #include <cstddef>
 #include <cstdint>
@@ -21,12 +24,13 @@ namespace dpfleet::worker {
 
 inline constexpr size_t kMinCachedBytes = size_t{1} << 20;
 
-// Returns the size class of a request of `bytes` >= kMinCachedBytes: a multiple of 2 MiB, and for
-// larger sizes the next of eight steps between consecutive powers of two (at most 12.5% more).
-size_t CachedSizeClass(size_t bytes);
+// Returns the bytes of the block that serves a request of `bytes` >= kMinCachedBytes: whole 2 MiB
+// huge pages.
+size_t CachedBlockBytes(size_t bytes);
 
 struct CachingAllocatorStats {
-  int64_t hits = 0;              // Requests served from the cache.
+  int64_t hits = 0;              // Requests served by one free block, or part of one.
+  int64_t assembled = 0;         // Requests served by moving several free blocks together.
   int64_t misses = 0;            // Requests that mapped a new block.
   size_t in_use_bytes = 0;       // Large blocks held by tensors.
   size_t cached_bytes = 0;       // Large blocks kept for reuse.
