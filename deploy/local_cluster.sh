@@ -6,6 +6,7 @@
 #                                 [--collective-timeout-s S] [--resume-wait-s S]
 #   deploy/local_cluster.sh env   [--state-dir DIR]   # prints the exports dpctl needs
 #   deploy/local_cluster.sh restart-coordinator [--state-dir DIR]   # on the same port, same job store
+#   deploy/local_cluster.sh restart-worker --worker I [--state-dir DIR]   # a replacement, same data
 #   deploy/local_cluster.sh stop  [--state-dir DIR]
 #
 # --data-dir is the folder of datasets every worker loads; "%w" in it stands for the worker's index
@@ -24,6 +25,7 @@ data_dir=/usr/share/datasets
 collective_timeout_s=60
 resume_wait_s=10
 ready_timeout_s=60
+worker_index=
 while (($#)); do
   case $1 in
     --workers) workers=$2; shift 2 ;;
@@ -32,6 +34,7 @@ while (($#)); do
     --data-dir) data_dir=$2; shift 2 ;;
     --collective-timeout-s) collective_timeout_s=$2; shift 2 ;;
     --resume-wait-s) resume_wait_s=$2; shift 2 ;;
+    --worker) worker_index=$2; shift 2 ;;
     *) echo "local_cluster: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -129,6 +132,31 @@ wait_for_workers() {  # wait_for_workers N: until the coordinator sees N workers
   done
 }
 
+start_worker() {  # start_worker I: worker I on the data folder the cluster was started with
+  local worker data
+  worker=$(binary dpfleet-worker worker)
+  data=$(cat "$state_dir/data_dir")
+  # Workers share this machine's cores: one intra-op thread each, and passive OpenMP waiting.
+  OMP_NUM_THREADS=1 OMP_WAIT_POLICY=PASSIVE start_process "worker-$1" "$worker" \
+    --coordinator "127.0.0.1:$(cat "$state_dir/coordinator.port")" \
+    --data_dir "${data//%w/$1}" --port_file "$state_dir/worker-$1.port" \
+    --threads 1
+}
+
+# Starts worker I again (after it died): a replacement holding the same part of the data.
+restart_worker() {
+  [[ $worker_index =~ ^[0-9]+$ ]] || die "restart-worker needs --worker I"
+  [[ -s $state_dir/data_dir && -s $state_dir/coordinator.port ]] || die "no cluster was started under $state_dir"
+  local pid
+  pid=$(cat "$state_dir/worker-$worker_index.pid" 2>/dev/null || true)
+  [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null && die "worker-$worker_index (pid $pid) is still running"
+  mv -f "$state_dir/worker-$worker_index.log" "$state_dir/worker-$worker_index.previous.log" 2>/dev/null || true
+  rm -f "$state_dir/worker-$worker_index.port"
+  start_worker "$worker_index"
+  wait_for_file "$state_dir/worker-$worker_index.port" "worker-$worker_index" "$state_dir/worker-$worker_index.pid"
+  echo "local_cluster: worker-$worker_index restarted" >&2
+}
+
 # Restarts the coordinator on its old port (so workers find it again) with the same job store.
 restart_coordinator() {
   [[ -s $state_dir/coordinator.port ]] || die "no coordinator was started under $state_dir"
@@ -142,15 +170,15 @@ restart_coordinator() {
   mv -f "$state_dir/coordinator.log" "$state_dir/coordinator.previous.log" 2>/dev/null || true
   start_coordinator "$port"
   shopt -s nullglob
-  local workers=("$state_dir"/worker-*.pid)
-  wait_for_workers "${#workers[@]}"
+  local worker_pids=("$state_dir"/worker-*.pid)
+  wait_for_workers "${#worker_pids[@]}"
   echo "local_cluster: coordinator restarted on port $port" >&2
 }
 
 start() {
-  local accountant worker
+  local accountant
   accountant=$(binary dpfleet-accountant accountant)
-  worker=$(binary dpfleet-worker worker)
+  binary dpfleet-worker worker >/dev/null
   binary dpfleet-coordinator coordinator >/dev/null
   binary dpctl dpctl >/dev/null
   mkdir -p "$state_dir"
@@ -165,13 +193,8 @@ start() {
     --tokens "$state_dir/tokens" --port_file "$state_dir/accountant.port"
   wait_for_file "$state_dir/accountant.port" accountant "$state_dir/accountant.pid"
   start_coordinator 0
-  local coordinator_address=127.0.0.1:$(cat "$state_dir/coordinator.port")
-  for ((i = 0; i < workers; i++)); do
-    # Workers share this machine's cores: one intra-op thread each, and passive OpenMP waiting.
-    OMP_NUM_THREADS=1 OMP_WAIT_POLICY=PASSIVE start_process "worker-$i" "$worker" \
-      --coordinator "$coordinator_address" --data_dir "${data_dir//%w/$i}" \
-      --port_file "$state_dir/worker-$i.port" --threads 1
-  done
+  echo "$data_dir" >"$state_dir/data_dir"
+  for ((i = 0; i < workers; i++)); do start_worker "$i"; done
   wait_for_workers "$workers"
   trap - ERR
   echo "local_cluster: accountant, coordinator and $workers worker(s) running under $state_dir" >&2
@@ -181,7 +204,8 @@ start() {
 case $command in
   start) start ;;
   restart-coordinator) restart_coordinator ;;
+  restart-worker) restart_worker ;;
   stop) stop ;;
   env) print_env ;;
-  *) echo "usage: $0 start|stop|env|restart-coordinator [--workers N] [--state-dir DIR] [--bin-dir DIR] [--data-dir DIR]" >&2; exit 2 ;;
+  *) echo "usage: $0 start|stop|env|restart-coordinator|restart-worker [--worker I] [--workers N] [--state-dir DIR] [--bin-dir DIR] [--data-dir DIR]" >&2; exit 2 ;;
 esac

@@ -140,6 +140,17 @@ class LocalClusterTest : public ::testing::Test {
         << ReadFile(state_dir_ + "/worker-0.log") << ReadFile(state_dir_ + "/worker-1.log");
   }
 
+  // Starts worker `index` again after it died: a replacement holding the same part of the data.
+  void RestartWorker(int index) {
+    std::string output;
+    ASSERT_EQ(RunCommand(absl::StrCat("bash ", Runfiles(),
+                                      "/deploy/local_cluster.sh restart-worker --worker ", index,
+                                      " --state-dir ", state_dir_, " --bin-dir ", Runfiles()),
+                         &output),
+              0)
+        << output << ReadFile(absl::StrCat(state_dir_, "/worker-", index, ".log"));
+  }
+
   v1::Job Get(const std::string& job_id) {
     v1::GetJobRequest request;
     request.set_job_id(job_id);

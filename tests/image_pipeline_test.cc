@@ -2,9 +2,8 @@
 // here, dpfleet-extract run once per machine (each worker gets only its part of the features),
 // then full-batch DP finetuning of a linear head on the local cluster, and evaluation.
 
-#include <torch/script.h>
-
 #include <signal.h>
+#include <torch/script.h>
 
 #include <filesystem>
 #include <string>
@@ -143,6 +142,45 @@ TEST_F(ImagePipelineTest, AJobWhosePartHolderDiedSaysWhichRowsItWaitsFor) {
   EXPECT_EQ(job.state(), v1::CANCELLED) << job.error();
   EXPECT_GE(job.result().steps_run(), 5);
   EXPECT_EQ(Budget("pets").open_reservations(), 0);
+}
+
+TEST_F(ImagePipelineTest, AReplacementPartHolderLetsTheJobFinishChargedForEveryStepThatRan) {
+  constexpr int64_t kSteps = 1500;  // Checkpoints every 25 steps; still running when killed.
+  RegisterDataset(100.0, "pets", kImageDelta);
+  v1::JobSpec spec = LinearHeadJob("pets", kImageDelta);
+  spec.set_steps(kSteps);
+  v1::Job job;
+  ASSERT_TRUE(Submit(spec, &job).ok());
+  const std::string job_id = job.job_id();
+  job = WaitFor(job_id, [](const v1::Job& j) { return j.progress().step() >= 30 || Ended(j); });
+  ASSERT_EQ(job.state(), v1::RUNNING) << job.error();
+  ASSERT_EQ(kill(std::stoi(ReadFile(state_dir_ + "/worker-1.pid")), SIGKILL), 0);
+  job = WaitFor(job_id, [](const v1::Job& j) {
+    return j.error().find("waiting for workers") != std::string::npos || Ended(j);
+  });
+  ASSERT_EQ(job.state(), v1::RUNNING) << job.error();
+
+  // A new worker on the dead one's machine holds rows 120-239 again: the job resumes from its
+  // last checkpoint on both and runs to the end.
+  RestartWorker(1);
+  job = WaitFor(job_id, Ended);
+  ASSERT_EQ(job.state(), v1::SUCCEEDED) << job.error();
+  EXPECT_EQ(job.result().parameter_fingerprints_size(), 2);
+  EXPECT_EQ(job.result().parameter_fingerprints(0), job.result().parameter_fingerprints(1));
+  EXPECT_GE(job.result().steps_run(), kSteps);
+  EXPECT_LT(job.result().steps_run(), kSteps + 25);
+  // Steps lost with the worker were charged too: the job's exact epsilon is that of every step
+  // that ran at the noise calibrated for kSteps (the lost ones take it past the target).
+  const double sigma =
+      accountant::CalibrateFullBatchNoise(kSteps, 4.0, kImageDelta)->noise_multiplier;
+  const double spent = *accountant::FullBatchEpsilon(sigma, job.result().steps_run(), kImageDelta);
+  EXPECT_NEAR(job.result().epsilon_spent(), spent, 1e-9);
+  const v1::GetBudgetResponse budget = Budget("pets");
+  EXPECT_EQ(budget.open_reservations(), 0);
+  EXPECT_GE(budget.epsilon_committed(), spent - 1e-9);
+  std::printf("replacement part holder: %lld steps ran for %lld planned, epsilon %.4f\n",
+              static_cast<long long>(job.result().steps_run()), static_cast<long long>(kSteps),
+              job.result().epsilon_spent());
 }
 
 }  // namespace
