@@ -42,11 +42,13 @@ void ForEachExampleBlockWeightGradient(
   int64_t per_example = 1;
   for (int64_t d : weight_shape) per_example *= d;
   const int64_t kernel = weight_shape[2], positions = grad.size(2) * grad.size(3);
-  // The grouped convolution vectorises over input channels. With few (grey or RGB images), its
-  // per-example gradients are slower than a product of the output gradient with unfolded patches:
-  // at batch 256, cnn_tb's first layer (1 channel) took 5.5 against 3.9 ms, wrn16_4's (3) 12.7
-  // against 9.3 ms, but a 16-channel layer of wrn16_4 50 against 78 ms.
-  const bool unfold = geometry.groups == 1 && weight_shape[1] < 8;
+  // The grouped convolution vectorises over input channels and positions. With few input
+  // channels (grey or RGB images) or few positions, its per-example gradients are slower than a
+  // product of the output gradient with unfolded patches. At batch 256 (grouped against unfolded,
+  // ms): 1 channel 28x28 5.5 / 3.9, 3 channels 32x32 12.7 / 9.3, 16 channels 32x32 27 / 42,
+  // 64 channels 16x16 26 / 47, 128 channels 8x8 65 / 51, 256 channels 8x8 212 / 165, 128 channels
+  // 4x4 42 / 32.
+  const bool unfold = geometry.groups == 1 && (weight_shape[1] < 8 || positions <= 64);
   const int64_t patch_values = unfold ? per_example / weight_shape[0] * positions : 0;
   ForEachExampleBlock(
       input.size(0), static_cast<double>((per_example + patch_values) * input.element_size()),

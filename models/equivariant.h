@@ -27,15 +27,6 @@ constexpr int64_t kD4Order = 8;
 // flip when element >= 4, then a rotation by 90 * (element % 4) degrees counter-clockwise.
 at::Tensor TransformD4(const at::Tensor& images, int element);
 
-// Fixed orderings of a D4 convolution's expanded filter, from which per-example gradients of the
-// shared filter are summed (equivariant.cc).
-struct D4GradientOrders {
-  // The flat expanded entries sorted by the shared entry they take (kD4Order per entry).
-  at::Tensor expanded_by_shared;
-  // For each group element in turn, the patch rows holding a field's shared entries in order.
-  at::Tensor patch_rows_by_element;
-};
-
 class D4Conv2d {
  public:
   // in_fields: 0 for a lifting layer on plain images with `in_channels` channels; otherwise the
@@ -53,7 +44,12 @@ class D4Conv2d {
   int64_t in_channels_;  // Of the expanded convolution.
   int weight_ = -1;
   at::Tensor index_;  // Expanded weight [out, in, k, k] as indices into the flat parameter.
-  D4GradientOrders orders_;
+  // Fixed orderings from which per-example gradients of the shared filter are formed
+  // (equivariant.cc): the flat expanded entries sorted by the shared entry they take (kD4Order per
+  // entry); and for each shared entry m of a field's filter, the patch row that holds it under
+  // each group element g, at m * kD4Order + g.
+  at::Tensor expanded_by_shared_;
+  at::Tensor patch_rows_by_copy_;
 };
 
 // Averages each field over its 8 group channels: [B, F * 8, H, W] -> [B, F, H, W], invariant to D4.
