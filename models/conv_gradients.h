@@ -33,8 +33,8 @@ void ForEachExampleBlock(int64_t examples, double per_example_bytes, double max_
 // Calls visit(start, per_example) for consecutive blocks of examples, per_example [n, numel of
 // weight_shape] holding examples start..start+n-1's weight gradients, computed as the weight
 // gradient of one convolution with n * groups groups over the block folded into channels, or, for
-// few input channels, as products of the output gradients with unfolded patches. Blocks hold at
-// most max_bytes of gradients and patches (at least one example).
+// few input channels or few positions, as products of the output gradients with unfolded patches.
+// Blocks hold at most max_bytes of gradients and patches (at least one example).
 void ForEachExampleBlockWeightGradient(
     const at::Tensor& grad, const at::Tensor& input, at::IntArrayRef weight_shape,
     const ConvGeometry& geometry, double max_bytes,
