@@ -73,6 +73,25 @@ class ImagePipelineTest : public LocalClusterTest {
     }
     return (root / "worker-%w").string();
   }
+
+  // Runs a full-batch job of `steps` steps on the two part holders, SIGKILLs worker 1 (rows
+  // 120-239) once `kill_after` steps have run, and returns in *job the first snapshot in which the
+  // job, still running, says it waits for workers.
+  void LoseAPartHolderMidJob(int64_t steps, int64_t kill_after, v1::Job* job) {
+    RegisterDataset(100.0, "pets", kImageDelta);
+    v1::JobSpec spec = LinearHeadJob("pets", kImageDelta);
+    spec.set_steps(steps);
+    ASSERT_TRUE(Submit(spec, job).ok());
+    const std::string job_id = job->job_id();
+    *job = WaitFor(job_id,
+                   [&](const v1::Job& j) { return j.progress().step() >= kill_after || Ended(j); });
+    ASSERT_EQ(job->state(), v1::RUNNING) << job->error();
+    ASSERT_EQ(kill(std::stoi(ReadFile(state_dir_ + "/worker-1.pid")), SIGKILL), 0);
+    *job = WaitFor(job_id, [](const v1::Job& j) {
+      return j.error().find("waiting for workers") != std::string::npos || Ended(j);
+    });
+    ASSERT_EQ(job->state(), v1::RUNNING) << job->error();
+  }
 };
 
 TEST_F(ImagePipelineTest, ExtractsPartsPerWorkerAndFinetunesAPrivateHead) {
@@ -119,21 +138,10 @@ TEST_F(ImagePipelineTest, ExtractsPartsPerWorkerAndFinetunesAPrivateHead) {
 }
 
 TEST_F(ImagePipelineTest, AJobWhosePartHolderDiedSaysWhichRowsItWaitsFor) {
-  RegisterDataset(100.0, "pets", kImageDelta);
-  v1::JobSpec spec = LinearHeadJob("pets", kImageDelta);
-  spec.set_steps(5000);  // Still running when a worker is killed.
   v1::Job job;
-  ASSERT_TRUE(Submit(spec, &job).ok());
+  ASSERT_NO_FATAL_FAILURE(LoseAPartHolderMidJob(/*steps=*/5000, /*kill_after=*/5, &job));
   const std::string job_id = job.job_id();
-  job = WaitFor(job_id, [](const v1::Job& j) { return j.progress().step() >= 5 || Ended(j); });
-  ASSERT_EQ(job.state(), v1::RUNNING) << job.error();
-  ASSERT_EQ(kill(std::stoi(ReadFile(state_dir_ + "/worker-1.pid")), SIGKILL), 0);
-
   // Worker 0 alone holds rows 0-119: the job cannot go on, and says so while it waits.
-  job = WaitFor(job_id, [](const v1::Job& j) {
-    return j.error().find("waiting for workers") != std::string::npos || Ended(j);
-  });
-  EXPECT_EQ(job.state(), v1::RUNNING);
   EXPECT_NE(job.error().find("start at row 120"), std::string::npos) << job.error();
   EXPECT_NE(job.error().find("resuming from step"), std::string::npos) << job.error();
 
@@ -146,19 +154,9 @@ TEST_F(ImagePipelineTest, AJobWhosePartHolderDiedSaysWhichRowsItWaitsFor) {
 
 TEST_F(ImagePipelineTest, AReplacementPartHolderLetsTheJobFinishChargedForEveryStepThatRan) {
   constexpr int64_t kSteps = 1500;  // Checkpoints every 25 steps; still running when killed.
-  RegisterDataset(100.0, "pets", kImageDelta);
-  v1::JobSpec spec = LinearHeadJob("pets", kImageDelta);
-  spec.set_steps(kSteps);
   v1::Job job;
-  ASSERT_TRUE(Submit(spec, &job).ok());
+  ASSERT_NO_FATAL_FAILURE(LoseAPartHolderMidJob(kSteps, /*kill_after=*/30, &job));
   const std::string job_id = job.job_id();
-  job = WaitFor(job_id, [](const v1::Job& j) { return j.progress().step() >= 30 || Ended(j); });
-  ASSERT_EQ(job.state(), v1::RUNNING) << job.error();
-  ASSERT_EQ(kill(std::stoi(ReadFile(state_dir_ + "/worker-1.pid")), SIGKILL), 0);
-  job = WaitFor(job_id, [](const v1::Job& j) {
-    return j.error().find("waiting for workers") != std::string::npos || Ended(j);
-  });
-  ASSERT_EQ(job.state(), v1::RUNNING) << job.error();
 
   // A new worker on the dead one's machine holds rows 120-239 again: the job resumes from its
   // last checkpoint on both and runs to the end.
