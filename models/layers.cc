@@ -17,6 +17,15 @@ at::Tensor UniformInit(at::IntArrayRef shape, int64_t fan_in, at::Generator& gen
   return at::empty(shape, at::kFloat).uniform_(-bound, bound, generator);
 }
 
+// Weight standardisation's epsilon: each filter is scaled by s = sqrt(var + eps).
+constexpr double kStandardizationEpsilon = 1e-5;
+
+// Returns r = var / (var + eps) = 1 - eps / s^2 per filter, from the scales s: a standardised
+// filter w_hat of n values has ||w_hat||^2 = n r.
+at::Tensor RetainedVariance(const at::Tensor& scale) {
+  return 1.0 - kStandardizationEpsilon / scale.pow(2);
+}
+
 // Per-example squared norms [B], computed in the tensors' own precision and returned as float64 so
 // that sums over layers do not lose it.
 at::Tensor SquaredNormPerExample(const at::Tensor& per_example) {
@@ -237,7 +246,7 @@ class Conv2dTrace final : public LayerTrace {
         if (bias_used_.defined()) z = z - bias_used_.view({1, options_.out_channels, 1, 1});
         const at::Tensor w_term = (dy * z.reshape({n * g, o, positions})).sum(2);  // [n g, o]
         const at::Tensor scale = weight_scale_.view({g, o}).repeat({n, 1}).to(dy.scalar_type());
-        const at::Tensor r = 1.0 - 1e-5 / scale.pow(2);  // var / (var + eps), with s^2 = var + eps.
+        const at::Tensor r = RetainedVariance(scale);
         squared = squared - inverse_n * ones_term.pow(2).sum(1) -
                   inverse_n * ((2.0 - r) * w_term.pow(2)).sum(1);
       }
@@ -345,7 +354,7 @@ class Conv2dTrace final : public LayerTrace {
     const double inverse_n = 1.0 / static_cast<double>(g.size(2));
     const at::Tensor w_hat = weight_used_.view({filters, -1, 1}).to(g.scalar_type());
     const at::Tensor scale = weight_scale_.view({1, filters}).to(g.scalar_type());
-    const at::Tensor r = 1.0 - 1e-5 / scale.pow(2);  // var / (var + eps), with s^2 = var + eps.
+    const at::Tensor r = RetainedVariance(scale);
     const at::Tensor w_dot_g = g.transpose(0, 1).bmm(w_hat).squeeze(2).t();  // [N, O]
     const at::Tensor per_filter = g.norm(2, 2).square() - inverse_n * g.sum(2).square() -
                                   inverse_n * (2.0 - r) * w_dot_g.square();
@@ -499,7 +508,7 @@ at::Tensor Conv2d::Forward(const ParameterSet& parameters, const at::Tensor& x,
   if (options_.standardize_weight) {
     const at::Tensor flat = weight.view({options_.out_channels, -1});
     const at::Tensor mean = flat.mean(1, true);
-    scale = (flat.var(1, /*unbiased=*/false, true) + 1e-5).sqrt();
+    scale = (flat.var(1, /*unbiased=*/false, true) + kStandardizationEpsilon).sqrt();
     standardized = (flat - mean) / scale;
     weight = standardized.view_as(weight);
   }
