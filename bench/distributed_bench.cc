@@ -12,19 +12,27 @@
 // float16 features (ImageNet's shape is 1281167 x 2048, 1000 classes) over 2 workers, against the
 // bare float32 matrix products of a non-private step on the same shard (logits, weight gradient).
 //
+// With --hosts: every worker on a host of its own (a Linux network namespace with its own address,
+// made by tests/netns_hosts.sh; needs root), the rendezvous store on another, so the all-reduce
+// crosses veth pairs and a bridge instead of loopback; 2 and 4 hosts.
+//
 // Data is synthetic: the cost of a step does not depend on it.
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
+#include <fcntl.h>
+#include <sched.h>
 #include <spawn.h>
 #include <sys/wait.h>
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "common/status.h"
@@ -151,7 +159,8 @@ class BarrierTimedReducer : public Reducer {
 
 // One worker process: prints "step_ms wait_ms transfer_ms bare_allreduce_ms parameters
 // bare_matmul_ms peak_mb" (rank 0 only).
-int RunRank(int rank, int world, int port, const std::string& model, int64_t batch, int steps,
+int RunRank(int rank, int world, const std::string& store_host, int port,
+            const std::string& local_host, const std::string& model, int64_t batch, int steps,
             const FeatureShape& features, int64_t bucket_bytes) {
   at::set_num_threads(1);
   InstallCachingCpuAllocator();  // As dpfleet-worker does.
@@ -176,7 +185,11 @@ int RunRank(int rank, int world, int port, const std::string& model, int64_t bat
   dataset->test_inputs = dataset->train_blocks.front().inputs.slice(0, 0, 100);
   dataset->test_labels = dataset->train_blocks.front().labels.slice(0, 0, 100);
   const int64_t examples = dataset->train_examples;
-  RendezvousOptions options{.store_port = port, .rank = rank, .world_size = world};
+  RendezvousOptions options{.store_host = store_host,
+                            .store_port = port,
+                            .local_host = local_host,
+                            .rank = rank,
+                            .world_size = world};
   auto store = ConnectRendezvousStore(options);
   if (!store.ok()) return 1;
   auto reducer = CreateGlooReducer(options, *store);
@@ -244,11 +257,63 @@ int RunRank(int rank, int world, int port, const std::string& model, int64_t bat
   return 0;
 }
 
-// Runs `world` worker processes (this binary with --rank ...) and returns rank 0's output line.
+// Test hosts in network namespaces (tests/netns_hosts.sh): host 0 serves the rendezvous store,
+// and this process moves onto it; rank r runs on host r + 1.
+class NetnsHosts {
+ public:
+  // Makes the switch and `count` hosts. Errors: kFailedPrecondition (not root, no iproute2).
+  static absl::StatusOr<std::unique_ptr<NetnsHosts>> Create(int count) {
+    auto hosts = std::unique_ptr<NetnsHosts>(new NetnsHosts());
+    char exe[4096];
+    const ssize_t length = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+    if (length <= 0) return absl::InternalError("cannot find this binary");
+    exe[length] = 0;
+    hosts->script_ = absl::StrCat(exe, ".runfiles/dpfleet/tests/netns_hosts.sh");
+    if (!hosts->Run("up")) {
+      return absl::FailedPreconditionError("cannot make network namespaces (run as root)");
+    }
+    hosts->up_ = true;
+    for (int host = 0; host < count; ++host) {
+      if (!hosts->Run("add", std::to_string(host))) {
+        return absl::FailedPreconditionError(absl::StrCat("cannot add test host ", host));
+      }
+    }
+    const int fd = open(absl::StrCat("/run/netns/", hosts->prefix_, "-h0").c_str(), O_RDONLY);
+    const bool entered = fd >= 0 && setns(fd, CLONE_NEWNET) == 0;
+    if (fd >= 0) close(fd);
+    if (!entered) return absl::FailedPreconditionError("cannot enter the store's host");
+    return hosts;
+  }
+  ~NetnsHosts() {
+    if (up_) Run("down");
+  }
+
+  static std::string Address(int host) { return absl::StrCat("10.77.0.", host + 1); }
+  std::string Namespace(int host) const { return absl::StrCat(prefix_, "-h", host); }
+
+ private:
+  NetnsHosts() : prefix_(absl::StrCat("dpb", getpid())) {}
+  // Runs `netns_hosts.sh VERB PREFIX ARGUMENT`; returns whether it succeeded.
+  bool Run(const std::string& verb, const std::string& argument = "") const {
+    const std::string command =
+        absl::StrCat("bash ", script_, " ", verb, " ", prefix_, " ", argument, " >/dev/null");
+    return std::system(command.c_str()) == 0;
+  }
+
+  const std::string prefix_;
+  std::string script_;
+  bool up_ = false;
+};
+
+// Runs `world` worker processes (this binary with --rank ...), on hosts of their own when `hosts`
+// is set, and returns rank 0's output line.
 std::string RunWorkers(int world, const std::string& model, int64_t batch, int steps,
-                       const FeatureShape& features, int64_t bucket_bytes) {
+                       const FeatureShape& features, int64_t bucket_bytes,
+                       const NetnsHosts* hosts) {
+  const std::string store_host = hosts != nullptr ? NetnsHosts::Address(0) : "127.0.0.1";
   int port = 0;
-  auto store = ServeRendezvousStore({.store_port = 0, .world_size = world}, &port);
+  auto store =
+      ServeRendezvousStore({.store_host = store_host, .store_port = 0, .world_size = world}, &port);
   if (!store.ok()) return "";
   int pipe_fds[2];
   if (pipe(pipe_fds) != 0) return "";
@@ -258,18 +323,25 @@ std::string RunWorkers(int world, const std::string& model, int64_t batch, int s
     posix_spawn_file_actions_init(&actions);
     if (rank == 0) posix_spawn_file_actions_adddup2(&actions, pipe_fds[1], STDOUT_FILENO);
     posix_spawn_file_actions_addclose(&actions, pipe_fds[0]);
-    std::vector<std::string> args = {
-        "distributed_bench",           "--rank",
-        std::to_string(rank),          std::to_string(world),
-        std::to_string(port),          model,
-        std::to_string(batch),         std::to_string(steps),
-        std::to_string(features.dim),  std::to_string(features.classes),
-        std::to_string(features.rows), std::to_string(bucket_bytes)};
+    const std::string local_host =
+        hosts != nullptr ? NetnsHosts::Address(rank + 1) : std::string("127.0.0.1");
+    std::vector<std::string> args;
+    if (hosts != nullptr) args = {"ip", "netns", "exec", hosts->Namespace(rank + 1)};
+    char exe[4096];
+    const ssize_t length = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+    exe[std::max<ssize_t>(length, 0)] = 0;
+    for (const std::string& arg :
+         {std::string(exe), std::string("--rank"), std::to_string(rank), std::to_string(world),
+          store_host, std::to_string(port), local_host, model, std::to_string(batch),
+          std::to_string(steps), std::to_string(features.dim), std::to_string(features.classes),
+          std::to_string(features.rows), std::to_string(bucket_bytes)}) {
+      args.push_back(arg);
+    }
     std::vector<char*> argv_child;
     for (std::string& a : args) argv_child.push_back(a.data());
     argv_child.push_back(nullptr);
     pid_t pid;
-    posix_spawn(&pid, "/proc/self/exe", &actions, nullptr, argv_child.data(), environ);
+    posix_spawnp(&pid, argv_child[0], &actions, nullptr, argv_child.data(), environ);
     posix_spawn_file_actions_destroy(&actions);
     children.push_back(pid);
   }
@@ -292,24 +364,27 @@ int Main(int argc, char** argv) {
   int64_t batch = 4096;
   int steps = 10;
   int64_t bucket_bytes = 0;  // 0: the trainer's default, timed after a barrier.
+  bool multi_host = false;
   FeatureShape features;
   std::vector<int64_t> feature_rows;
   for (int i = 1; i < argc; ++i) {
     const std::string flag = argv[i];
-    if (flag == "--rank" && i + 10 < argc) {
+    if (flag == "--rank" && i + 12 < argc) {
       try {
-        return RunRank(std::stoi(argv[i + 1]), std::stoi(argv[i + 2]), std::stoi(argv[i + 3]),
-                       argv[i + 4], std::stoll(argv[i + 5]), std::stoi(argv[i + 6]),
-                       {.dim = std::stoll(argv[i + 7]),
-                        .classes = std::stoll(argv[i + 8]),
-                        .rows = std::stoll(argv[i + 9])},
-                       std::stoll(argv[i + 10]));
+        return RunRank(std::stoi(argv[i + 1]), std::stoi(argv[i + 2]), argv[i + 3],
+                       std::stoi(argv[i + 4]), argv[i + 5], argv[i + 6], std::stoll(argv[i + 7]),
+                       std::stoi(argv[i + 8]),
+                       {.dim = std::stoll(argv[i + 9]),
+                        .classes = std::stoll(argv[i + 10]),
+                        .rows = std::stoll(argv[i + 11])},
+                       std::stoll(argv[i + 12]));
       } catch (const std::exception& e) {
         std::fprintf(stderr, "worker failed: %s\n", e.what());
         return 1;
       }
     }
     if (flag == "--model" && i + 1 < argc) model = argv[++i];
+    if (flag == "--hosts") multi_host = true;
     if (flag == "--bucket-bytes" && i + 1 < argc) bucket_bytes = std::stoll(argv[++i]);
     if (flag == "--batch" && i + 1 < argc) batch = std::stoll(argv[++i]);
     if (flag == "--steps" && i + 1 < argc) steps = std::stoi(argv[++i]);
@@ -337,7 +412,7 @@ int Main(int argc, char** argv) {
                 "wait+allreduce", "peak MB/rank");
     for (int64_t rows : feature_rows) {
       features.rows = rows;
-      if (!parse(RunWorkers(2, "linear", rows, steps, features, bucket_bytes))) {
+      if (!parse(RunWorkers(2, "linear", rows, steps, features, bucket_bytes, nullptr))) {
         std::printf("%9lld failed\n", static_cast<long long>(rows));
         continue;
       }
@@ -347,17 +422,28 @@ int Main(int argc, char** argv) {
     }
     return 0;
   }
+  std::unique_ptr<NetnsHosts> hosts;
+  if (multi_host) {
+    absl::StatusOr<std::unique_ptr<NetnsHosts>> made = NetnsHosts::Create(5);
+    if (!made.ok()) {
+      std::fprintf(stderr, "distributed_bench --hosts: %s\n", made.status().ToString().c_str());
+      return 1;
+    }
+    hosts = std::move(*made);
+  }
   std::printf(
-      "model %s, expected batch %lld of %lld, Gloo on loopback, 1 intra-op thread per worker, "
+      "model %s, expected batch %lld of %lld, Gloo %s, 1 intra-op thread per worker, "
       "median of %d steps\n",
-      model.c_str(), static_cast<long long>(batch), static_cast<long long>(kExamples), steps);
+      model.c_str(), static_cast<long long>(batch), static_cast<long long>(kExamples),
+      multi_host ? "between hosts (network namespaces, veth + bridge)" : "on loopback", steps);
   // The all-reduce inside a step first waits for the slowest peer (Poisson batches differ in
   // size); a barrier separates that wait from the transfer, which is compared with a bare c10d
   // all-reduce of the same bytes in the same step, and with one back to back after the steps.
   std::printf("%7s %10s %12s %9s %13s %13s %9s %13s\n", "workers", "step ms", "examples/s",
               "wait ms", "allreduce ms", "bare c10d ms", "overhead", "back-to-back");
-  for (int world : {1, 2, 4}) {
-    if (!parse(RunWorkers(world, model, batch, steps, features, bucket_bytes))) {
+  const std::vector<int> worlds = multi_host ? std::vector<int>{2, 4} : std::vector<int>{1, 2, 4};
+  for (int world : worlds) {
+    if (!parse(RunWorkers(world, model, batch, steps, features, bucket_bytes, hosts.get()))) {
       std::printf("%7d failed\n", world);
       continue;
     }

@@ -73,6 +73,8 @@ int main(int argc, char** argv) {
             << absl::GetFlag(FLAGS_accountant) << "\n";
   dpfleet::WaitForTerminationSignal();
   server->server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
-  job_service.reset();  // Cancels running jobs, which charges the accountant for their steps.
+  // Suspends running jobs at a step boundary and leaves queued ones queued: the next coordinator
+  // on this job store resumes them.
+  job_service.reset();
   return 0;
 }

@@ -29,9 +29,7 @@ JobServiceImpl::JobServiceImpl(JobTable* jobs, WorkerPool* workers, AccountantCl
       runner_(jobs, workers, accountant, runner_options) {}
 
 JobServiceImpl::~JobServiceImpl() {
-  for (const v1::Job& job : jobs_->List()) {
-    if (!IsTerminal(job.state())) jobs_->RequestCancel(job.job_id()).IgnoreError();
-  }
+  runner_.Shutdown();
   absl::MutexLock lock(&mu_);
   for (std::thread& thread : runner_threads_) thread.join();
 }

@@ -24,7 +24,8 @@ class JobServiceImpl final : public v1::JobService::Service {
   // All pointers must outlive the service.
   JobServiceImpl(JobTable* jobs, WorkerPool* workers, AccountantClient* accountant,
                  const JobRunnerOptions& runner_options);
-  // Cancels the jobs still running and waits for their runners.
+  // Shuts the runners down (JobRunner::Shutdown: running jobs suspend at a step boundary, queued
+  // ones stay queued) and waits for them.
   ~JobServiceImpl() override;
 
   // After a restart: reloads the stored jobs, queues again those that never started, and resumes

@@ -22,7 +22,8 @@ std::unique_ptr<grpc::ClientContext> ContextWithDeadline(absl::Duration deadline
   return context;
 }
 
-// Runs call(rank) for every rank concurrently; returns the first failure, naming the worker.
+// Runs call(rank) for every rank concurrently. Returns OK, or the first failing rank's code with a
+// message naming every worker that failed and why (one rank's timeout is often another's crash).
 template <typename Peer>
 absl::Status ForEachPeer(const std::vector<Peer>& peers, const std::string& what,
                          const std::function<grpc::Status(size_t rank)>& call) {
@@ -32,14 +33,18 @@ absl::Status ForEachPeer(const std::vector<Peer>& peers, const std::string& what
     threads.emplace_back([&, rank] { statuses[rank] = call(rank); });
   }
   for (std::thread& t : threads) t.join();
+  absl::Status first;
+  std::string failures;
   for (size_t rank = 0; rank < peers.size(); ++rank) {
-    if (!statuses[rank].ok()) {
-      return Annotate(FromGrpcStatus(statuses[rank]),
-                      absl::StrCat(what, " on worker ", peers[rank].record.worker_id, " (",
-                                   peers[rank].record.address, ", rank ", rank, ")"));
-    }
+    if (statuses[rank].ok()) continue;
+    const absl::Status failure = FromGrpcStatus(statuses[rank]);
+    if (first.ok()) first = failure;
+    absl::StrAppend(&failures, failures.empty() ? "" : "; ", "on worker ",
+                    peers[rank].record.worker_id, " (", peers[rank].record.address, ", rank ", rank,
+                    "): ", failure.message());
   }
-  return absl::OkStatus();
+  if (first.ok()) return first;
+  return absl::Status(first.code(), absl::StrCat(what, " failed ", failures));
 }
 
 // The job's own epsilon after `steps` steps, by the tightest method for its mechanism (exact for
@@ -52,8 +57,6 @@ double EpsilonAfter(const v1::Job& job, int64_t steps) {
                                    job.spec().delta(), accountant::AccountingMethod::kAuto);
   return epsilon.ok() ? *epsilon : 0.0;
 }
-
-std::string HostOf(const std::string& address) { return address.substr(0, address.rfind(':')); }
 
 }  // namespace
 
@@ -132,7 +135,7 @@ void JobRunner::Resume(const StoredJob& stored) {
         absl::CancelledError(absl::StrCat("cancelled before the coordinator restarted; ", charged)),
         progress, {});
   }
-  if (progress.durable.attempts() >= options_.max_attempts) {
+  if (progress.durable.attempts() - progress.durable.suspensions() >= options_.max_attempts) {
     return ChargeAndEnd(job, v1::FAILED,
                         absl::AbortedError(absl::StrCat(
                             "the coordinator stopped while the job ran, and it has used its ",
@@ -197,6 +200,12 @@ void JobRunner::RunFrom(const v1::Job& job, Progress progress) {
       if (attempt > 0 && absl::Now() > settle_for_fewer) {
         wanted = std::min(wanted, std::max(1, workers_->CountAlive(dataset)));
       }
+      if (shutting_down_) {
+        // Queued, or waiting to resume: the next coordinator goes on from here. Nothing more will
+        // start, so the exact count of started steps replaces the leased bound.
+        jobs_->SettleSteps(job_id, progress.steps_started).IgnoreError();  // Else: over-counts.
+        return;
+      }
       acquired = workers_->Acquire(dataset, wanted, job_id);
       if (!acquired.empty()) break;
       if (jobs_->CancelRequested(job_id)) {
@@ -232,9 +241,24 @@ void JobRunner::RunFrom(const v1::Job& job, Progress progress) {
       jobs_->Update(job_id, [](v1::Job& j) { j.set_state(v1::RUNNING); }).IgnoreError();
     // Counted durably before it starts: a coordinator restart also counts as an attempt.
     progress.durable.set_attempts(attempt + 1);
-    absl::Status failure = Save(job_id, progress);
-    if (failure.ok()) failure = RunAttempt(job, attempt, peers, progress, step_deadline);
-    if (failure.ok()) {
+    const absl::Status saved = Save(job_id, progress);
+    const absl::StatusOr<AttemptEnd> ended =
+        saved.ok() ? RunAttempt(job, attempt, peers, progress, step_deadline)
+                   : absl::StatusOr<AttemptEnd>(saved);
+    if (ended.ok() && *ended == AttemptEnd::kSuspended) {
+      release_peers();
+      jobs_
+          ->Update(job_id,
+                   [&](v1::Job& j) {
+                     j.set_error(
+                         absl::StrCat("suspended at step ", progress.durable.checkpoint_step(),
+                                      " while the coordinator shuts down; ", progress.steps_started,
+                                      " steps started, charged when the job ends"));
+                   })
+          .IgnoreError();
+      return;
+    }
+    if (ended.ok()) {
       // Evaluate on the held-out split: each worker scores its slice, and reports its parameters.
       std::vector<v1::EvaluateResponse> evaluations(peers.size());
       const absl::Status evaluated = ForEachPeer(peers, "evaluation", [&](size_t rank) {
@@ -254,9 +278,10 @@ void JobRunner::RunFrom(const v1::Job& job, Progress progress) {
       result.set_test_accuracy(examples > 0 ? static_cast<double>(correct) / examples : 0.0);
       return finish(v1::SUCCEEDED, absl::OkStatus(), result);
     }
+    const absl::Status& failure = ended.status();
     if (absl::IsCancelled(failure)) return finish(v1::CANCELLED, failure, {});
     if (absl::IsResourceExhausted(failure) || absl::IsDataLoss(failure) ||
-        attempt + 1 >= options_.max_attempts) {
+        attempt + 1 - progress.durable.suspensions() >= options_.max_attempts) {
       return finish(v1::FAILED, Annotate(failure, absl::StrCat("attempt ", attempt + 1)), {});
     }
     // Resume from the last checkpoint on the workers still alive.
@@ -272,15 +297,44 @@ void JobRunner::RunFrom(const v1::Job& job, Progress progress) {
   }
 }
 
-absl::Status JobRunner::RunAttempt(const v1::Job& job, int attempt, std::vector<Peer>& peers,
-                                   Progress& progress, absl::Duration step_deadline) {
+absl::Status JobRunner::Suspend(const v1::Job& job, int attempt, int64_t step, const Peer& rank0,
+                                Progress& progress) {
+  if (step > progress.durable.checkpoint_step()) {
+    auto context = ContextWithDeadline(options_.control_deadline);
+    v1::CheckpointRequest request;
+    request.set_job_id(job.job_id());
+    v1::CheckpointResponse response;
+    const grpc::Status saved = rank0.stub->Checkpoint(context.get(), request, &response);
+    if (!saved.ok()) return Annotate(FromGrpcStatus(saved), "checkpoint before suspending");
+    if (response.step() != step) {
+      return absl::InternalError(absl::StrCat("rank 0 checkpointed step ", response.step(),
+                                              " while suspending at step ", step));
+    }
+    progress.durable.set_checkpoint(response.state());
+    progress.durable.set_checkpoint_step(step);
+  }
+  progress.durable.set_attempts(attempt + 1);
+  progress.durable.set_suspensions(progress.durable.suspensions() + 1);
+  DPFLEET_RETURN_IF_ERROR(Save(job.job_id(), progress));
+  // Saved after the checkpoint: a crash in between leaves the leased bound, which over-counts.
+  if (absl::Status settled = jobs_->SettleSteps(job.job_id(), progress.steps_started);
+      !settled.ok()) {
+    return absl::DataLossError(
+        absl::StrCat("cannot record the started steps: ", settled.message()));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<JobRunner::AttemptEnd> JobRunner::RunAttempt(const v1::Job& job, int attempt,
+                                                            std::vector<Peer>& peers,
+                                                            Progress& progress,
+                                                            absl::Duration step_deadline) {
   const std::string& job_id = job.job_id();
   // Assign shards: rank 0 first, since it serves the store the others connect to.
   v1::ShardAssignment assignment;
   assignment.set_job_id(job_id);
   *assignment.mutable_spec() = job.spec();
   assignment.set_world_size(static_cast<int32_t>(peers.size()));
-  assignment.set_store_host(HostOf(peers[0].record.address));
   assignment.set_sampling_rate(job.sampling_rate());
   assignment.set_noise_multiplier(job.noise_multiplier());
   assignment.set_total_steps(job.total_steps());
@@ -298,7 +352,10 @@ absl::Status JobRunner::RunAttempt(const v1::Job& job, int attempt, std::vector<
     v1::AssignShardResponse response;
     auto context = ContextWithDeadline(options_.control_deadline);
     grpc::Status status = peers[rank].stub->AssignShard(context.get(), request, &response);
-    if (status.ok() && rank == 0) assignment.set_store_port(response.store_port());
+    if (status.ok() && rank == 0) {
+      assignment.set_store_host(response.store_host());
+      assignment.set_store_port(response.store_port());
+    }
     return status;
   };
   if (grpc::Status first = assign(0); !first.ok()) {
@@ -308,9 +365,23 @@ absl::Status JobRunner::RunAttempt(const v1::Job& job, int attempt, std::vector<
   DPFLEET_RETURN_IF_ERROR(ForEachPeer(peers, "assigning the shard", [&](size_t rank) {
     return rank == 0 ? grpc::Status::OK : assign(rank);
   }));
+  // The group forms before any step is dispatched, so an attempt that cannot form it (a peer
+  // unreachable on the collective network, a rendezvous timeout) touched no example and is
+  // charged nothing.
+  DPFLEET_RETURN_IF_ERROR(ForEachPeer(peers, "joining the collective group", [&](size_t rank) {
+    v1::JoinCollectiveRequest request;
+    request.set_job_id(job_id);
+    v1::JoinCollectiveResponse response;
+    auto context = ContextWithDeadline(step_deadline);
+    return peers[rank].stub->JoinCollective(context.get(), request, &response);
+  }));
 
   // The steps, in lockstep: every worker runs step t before any runs t + 1.
   for (int64_t step = progress.durable.checkpoint_step(); step < job.total_steps(); ++step) {
+    if (shutting_down_) {
+      DPFLEET_RETURN_IF_ERROR(Suspend(job, attempt, step, peers[0], progress));
+      return AttemptEnd::kSuspended;
+    }
     if (jobs_->CancelRequested(job_id)) {
       return absl::CancelledError(absl::StrCat("cancelled after ", step, " steps"));
     }
@@ -383,7 +454,7 @@ absl::Status JobRunner::RunAttempt(const v1::Job& job, int attempt, std::vector<
       DPFLEET_RETURN_IF_ERROR(Save(job_id, progress));
     }
   }
-  return absl::OkStatus();
+  return AttemptEnd::kCompleted;
 }
 
 }  // namespace dpfleet::coordinator

@@ -9,7 +9,18 @@
 // so they stay charged, and running them again is reserved anew with the accountant first. The
 // checkpoint, the reservations and the attempt count are saved in the job store as they change,
 // so a job also resumes after the coordinator itself restarts.
+//
+// What a job is charged: every step that was dispatched to its workers. A job that fails before
+// its first step (assignment, forming the collective group, a dead worker) is charged nothing for
+// that attempt. Only after a crash, when the coordinator cannot know, is a job charged for its
+// durable step bound (steps are leased ahead, JobTable::kStepLease at a time).
+//
+// Shutting down (Shutdown()) suspends instead of cancelling: a running job stops at its next step
+// boundary, saves a checkpoint of exactly that step and the exact count of its started steps, and
+// frees its workers; a queued job stays queued. A restarted coordinator resumes them (Resume), with
+// no step run twice and no attempt used up by the shutdown.
 
+#include <atomic>
 #include <memory>
 #include <string>
 #include <vector>
@@ -49,6 +60,11 @@ class JobRunner {
   // CANCELLED. Blocks until then; call it on a thread of its own.
   void Run(const std::string& job_id);
 
+  // Makes every Run and Resume return soon, leaving its job to be resumed by the next coordinator:
+  // at the next step boundary (a step in flight finishes first), or at once while it waits for
+  // workers. Thread-safe; cannot be undone.
+  void Shutdown() { shutting_down_ = true; }
+
   // Continues a job that was running when the coordinator stopped, from its last saved
   // checkpoint, counting the durable step bound as started (never fewer than ran, so never
   // under-charged). A job that has used up its attempts ends FAILED, and one whose cancellation
@@ -68,12 +84,24 @@ class JobRunner {
     std::unique_ptr<v1::WorkerService::Stub> stub;
   };
 
-  // Assigns the shards (resuming from `checkpoint` at `checkpoint_step` when set) and runs the
-  // remaining steps, updating the checkpoint, the count of started steps and the charges as it
-  // goes. Errors: kCancelled; kResourceExhausted when re-running lost steps cannot be paid for;
-  // kDataLoss when progress cannot be recorded; otherwise the failure of a worker call (resumable).
-  absl::Status RunAttempt(const v1::Job& job, int attempt, std::vector<Peer>& peers,
-                          Progress& progress, absl::Duration step_deadline);
+  enum class AttemptEnd {
+    kCompleted,  // Every step ran.
+    kSuspended,  // The coordinator is shutting down; the job is saved to resume where it stopped.
+  };
+
+  // Assigns the shards (resuming from `checkpoint` at `checkpoint_step` when set), has every rank
+  // join the collective group, and runs the remaining steps, updating the checkpoint, the count of
+  // started steps and the charges as it goes. Errors: kCancelled; kResourceExhausted when
+  // re-running lost steps cannot be paid for; kDataLoss when progress cannot be recorded;
+  // otherwise the failure of a worker call (resumable).
+  absl::StatusOr<AttemptEnd> RunAttempt(const v1::Job& job, int attempt, std::vector<Peer>& peers,
+                                        Progress& progress, absl::Duration step_deadline);
+
+  // Saves what a restarted coordinator needs to go on from step `step` with nothing run twice: a
+  // checkpoint of that step (unless the last one is of it), the exact count of started steps, and
+  // the attempt count without this attempt. Errors: kDataLoss; a failed checkpoint call.
+  absl::Status Suspend(const v1::Job& job, int attempt, int64_t step, const Peer& rank0,
+                       Progress& progress);
 
   // Progress holding `recovery` and `steps_started`, with the job's own reservation when the
   // record names none (a new job, or one that stopped before its first save).
@@ -95,6 +123,7 @@ class JobRunner {
   WorkerPool* const workers_;
   AccountantClient* const accountant_;
   const JobRunnerOptions options_;
+  std::atomic<bool> shutting_down_{false};
 };
 
 }  // namespace dpfleet::coordinator

@@ -58,6 +58,25 @@ absl::Status JobTable::LeaseSteps(const std::string& job_id, int64_t step, int64
   return absl::OkStatus();
 }
 
+absl::Status JobTable::SettleSteps(const std::string& job_id, int64_t steps_started) {
+  absl::MutexLock lock(&mu_);
+  auto it = jobs_.find(job_id);
+  if (it == jobs_.end()) return UnknownJob(job_id);
+  Entry& entry = it->second;
+  if (steps_started > entry.step_bound) {
+    return absl::InvalidArgumentError(absl::StrCat("job '", job_id, "' claims ", steps_started,
+                                                   " started steps, beyond its leased bound of ",
+                                                   entry.step_bound));
+  }
+  if (store_ != nullptr) {
+    if (absl::Status stored = store_->SetStepBound(job_id, steps_started); !stored.ok()) {
+      return stored;
+    }
+  }
+  entry.step_bound = steps_started;
+  return absl::OkStatus();
+}
+
 absl::StatusOr<v1::Job> JobTable::Get(const std::string& job_id) const {
   absl::ReaderMutexLock lock(&mu_);
   auto it = jobs_.find(job_id);

@@ -44,6 +44,12 @@ class JobTable {
   // `limit` (the steps the job has reserved; limit > step). Errors: kNotFound; those of the store.
   absl::Status LeaseSteps(const std::string& job_id, int64_t step, int64_t limit);
 
+  // Records durably that exactly `steps_started` steps of the job have started and that no more
+  // will before it runs again (its runner is suspending it), so a restart charges exactly those
+  // instead of the leased bound. Errors: kInvalidArgument when steps_started exceeds the bound
+  // (a step would have run unleased); kNotFound; those of the store.
+  absl::Status SettleSteps(const std::string& job_id, int64_t steps_started);
+
   // Durably replaces the job's recovery record (nothing without a store). Errors: those of the
   // store.
   absl::Status SaveRecovery(const std::string& job_id, const v1::JobRecovery& recovery);

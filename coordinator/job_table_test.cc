@@ -1,5 +1,6 @@
 #include "coordinator/job_table.h"
 
+#include <cstdlib>
 #include <thread>
 
 #include "gtest/gtest.h"
@@ -42,6 +43,29 @@ TEST(JobTable, CancelOnlyWhileRunning) {
   EXPECT_EQ(table.RequestCancel("job-1").code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_EQ(table.RequestCancel("job-2").code(), absl::StatusCode::kNotFound);
   EXPECT_EQ(table.Get("job-2").status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST(JobTable, SettlingLowersTheLeasedBoundToTheStepsThatStarted) {
+  const std::string path = std::string(std::getenv("TEST_TMPDIR")) + "/settle.db";
+  auto store = *JobStore::Open(path);
+  {
+    JobTable table(store.get());
+    ASSERT_TRUE(table.Insert(NewJob("job-1")).ok());
+    ASSERT_TRUE(table.LeaseSteps("job-1", 0, 100).ok());  // Steps below 32 may start.
+    ASSERT_TRUE(table.LeaseSteps("job-1", 6, 100).ok());
+    const absl::Status beyond = table.SettleSteps("job-1", 33);
+    EXPECT_EQ(beyond.code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_NE(beyond.message().find("32"), std::string::npos) << beyond;
+    ASSERT_TRUE(table.SettleSteps("job-1", 7).ok());
+    // Running on leases again from where it settled.
+    ASSERT_TRUE(table.LeaseSteps("job-1", 7, 100).ok());
+    ASSERT_TRUE(table.SettleSteps("job-1", 8).ok());
+    EXPECT_EQ(table.SettleSteps("job-2", 0).code(), absl::StatusCode::kNotFound);
+  }
+  JobTable restored(store.get());
+  const std::vector<StoredJob> jobs = *restored.Restore();
+  ASSERT_EQ(jobs.size(), 1u);
+  EXPECT_EQ(jobs[0].step_bound, 8);
 }
 
 }  // namespace

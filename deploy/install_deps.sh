@@ -12,6 +12,8 @@ packages=(
   libtorch-dev libgloo-dev libopenblas0-openmp
   # Ledger and job store; the CSPRNG behind privacy noise (OpenSSL's DRBG).
   libsqlite3-dev libssl-dev
+  # Multi-host tests: test machines as network namespaces (ip netns).
+  iproute2
   # Feature extraction's JPEG decoder.
   libjpeg62-turbo-dev
   # Tests and benchmarks.

@@ -1,8 +1,9 @@
 #ifndef DPFLEET_TESTS_CLUSTER_FIXTURE_H_
 #define DPFLEET_TESTS_CLUSTER_FIXTURE_H_
 
-// A test fixture that runs the real binaries on loopback, started by deploy/local_cluster.sh
-// (accountant, coordinator, 2 workers), with clients for the coordinator and the accountant.
+// Test fixtures for whole clusters: clients for a cluster's coordinator and accountant
+// (ClusterTest), and the real binaries on loopback started by deploy/local_cluster.sh
+// (LocalClusterTest).
 
 #include <signal.h>
 #include <stdio.h>
@@ -62,39 +63,25 @@ inline v1::JobSpec LinearHeadJob(const std::string& dataset, double delta) {
   return spec;
 }
 
-class LocalClusterTest : public ::testing::Test {
+// Clients for a running cluster's coordinator and accountant, and the calls tests make on them.
+class ClusterTest : public ::testing::Test {
  protected:
-  // Where the workers find their datasets; "%w" stands for the worker's index.
-  virtual std::string DataDir() { return "/usr/share/datasets"; }
-
-  void SetUp() override {
-    state_dir_ = absl::StrCat(std::getenv("TEST_TMPDIR"), "/",
-                              ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    std::string output;
-    const std::string start =
-        absl::StrCat("bash ", Runfiles(), "/deploy/local_cluster.sh start",
-                     " --workers 2 --collective-timeout-s 10 --resume-wait-s 2 --state-dir ",
-                     state_dir_, " --bin-dir ", Runfiles(), " --data-dir ", DataDir());
-    ASSERT_EQ(RunCommand(start, &output), 0) << output << ReadFile(state_dir_ + "/coordinator.log");
-    coordinator_address_ = AddressIn(state_dir_ + "/coordinator.port");
-    jobs_ = v1::JobService::NewStub(
-        grpc::CreateChannel(coordinator_address_, grpc::InsecureChannelCredentials()));
-    accountant_ = v1::AccountantService::NewStub(grpc::CreateChannel(
-        AddressIn(state_dir_ + "/accountant.port"), grpc::InsecureChannelCredentials()));
+  // Points the clients at a running cluster; `admin_token` is the accountant's admin credential.
+  void Connect(const std::string& coordinator_address, const std::string& accountant_address,
+               const std::string& admin_token) {
+    coordinator_address_ = coordinator_address;
+    admin_token_ = admin_token;
+    auto coordinator = grpc::CreateChannel(coordinator_address, grpc::InsecureChannelCredentials());
+    jobs_ = v1::JobService::NewStub(coordinator);
+    registry_ = v1::WorkerRegistry::NewStub(coordinator);
+    accountant_ = v1::AccountantService::NewStub(
+        grpc::CreateChannel(accountant_address, grpc::InsecureChannelCredentials()));
   }
 
-  void TearDown() override {
-    std::string output;
-    RunCommand(
-        absl::StrCat("bash ", Runfiles(), "/deploy/local_cluster.sh stop --state-dir ", state_dir_),
-        &output);
-  }
-
-  // A context for the accountant carrying the local cluster's admin token.
+  // A context for the accountant carrying the cluster's admin token.
   std::unique_ptr<grpc::ClientContext> AsAdmin() {
     auto context = std::make_unique<grpc::ClientContext>();
-    std::string token = ReadFile(state_dir_ + "/admin.token");
-    context->AddMetadata("authorization", "Bearer " + token);
+    context->AddMetadata("authorization", "Bearer " + admin_token_);
     return context;
   }
 
@@ -126,31 +113,6 @@ class LocalClusterTest : public ::testing::Test {
     return jobs_->CancelJob(&context, request, &job);
   }
 
-  // SIGKILLs the coordinator and starts it again on the same port and state.
-  void KillAndRestartCoordinator() {
-    ASSERT_EQ(kill(std::stoi(ReadFile(state_dir_ + "/coordinator.pid")), SIGKILL), 0);
-    std::string output;
-    ASSERT_EQ(
-        RunCommand(absl::StrCat("bash ", Runfiles(), "/deploy/local_cluster.sh restart-coordinator",
-                                " --collective-timeout-s 10 --resume-wait-s 2 --state-dir ",
-                                state_dir_, " --bin-dir ", Runfiles()),
-                   &output),
-        0)
-        << output << ReadFile(state_dir_ + "/coordinator.log")
-        << ReadFile(state_dir_ + "/worker-0.log") << ReadFile(state_dir_ + "/worker-1.log");
-  }
-
-  // Starts worker `index` again after it died: a replacement holding the same part of the data.
-  void RestartWorker(int index) {
-    std::string output;
-    ASSERT_EQ(RunCommand(absl::StrCat("bash ", Runfiles(),
-                                      "/deploy/local_cluster.sh restart-worker --worker ", index,
-                                      " --state-dir ", state_dir_, " --bin-dir ", Runfiles()),
-                         &output),
-              0)
-        << output << ReadFile(absl::StrCat(state_dir_, "/worker-", index, ".log"));
-  }
-
   v1::Job Get(const std::string& job_id) {
     v1::GetJobRequest request;
     request.set_job_id(job_id);
@@ -180,6 +142,17 @@ class LocalClusterTest : public ::testing::Test {
     return job;
   }
 
+  // How many registered workers the coordinator counts as alive.
+  int AliveWorkers() {
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+    v1::ListWorkersResponse response;
+    if (!registry_->ListWorkers(&context, v1::ListWorkersRequest(), &response).ok()) return 0;
+    int alive = 0;
+    for (const v1::WorkerStatus& worker : response.workers()) alive += worker.alive() ? 1 : 0;
+    return alive;
+  }
+
   v1::GetBudgetResponse Budget(const std::string& dataset = "fashion-mnist") {
     v1::GetBudgetRequest request;
     request.set_dataset(dataset);
@@ -193,6 +166,72 @@ class LocalClusterTest : public ::testing::Test {
            job.state() == v1::CANCELLED;
   }
 
+  std::string coordinator_address_;
+  std::string admin_token_;
+  std::unique_ptr<v1::JobService::Stub> jobs_;
+  std::unique_ptr<v1::WorkerRegistry::Stub> registry_;
+  std::unique_ptr<v1::AccountantService::Stub> accountant_;
+};
+
+// The real binaries on loopback, started by deploy/local_cluster.sh (accountant, coordinator, 2
+// workers).
+class LocalClusterTest : public ClusterTest {
+ protected:
+  // Where the workers find their datasets; "%w" stands for the worker's index.
+  virtual std::string DataDir() { return "/usr/share/datasets"; }
+
+  void SetUp() override {
+    state_dir_ = absl::StrCat(std::getenv("TEST_TMPDIR"), "/",
+                              ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::string output;
+    const std::string start =
+        absl::StrCat("bash ", Runfiles(), "/deploy/local_cluster.sh start",
+                     " --workers 2 --collective-timeout-s 10 --resume-wait-s 2 --state-dir ",
+                     state_dir_, " --bin-dir ", Runfiles(), " --data-dir ", DataDir());
+    ASSERT_EQ(RunCommand(start, &output), 0) << output << ReadFile(state_dir_ + "/coordinator.log");
+    Connect(AddressIn(state_dir_ + "/coordinator.port"), AddressIn(state_dir_ + "/accountant.port"),
+            ReadFile(state_dir_ + "/admin.token"));
+  }
+
+  void TearDown() override {
+    std::string output;
+    RunCommand(
+        absl::StrCat("bash ", Runfiles(), "/deploy/local_cluster.sh stop --state-dir ", state_dir_),
+        &output);
+  }
+
+  // Restarts the coordinator on the same port and state with deploy/local_cluster.sh
+  // restart-coordinator, which stops it gracefully (SIGTERM) if it still runs.
+  void RestartCoordinator() {
+    std::string output;
+    ASSERT_EQ(
+        RunCommand(absl::StrCat("bash ", Runfiles(), "/deploy/local_cluster.sh restart-coordinator",
+                                " --collective-timeout-s 10 --resume-wait-s 2 --state-dir ",
+                                state_dir_, " --bin-dir ", Runfiles()),
+                   &output),
+        0)
+        << output << ReadFile(state_dir_ + "/coordinator.previous.log")
+        << ReadFile(state_dir_ + "/coordinator.log") << ReadFile(state_dir_ + "/worker-0.log")
+        << ReadFile(state_dir_ + "/worker-1.log");
+  }
+
+  // SIGKILLs the coordinator and starts it again on the same port and state.
+  void KillAndRestartCoordinator() {
+    ASSERT_EQ(kill(std::stoi(ReadFile(state_dir_ + "/coordinator.pid")), SIGKILL), 0);
+    RestartCoordinator();
+  }
+
+  // Starts worker `index` again after it died: a replacement holding the same part of the data.
+  void RestartWorker(int index) {
+    std::string output;
+    ASSERT_EQ(RunCommand(absl::StrCat("bash ", Runfiles(),
+                                      "/deploy/local_cluster.sh restart-worker --worker ", index,
+                                      " --state-dir ", state_dir_, " --bin-dir ", Runfiles()),
+                         &output),
+              0)
+        << output << ReadFile(absl::StrCat(state_dir_, "/worker-", index, ".log"));
+  }
+
   // The loopback address whose port the launcher wrote to `port_file` (one line).
   static std::string AddressIn(const std::string& port_file) {
     std::string port = ReadFile(port_file);
@@ -201,9 +240,6 @@ class LocalClusterTest : public ::testing::Test {
   }
 
   std::string state_dir_;
-  std::string coordinator_address_;
-  std::unique_ptr<v1::JobService::Stub> jobs_;
-  std::unique_ptr<v1::AccountantService::Stub> accountant_;
 };
 
 }  // namespace dpfleet

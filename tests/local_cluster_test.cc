@@ -12,47 +12,13 @@
 
 #include "absl/strings/str_cat.h"
 #include "accountant/gaussian.h"
-#include "accountant/privacy_filter.h"
-#include "accountant/rdp.h"
 #include "features/feature_shard.h"
 #include "gtest/gtest.h"
 #include "tests/cluster_fixture.h"
+#include "tests/fashion_mnist_jobs.h"
 
 namespace dpfleet {
 namespace {
-
-constexpr double kEpsilonTolerance = 1e-9;  // The ledger and this test run the same RDP code.
-
-v1::JobSpec SmallJob(int64_t steps) {
-  v1::JobSpec spec;
-  spec.set_dataset("fashion-mnist");
-  spec.set_model("mlp");
-  spec.mutable_optimizer()->set_type(v1::DP_SGD);
-  spec.mutable_optimizer()->set_learning_rate(0.5);
-  spec.mutable_optimizer()->set_momentum(0.9);
-  spec.set_expected_batch_size(600);
-  spec.set_steps(steps);
-  spec.set_clip_norm(1.0);
-  spec.set_noise_multiplier(1.0);
-  spec.set_delta(kDelta);
-  spec.set_num_workers(2);
-  spec.set_seed(42);
-  return spec;
-}
-
-// The job's own epsilon: its steps composed with RDP.
-double EpsilonOf(int64_t steps) {
-  return accountant::RdpEpsilon({.sampling_rate = 0.01, .noise_multiplier = 1.0, .steps = steps},
-                                kDelta)
-      ->epsilon;
-}
-
-// What the dataset's budget is charged: the privacy filter's epsilon of those steps.
-double ChargeOf(int64_t steps) {
-  accountant::RdpCurve curve;
-  EXPECT_TRUE(curve.Compose({.sampling_rate = 0.01, .noise_multiplier = 1.0, .steps = steps}).ok());
-  return *accountant::FilterEpsilon(curve, kDelta);
-}
 
 TEST_F(LocalClusterTest, JobSucceedsOnBitIdenticalWorkersAndIsChargedExactlyOnce) {
   constexpr int64_t kSteps = 60;
@@ -204,6 +170,51 @@ TEST_F(LocalClusterTest, CoordinatorKilledMidJobResumesFromItsCheckpointAndCharg
   ASSERT_TRUE(Submit(SmallJob(5), &next).ok());
   next = WaitFor(next.job_id(), Ended);
   EXPECT_EQ(next.state(), v1::SUCCEEDED) << next.error();
+}
+
+TEST_F(LocalClusterTest, GracefulCoordinatorRestartSuspendsJobsAndResumesThemWithNoStepRunTwice) {
+  constexpr int64_t kSteps = 300;
+  constexpr int64_t kQueuedSteps = 5;
+  RegisterDataset(100.0);
+  v1::Job running;
+  ASSERT_TRUE(Submit(SmallJob(kSteps), &running).ok());
+  const std::string running_id = running.job_id();
+  running =
+      WaitFor(running_id, [](const v1::Job& j) { return j.progress().step() >= 30 || Ended(j); });
+  ASSERT_EQ(running.state(), v1::RUNNING) << running.error();
+  const int64_t steps_seen = running.progress().step();
+  v1::Job queued;
+  ASSERT_TRUE(Submit(SmallJob(kQueuedSteps), &queued).ok());  // Both workers are busy: it waits.
+  EXPECT_EQ(Get(queued.job_id()).state(), v1::QUEUED);
+
+  RestartCoordinator();  // SIGTERM, then a new coordinator on the same job store.
+  if (HasFatalFailure()) return;
+  running = WaitFor(running_id, [](const v1::Job& j) {
+    return j.error().find("after the coordinator restarted") != std::string::npos || Ended(j);
+  });
+  ASSERT_NE(running.error().find("resuming from step "), std::string::npos) << running.error();
+  // It stopped at a step boundary and saved that very step, not only its last periodic
+  // checkpoint, with the exact count of the steps it had started.
+  const int64_t resumed_from =
+      std::stoll(running.error().substr(running.error().find("resuming from step ") + 19));
+  EXPECT_GE(resumed_from, steps_seen);
+  EXPECT_NE(running.error().find(absl::StrCat("; ", resumed_from, " steps counted as started")),
+            std::string::npos)
+      << running.error();
+
+  running = WaitFor(running_id, Ended);
+  ASSERT_EQ(running.state(), v1::SUCCEEDED) << running.error();
+  EXPECT_EQ(running.result().steps_run(), kSteps) << "a step ran twice";
+  EXPECT_EQ(running.result().parameter_fingerprints(0), running.result().parameter_fingerprints(1));
+  EXPECT_GT(running.result().test_accuracy(), 0.6);
+  // The queued job stayed queued across the restart, and ran after it.
+  queued = WaitFor(queued.job_id(), Ended);
+  ASSERT_EQ(queued.state(), v1::SUCCEEDED) << queued.error();
+  EXPECT_EQ(queued.result().steps_run(), kQueuedSteps);
+  // Charged exactly the steps that ran: the two jobs compose like one of their summed steps.
+  const v1::GetBudgetResponse budget = Budget();
+  EXPECT_EQ(budget.open_reservations(), 0);
+  EXPECT_NEAR(budget.epsilon_committed(), ChargeOf(kSteps + kQueuedSteps), kEpsilonTolerance);
 }
 
 TEST_F(LocalClusterTest, CancelJustBeforeACoordinatorCrashIsHonouredAfterTheRestart) {

@@ -113,15 +113,17 @@ absl::StatusOr<std::unique_ptr<Reducer>> CreateGlooReducer(const RendezvousOptio
   try {
     auto group_options = c10d::ProcessGroupGloo::Options::create(options.timeout);
     group_options->devices.push_back(
-        c10d::ProcessGroupGloo::createDeviceForHostname(options.store_host));
+        c10d::ProcessGroupGloo::createDeviceForHostname(options.local_host));
     group_options->threads = 1;
     auto group = c10::make_intrusive<c10d::ProcessGroupGloo>(store, options.rank,
                                                              options.world_size, group_options);
     return std::unique_ptr<Reducer>(
         new GlooReducer(std::move(store), std::move(group), options.rank, options.world_size));
   } catch (const std::exception& e) {
-    return absl::UnavailableError(absl::StrCat("rank ", options.rank, " of ", options.world_size,
-                                               " could not join the Gloo group: ", e.what()));
+    return absl::UnavailableError(
+        absl::StrCat("rank ", options.rank, " of ", options.world_size, " (collective address ",
+                     options.local_host, ", store ", options.store_host, ":", options.store_port,
+                     ") could not join the Gloo group: ", e.what()));
   }
 }
 

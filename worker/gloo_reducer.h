@@ -20,8 +20,9 @@ absl::StatusOr<c10::intrusive_ptr<c10d::Store>> ConnectRendezvousStore(
     const RendezvousOptions& options);
 
 // Joins the job's Gloo process group through `store`; blocks until all world_size ranks have joined
-// (or options.timeout passes: kUnavailable). The reducer communicates over the interface of
-// options.store_host's address family on this host.
+// (or options.timeout passes: kUnavailable, naming both addresses). The group's traffic goes over
+// the interface that holds options.local_host, which must be an address of this host that every
+// peer can reach.
 absl::StatusOr<std::unique_ptr<Reducer>> CreateGlooReducer(const RendezvousOptions& options,
                                                            c10::intrusive_ptr<c10d::Store> store);
 

@@ -16,6 +16,9 @@ namespace dpfleet::worker {
 // the GPU, all-reduces them with ncclAllReduce and copies the sum back, so the trainer's step is
 // unchanged. Errors: kUnavailable when the device or communicator cannot be set up (naming the CUDA
 // or NCCL error), or the id does not arrive within options.timeout.
+// Only the store is reached through `options`: NCCL's bootstrap and transports pick their network
+// interface themselves, so on hosts with several, set NCCL_SOCKET_IFNAME to the one holding the
+// worker's collective address.
 absl::StatusOr<std::unique_ptr<Reducer>> CreateNcclReducer(const RendezvousOptions& options,
                                                            c10::intrusive_ptr<c10d::Store> store,
                                                            int device);

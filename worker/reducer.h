@@ -14,10 +14,16 @@
 
 namespace dpfleet::worker {
 
-// Where and how the ranks of one job meet. Rank 0 serves a c10d TCPStore at store_host:store_port.
+// Where and how the ranks of one job meet. Two addresses are involved, and on a cluster they differ
+// on every rank but rank 0:
+//  - store_host:store_port is rank 0's c10d TCPStore, which every rank reaches to exchange the
+//    addresses of the group's members (and, for NCCL, the communicator's id);
+//  - local_host is this rank's own address on the collective network: its Gloo device binds to it
+//    and publishes it in the store, and the peers connect to it for the all-reduce.
 struct RendezvousOptions {
   std::string store_host = "127.0.0.1";
   int store_port = 0;
+  std::string local_host = "127.0.0.1";
   int rank = 0;
   int world_size = 1;
   // How long a rendezvous or a collective may wait for peers before it fails.

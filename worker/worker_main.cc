@@ -15,7 +15,11 @@
 
 ABSL_FLAG(std::string, listen, "127.0.0.1:0", "host:port to serve on (port 0: any free port)");
 ABSL_FLAG(std::string, advertise_host, "127.0.0.1",
-          "host the coordinator and peers use to reach this worker");
+          "host (name or address) the coordinator uses to reach this worker's WorkerService");
+ABSL_FLAG(std::string, collective_host, "",
+          "this host's address on the collective network: the job's rendezvous store (when this "
+          "worker is rank 0) and its Gloo device bind to it, and the other workers connect to it "
+          "(default: --advertise_host)");
 ABSL_FLAG(std::string, coordinator, "", "host:port of the coordinator (required)");
 ABSL_FLAG(std::string, data_dir, "/usr/share/datasets", "folder of datasets, one sub-folder each");
 ABSL_FLAG(std::string, port_file, "", "write the bound port here once serving");
@@ -63,7 +67,9 @@ int main(int argc, char** argv) {
   }
   const dpfleet::worker::WorkerOptions options{
       .data_dir = absl::GetFlag(FLAGS_data_dir),
-      .collective_host = absl::GetFlag(FLAGS_advertise_host),
+      .collective_host = absl::GetFlag(FLAGS_collective_host).empty()
+                             ? absl::GetFlag(FLAGS_advertise_host)
+                             : absl::GetFlag(FLAGS_collective_host),
       .collective = absl::GetFlag(FLAGS_collective),
       .gpu_device = absl::GetFlag(FLAGS_gpu)};
   if (absl::Status valid = dpfleet::worker::ValidateWorkerOptions(options); !valid.ok()) {

@@ -124,9 +124,21 @@ absl::StatusOr<WorkerServiceImpl::ActiveJob*> WorkerServiceImpl::FindJob(
   return job_.get();
 }
 
+absl::StatusOr<WorkerServiceImpl::ActiveJob*> WorkerServiceImpl::FindUsableJob(
+    const std::string& job_id) {
+  DPFLEET_ASSIGN_OR_RETURN(ActiveJob* const job, FindJob(job_id));
+  if (!job->broken.empty()) {
+    return absl::FailedPreconditionError("job cannot continue: " + job->broken);
+  }
+  return job;
+}
+
 absl::StatusOr<ShardTrainer*> WorkerServiceImpl::FindTrainer(const std::string& job_id) {
   DPFLEET_ASSIGN_OR_RETURN(ActiveJob* const job, FindJob(job_id));
-  if (job->trainer == nullptr) return absl::FailedPreconditionError("job has not run a step");
+  if (job->trainer == nullptr) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("job ", job_id, " has not joined its collective group"));
+  }
   return job->trainer.get();
 }
 
@@ -138,6 +150,7 @@ grpc::Status WorkerServiceImpl::AssignShard(grpc::ServerContext*,
   if (job_ != nullptr && job_->assignment.job_id() == assignment.job_id() &&
       job_->assignment.attempt() == assignment.attempt()) {  // A retried call.
     response->set_store_port(job_->assignment.store_port());
+    response->set_store_host(job_->assignment.store_host());
     return grpc::Status::OK;
   }
   // The coordinator only assigns workers it considers idle: a job still held here ended without
@@ -175,6 +188,7 @@ grpc::Status WorkerServiceImpl::AssignShard(grpc::ServerContext*,
     job->assignment.set_store_port(port);
   }
   response->set_store_port(job->assignment.store_port());
+  response->set_store_host(job->assignment.store_host());
   job_ = std::move(job);
   return grpc::Status::OK;
 }
@@ -185,6 +199,7 @@ absl::Status WorkerServiceImpl::EnsureTrainer(ActiveJob& job) {
   const RendezvousOptions rendezvous{
       .store_host = assignment.store_host(),
       .store_port = assignment.store_port(),
+      .local_host = options_.collective_host,
       .rank = assignment.rank(),
       .world_size = assignment.world_size(),
       .timeout = std::chrono::seconds(assignment.collective_timeout_s())};
@@ -211,27 +226,41 @@ absl::Status WorkerServiceImpl::EnsureTrainer(ActiveJob& job) {
   return absl::OkStatus();
 }
 
+grpc::Status WorkerServiceImpl::JoinCollective(grpc::ServerContext*,
+                                               const v1::JoinCollectiveRequest* request,
+                                               v1::JoinCollectiveResponse*) {
+  absl::MutexLock lock(&mu_);
+  const absl::StatusOr<ActiveJob*> job = FindUsableJob(request->job_id());
+  if (!job.ok()) return ToGrpcStatus(job.status());
+  ActiveJob& active = **job;
+  // Tensor code reports some failures by exception; none may escape into gRPC.
+  absl::Status joined;
+  try {
+    joined = EnsureTrainer(active);
+  } catch (const std::exception& e) {
+    joined = absl::InternalError(absl::StrCat("preparing the trainer failed: ", e.what()));
+  }
+  if (!joined.ok()) active.broken = std::string(joined.message());
+  return ToGrpcStatus(joined);
+}
+
 grpc::Status WorkerServiceImpl::RunStep(grpc::ServerContext*, const v1::RunStepRequest* request,
                                         v1::RunStepResponse* response) {
   absl::MutexLock lock(&mu_);
-  const absl::StatusOr<ActiveJob*> job = FindJob(request->job_id());
+  const absl::StatusOr<ActiveJob*> job = FindUsableJob(request->job_id());
   if (!job.ok()) return ToGrpcStatus(job.status());
   ActiveJob& active = **job;
-  if (!active.broken.empty()) {
-    return ToGrpcStatus(absl::FailedPreconditionError("job cannot continue: " + active.broken));
-  }
-  const int64_t next_step = active.trainer == nullptr ? active.assignment.checkpoint_step()
-                                                      : active.trainer->steps_done();
-  if (request->step() != next_step) {
-    return ToGrpcStatus(absl::FailedPreconditionError(
-        absl::StrCat("asked for step ", request->step(), " but the next step is ", next_step)));
+  const absl::StatusOr<ShardTrainer*> trainer = FindTrainer(request->job_id());
+  if (!trainer.ok()) return ToGrpcStatus(trainer.status());
+  if (request->step() != (*trainer)->steps_done()) {
+    return ToGrpcStatus(absl::FailedPreconditionError(absl::StrCat(
+        "asked for step ", request->step(), " but the next step is ", (*trainer)->steps_done())));
   }
   // Tensor code reports some failures by exception; none may escape into gRPC.
   const absl::StatusOr<ShardTrainer::StepResult> result =
       [&]() -> absl::StatusOr<ShardTrainer::StepResult> {
     try {
-      DPFLEET_RETURN_IF_ERROR(EnsureTrainer(active));
-      return active.trainer->RunStep();
+      return (*trainer)->RunStep();
     } catch (const std::exception& e) {
       return absl::InternalError(absl::StrCat("step ", request->step(), " failed: ", e.what()));
     }

@@ -22,7 +22,8 @@ struct WorkerOptions {
   // Folder whose sub-folders are datasets (IDX files, or train.dpf/test.dpf feature shards), named
   // by the sub-folder.
   std::string data_dir = "/usr/share/datasets";
-  // Address of this host that peers reach for the collective (rendezvous store and Gloo).
+  // This host's address on the collective network: rank 0 serves the job's rendezvous store on it,
+  // and every rank binds its Gloo device to it. Every other worker must be able to reach it.
   std::string collective_host = "127.0.0.1";
   // "gloo" (CPU, TCP) or "nccl" (GPU; only in a --config=cuda build).
   std::string collective = "gloo";
@@ -53,6 +54,9 @@ class WorkerServiceImpl final : public v1::WorkerService::Service {
 
   grpc::Status AssignShard(grpc::ServerContext* context, const v1::AssignShardRequest* request,
                            v1::AssignShardResponse* response) override;
+  grpc::Status JoinCollective(grpc::ServerContext* context,
+                              const v1::JoinCollectiveRequest* request,
+                              v1::JoinCollectiveResponse* response) override;
   grpc::Status RunStep(grpc::ServerContext* context, const v1::RunStepRequest* request,
                        v1::RunStepResponse* response) override;
   grpc::Status Evaluate(grpc::ServerContext* context, const v1::EvaluateRequest* request,
@@ -66,16 +70,21 @@ class WorkerServiceImpl final : public v1::WorkerService::Service {
   struct ActiveJob {
     v1::ShardAssignment assignment;
     c10::intrusive_ptr<c10d::Store> store;  // Rank 0's server store, made at assignment.
-    std::unique_ptr<ShardTrainer> trainer;  // Made at the first step: joining the group blocks.
+    std::unique_ptr<ShardTrainer> trainer;  // Made by JoinCollective.
     std::string broken;                     // Why the job can no longer step, if it cannot.
   };
 
   // Returns the active job `job_id`, or kFailedPrecondition/kNotFound.
   absl::StatusOr<ActiveJob*> FindJob(const std::string& job_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Returns the trainer of the active job `job_id`, or also kFailedPrecondition before its first
-  // step.
+  // FindJob, and also kFailedPrecondition (saying why) when a failure left the job unable to go on.
+  absl::StatusOr<ActiveJob*> FindUsableJob(const std::string& job_id)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Returns the trainer of the active job `job_id`, or also kFailedPrecondition before it joined
+  // its collective group.
   absl::StatusOr<ShardTrainer*> FindTrainer(const std::string& job_id)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Joins the job's group and builds its trainer, unless it has one. Errors: kUnavailable when the
+  // group cannot be formed; those of ShardTrainer::Create and Restore.
   absl::Status EnsureTrainer(ActiveJob& job) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const WorkerOptions options_;
