@@ -49,6 +49,8 @@ absl::Status WriteFileAtomically(const std::string& path, const std::string& con
 absl::StatusOr<RunningServer> StartServer(const ServerOptions& options,
                                           const std::vector<grpc::Service*>& services) {
   RunningServer running;
+  // grpc.health.v1, for Kubernetes' probes and `dpctl health`: SERVING while the server runs.
+  grpc::EnableDefaultHealthCheckService(true);
   grpc::ServerBuilder builder;
   builder.AddListeningPort(options.listen_address, grpc::InsecureServerCredentials(),
                            &running.port);

@@ -33,7 +33,8 @@ struct RunningServer {
   int port = 0;
 };
 
-// Starts a server with `services` (insecure credentials: loopback or a private network).
+// Starts a server with `services` (insecure credentials: loopback or a private network) and gRPC's
+// health service (grpc.health.v1), which reports SERVING for the whole server until it stops.
 // Errors: kUnavailable when the address cannot be bound; kInternal when the port file cannot be
 // written.
 absl::StatusOr<RunningServer> StartServer(const ServerOptions& options,

@@ -14,6 +14,10 @@ packages=(
   libsqlite3-dev libssl-dev
   # Multi-host tests: test machines as network namespaces (ip netns).
   iproute2
+  # Offline validation of the Kubernetes manifests.
+  python3-yaml
+  # The Slurm deployment test: a Slurm controller and node daemon on this machine.
+  slurmctld slurmd slurm-client munge
   # Feature extraction's JPEG decoder.
   libjpeg62-turbo-dev
   # Tests and benchmarks.

@@ -19,6 +19,7 @@
 #include "google/protobuf/util/json_util.h"
 #include "grpcpp/grpcpp.h"
 #include "proto/dpfleet.grpc.pb.h"
+#include "proto/health.grpc.pb.h"
 
 namespace dpfleet::dpctl {
 namespace {
@@ -44,6 +45,9 @@ Jobs (coordinator at --coordinator or $DPFLEET_COORDINATOR):
 Budgets (accountant at --accountant-address or $DPFLEET_ACCOUNTANT, token --token or $DPFLEET_TOKEN):
   dpctl register-dataset NAME --epsilon E --delta D
   dpctl budget NAME [--json]
+
+Health (gRPC's grpc.health.v1, served by the accountant, the coordinator and every worker):
+  dpctl health HOST:PORT... [--wait SECONDS]   exit 0 once every server reports SERVING
 
 Privacy math, offline:
   dpctl privacy epsilon --sampling-rate Q --noise-multiplier S --steps T --delta D
@@ -455,6 +459,40 @@ int Privacy(Args& args) {
   return Fail(absl::InvalidArgumentError(absl::StrCat("unknown privacy command '", what, "'")));
 }
 
+// Asks each address for its health until all report SERVING or --wait seconds (default 0: ask
+// once) have passed; prints one line per server.
+int Health(Args& args) {
+  DPCTL_ASSIGN_OR_FAIL(wait_s, args.Double("wait", 0));
+  if (absl::Status unused = args.CheckAllUsed(); !unused.ok()) return Fail(unused);
+  const std::vector<std::string> addresses(args.positional().begin() + 1, args.positional().end());
+  if (addresses.empty()) return Fail(absl::InvalidArgumentError("health needs HOST:PORT"));
+  const absl::Time deadline = absl::Now() + absl::Seconds(wait_s);
+  int unhealthy = 0;
+  for (const std::string& address : addresses) {
+    auto health = grpc::health::v1::Health::NewStub(
+        grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+    std::string state;
+    while (true) {
+      auto context = Context(absl::Seconds(2));
+      context->set_wait_for_ready(true);  // A server still starting is waited for, not refused.
+      grpc::health::v1::HealthCheckResponse response;
+      const grpc::Status status =
+          health->Check(context.get(), grpc::health::v1::HealthCheckRequest(), &response);
+      state = status.ok()
+                  ? grpc::health::v1::HealthCheckResponse::ServingStatus_Name(response.status())
+                  : absl::StrCat("unreachable (", status.error_message(), ")");
+      if (response.status() == grpc::health::v1::HealthCheckResponse::SERVING ||
+          absl::Now() >= deadline) {
+        break;
+      }
+      absl::SleepFor(absl::Milliseconds(200));
+    }
+    std::cout << address << " " << state << "\n";
+    if (state != "SERVING") ++unhealthy;
+  }
+  return unhealthy == 0 ? 0 : 1;
+}
+
 int Main(int argc, char** argv) {
   absl::StatusOr<Args> parsed = Args::Parse(argc, argv, 1);
   if (!parsed.ok()) return Fail(parsed.status());
@@ -471,6 +509,7 @@ int Main(int argc, char** argv) {
   if (command == "workers") return Workers(args);
   if (command == "budget" || command == "register-dataset") return BudgetCommand(args, command);
   if (command == "privacy") return Privacy(args);
+  if (command == "health") return Health(args);
   std::cerr << "dpctl: unknown command '" << command << "'\n\n" << kUsage;
   return 2;
 }

@@ -3,6 +3,7 @@
 
 #include <signal.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -51,6 +52,22 @@ TEST_F(LocalClusterTest, JobSucceedsOnBitIdenticalWorkersAndIsChargedExactlyOnce
       << second.error_message();
   EXPECT_EQ(Budget().epsilon_reserved(), budget.epsilon_reserved());
   EXPECT_EQ(Budget().open_reservations(), 0);
+}
+
+TEST_F(LocalClusterTest, EveryServerAnswersGrpcHealthChecks) {
+  // What Kubernetes' gRPC probes and the Slurm launcher ask (grpc.health.v1).
+  const std::string servers = absl::StrCat(
+      coordinator_address_, " ", AddressIn(state_dir_ + "/accountant.port"), " ",
+      AddressIn(state_dir_ + "/worker-0.port"), " ", AddressIn(state_dir_ + "/worker-1.port"));
+  std::string output;
+  EXPECT_EQ(RunCommand(absl::StrCat(Runfiles(), "/dpctl/dpctl health ", servers), &output), 0)
+      << output;
+  EXPECT_EQ(std::count(output.begin(), output.end(), '\n'), 4) << output;
+  EXPECT_EQ(output.find("unreachable"), std::string::npos) << output;
+  // A server that is not there is reported, and fails the check.
+  output.clear();
+  EXPECT_EQ(RunCommand(absl::StrCat(Runfiles(), "/dpctl/dpctl health 127.0.0.1:1"), &output), 1);
+  EXPECT_NE(output.find("127.0.0.1:1 unreachable"), std::string::npos) << output;
 }
 
 TEST_F(LocalClusterTest, BadJobsAreRefusedNamingTheProblemAndReserveNothing) {
