@@ -6,6 +6,7 @@
 
 #include <fcntl.h>
 #include <sched.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -95,14 +96,33 @@ class MultiHostTest : public ClusterTest {
     Launch(services, "accountant", "accountant/dpfleet-accountant",
            {"--listen", Address(services) + ":0", "--ledger", state_dir_ + "/ledger.db", "--tokens",
             state_dir_ + "/tokens"});
-    const std::string accountant = Address(services) + ":" + WaitForPort("accountant");
-    Launch(services, "coordinator", "coordinator/dpfleet-coordinator",
-           {"--listen", Address(services) + ":0", "--accountant", accountant,
+    services_host_ = services;
+    coordinator_flags_ = flags;
+    accountant_ = Address(services) + ":" + WaitForPort("accountant");
+    LaunchCoordinator("0");
+    coordinator_ = Address(services) + ":" + WaitForPort("coordinator");
+    Connect(coordinator_, accountant_, admin);
+  }
+
+  // SIGKILLs the coordinator and starts it again on the same address and job store.
+  void KillAndRestartCoordinator() {
+    const int pid = std::stoi(ReadFile(state_dir_ + "/coordinator.pid"));
+    ASSERT_EQ(kill(pid, SIGKILL), 0);
+    while (kill(pid, 0) == 0) absl::SleepFor(absl::Milliseconds(20));
+    std::filesystem::rename(state_dir_ + "/coordinator.log",
+                            state_dir_ + "/coordinator.previous.log");
+    std::filesystem::remove(state_dir_ + "/coordinator.port");
+    LaunchCoordinator(coordinator_.substr(coordinator_.rfind(':') + 1));
+    WaitForPort("coordinator");
+  }
+
+  void LaunchCoordinator(const std::string& port) {
+    Launch(services_host_, "coordinator", "coordinator/dpfleet-coordinator",
+           {"--listen", Address(services_host_) + ":" + port, "--accountant", accountant_,
             "--accountant_token_file", state_dir_ + "/coordinator.token", "--jobs_db",
             state_dir_ + "/jobs.db", "--collective_timeout_s", "10", "--resume_wait_s",
-            absl::StrCat(flags.resume_wait_s), "--max_attempts", absl::StrCat(flags.max_attempts)});
-    coordinator_ = Address(services) + ":" + WaitForPort("coordinator");
-    Connect(coordinator_, accountant, admin);
+            absl::StrCat(coordinator_flags_.resume_wait_s), "--max_attempts",
+            absl::StrCat(coordinator_flags_.max_attempts)});
   }
 
   // Restarts the services with other flags (on a new host, with a fresh ledger and job store).
@@ -205,6 +225,9 @@ class MultiHostTest : public ClusterTest {
   static int next_host_;
   std::vector<int> hosts_;
   std::string state_dir_;
+  int services_host_ = kServicesHost;
+  CoordinatorFlags coordinator_flags_;
+  std::string accountant_;
 };
 
 std::string MultiHostTest::prefix_;
@@ -285,6 +308,34 @@ TEST_F(MultiHostTest, AJobThatCannotFormItsGroupFailsBeforeItsFirstStepAndIsChar
   EXPECT_NE(job.error().find("10.77.0.250"), std::string::npos) << job.error();
   EXPECT_EQ(job.result().steps_run(), 0);
   EXPECT_EQ(job.result().epsilon_spent(), 0.0);
+  const v1::GetBudgetResponse budget = Budget();
+  EXPECT_EQ(budget.open_reservations(), 0);
+  EXPECT_EQ(budget.epsilon_committed(), 0.0);
+  EXPECT_EQ(budget.epsilon_reserved(), 0.0);
+}
+
+TEST_F(MultiHostTest, ACoordinatorCrashBeforeTheFirstStepLeavesNothingCharged) {
+  RestartServices({.max_attempts = 2});
+  if (IsSkipped() || HasFatalFailure()) return;
+  RegisterDataset(10.0);
+  StartWorker();
+  StartWorker({"--collective_host", "10.77.0.250"});  // Its group never forms: 10 s to time out.
+  WaitForWorkers(2);
+
+  v1::Job job;
+  ASSERT_TRUE(Submit(SmallJob(20, 2), &job).ok());
+  job = WaitFor(job.job_id(), [](const v1::Job& j) { return j.state() != v1::QUEUED; });
+  ASSERT_EQ(job.state(), v1::RUNNING) << job.error();
+  absl::SleepFor(absl::Seconds(2));  // Inside the first attempt's rendezvous.
+  KillAndRestartCoordinator();
+  if (HasFatalFailure()) return;
+
+  // No step was leased, so the restarted coordinator counts none as started: the attempts left
+  // fail like the first, and the job ends charged nothing.
+  job = WaitFor(job.job_id(), Ended, absl::Minutes(2));
+  ASSERT_EQ(job.state(), v1::FAILED) << job.error();
+  EXPECT_NE(job.error().find("attempt 2"), std::string::npos) << job.error();
+  EXPECT_EQ(job.result().steps_run(), 0);
   const v1::GetBudgetResponse budget = Budget();
   EXPECT_EQ(budget.open_reservations(), 0);
   EXPECT_EQ(budget.epsilon_committed(), 0.0);
