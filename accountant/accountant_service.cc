@@ -35,15 +35,6 @@ v1::AccountingMethod ToProto(AccountingMethod method) {
 
 }  // namespace
 
-absl::StatusOr<Principal> AccountantServiceImpl::Authorize(const grpc::ServerContext* context,
-                                                           Role role) const {
-  const auto& metadata = context->client_metadata();
-  const auto header = metadata.find("authorization");
-  const std::string authorization =
-      header == metadata.end() ? "" : std::string(header->second.data(), header->second.size());
-  return auth_->Authorize(authorization, role);
-}
-
 absl::StatusOr<SubsampledGaussian> MechanismFromProto(const v1::MechanismSpec& spec) {
   const SubsampledGaussian mechanism{.sampling_rate = spec.sampling_rate(),
                                      .noise_multiplier = spec.noise_multiplier(),
@@ -56,7 +47,7 @@ absl::StatusOr<SubsampledGaussian> MechanismFromProto(const v1::MechanismSpec& s
 grpc::Status AccountantServiceImpl::RegisterDataset(grpc::ServerContext* context,
                                                     const v1::RegisterDatasetRequest* request,
                                                     v1::RegisterDatasetResponse*) {
-  const absl::StatusOr<Principal> who = Authorize(context, Role::kAdmin);
+  const absl::StatusOr<Principal> who = Authorize(*context, {Role::kAdmin}, "RegisterDataset");
   if (!who.ok()) return ToGrpcStatus(who.status());
   return ToGrpcStatus(ledger_->RegisterDataset(who->name, request->dataset(),
                                                request->epsilon_budget(), request->delta()));
@@ -65,8 +56,12 @@ grpc::Status AccountantServiceImpl::RegisterDataset(grpc::ServerContext* context
 grpc::Status AccountantServiceImpl::GetBudget(grpc::ServerContext* context,
                                               const v1::GetBudgetRequest* request,
                                               v1::GetBudgetResponse* response) {
-  if (const auto who = Authorize(context, Role::kReader); !who.ok())
+  if (const auto who =
+          Authorize(*context, {Role::kAdmin, Role::kSubmitter, Role::kReader, Role::kCoordinator},
+                    "GetBudget");
+      !who.ok()) {
     return ToGrpcStatus(who.status());
+  }
   const absl::StatusOr<BudgetSummary> budget = ledger_->GetBudget(request->dataset());
   if (!budget.ok()) return ToGrpcStatus(budget.status());
   if (request->has_mechanism()) {
@@ -93,7 +88,7 @@ grpc::Status AccountantServiceImpl::GetBudget(grpc::ServerContext* context,
 grpc::Status AccountantServiceImpl::Reserve(grpc::ServerContext* context,
                                             const v1::ReserveRequest* request,
                                             v1::ReserveResponse* response) {
-  const absl::StatusOr<Principal> who = Authorize(context, Role::kCoordinator);
+  const absl::StatusOr<Principal> who = Authorize(*context, {Role::kCoordinator}, "Reserve");
   if (!who.ok()) return ToGrpcStatus(who.status());
   const absl::StatusOr<SubsampledGaussian> mechanism = MechanismFromProto(request->mechanism());
   if (!mechanism.ok()) return ToGrpcStatus(mechanism.status());
@@ -108,7 +103,7 @@ grpc::Status AccountantServiceImpl::Reserve(grpc::ServerContext* context,
 grpc::Status AccountantServiceImpl::Commit(grpc::ServerContext* context,
                                            const v1::CommitRequest* request,
                                            v1::CommitResponse* response) {
-  const absl::StatusOr<Principal> who = Authorize(context, Role::kCoordinator);
+  const absl::StatusOr<Principal> who = Authorize(*context, {Role::kCoordinator}, "Commit");
   if (!who.ok()) return ToGrpcStatus(who.status());
   const absl::StatusOr<double> committed =
       ledger_->Commit(who->name, request->reservation_id(), request->steps_run());
@@ -120,7 +115,7 @@ grpc::Status AccountantServiceImpl::Commit(grpc::ServerContext* context,
 grpc::Status AccountantServiceImpl::Release(grpc::ServerContext* context,
                                             const v1::ReleaseRequest* request,
                                             v1::ReleaseResponse*) {
-  const absl::StatusOr<Principal> who = Authorize(context, Role::kCoordinator);
+  const absl::StatusOr<Principal> who = Authorize(*context, {Role::kCoordinator}, "Release");
   if (!who.ok()) return ToGrpcStatus(who.status());
   return ToGrpcStatus(ledger_->Release(who->name, request->reservation_id()));
 }
@@ -128,8 +123,7 @@ grpc::Status AccountantServiceImpl::Release(grpc::ServerContext* context,
 grpc::Status AccountantServiceImpl::ComputeEpsilon(grpc::ServerContext* context,
                                                    const v1::ComputeEpsilonRequest* request,
                                                    v1::ComputeEpsilonResponse* response) {
-  if (const auto who = Authorize(context, Role::kReader); !who.ok())
-    return ToGrpcStatus(who.status());
+  if (const auto who = CallerOf(*context); !who.ok()) return ToGrpcStatus(who.status());
   const absl::StatusOr<SubsampledGaussian> mechanism = MechanismFromProto(request->mechanism());
   if (!mechanism.ok()) return ToGrpcStatus(mechanism.status());
   const AccountingMethod method =
@@ -144,8 +138,7 @@ grpc::Status AccountantServiceImpl::ComputeEpsilon(grpc::ServerContext* context,
 grpc::Status AccountantServiceImpl::CalibrateNoise(grpc::ServerContext* context,
                                                    const v1::CalibrateNoiseRequest* request,
                                                    v1::CalibrateNoiseResponse* response) {
-  if (const auto who = Authorize(context, Role::kReader); !who.ok())
-    return ToGrpcStatus(who.status());
+  if (const auto who = CallerOf(*context); !who.ok()) return ToGrpcStatus(who.status());
   const AccountingMethod method =
       ResolveMethod(FromProto(request->method()), request->sampling_rate());
   const absl::StatusOr<CalibratedNoise> noise =

@@ -4,8 +4,8 @@
 // AccountantService: translates proto requests into calls on the Ledger and the accounting library.
 // No accounting math or SQL here.
 
-#include "accountant/auth.h"
 #include "accountant/ledger.h"
+#include "common/identity.h"
 #include "proto/dpfleet.grpc.pb.h"
 
 namespace dpfleet::accountant {
@@ -13,14 +13,14 @@ namespace dpfleet::accountant {
 // Returns the mechanism a proto describes, or kInvalidArgument naming the bad field.
 absl::StatusOr<SubsampledGaussian> MechanismFromProto(const v1::MechanismSpec& spec);
 
-// Every RPC first authenticates the caller's bearer token and checks its role (auth.h):
-// RegisterDataset needs admin; Reserve, Commit and Release need coordinator; the rest any role.
-// Failures are UNAUTHENTICATED or PERMISSION_DENIED and leave the ledger untouched.
+// Every RPC first identifies the caller by its verified client certificate and checks its role
+// (common/identity.h): RegisterDataset needs admin; Reserve, Commit and Release need coordinator;
+// GetBudget needs admin, submitter, reader or coordinator; the privacy math any role. Failures are
+// UNAUTHENTICATED or PERMISSION_DENIED and leave the ledger untouched.
 class AccountantServiceImpl final : public v1::AccountantService::Service {
  public:
-  // `ledger` and `auth` must outlive the service.
-  AccountantServiceImpl(Ledger* ledger, const TokenAuthenticator* auth)
-      : ledger_(ledger), auth_(auth) {}
+  // `ledger` must outlive the service.
+  explicit AccountantServiceImpl(Ledger* ledger) : ledger_(ledger) {}
 
   grpc::Status RegisterDataset(grpc::ServerContext* context,
                                const v1::RegisterDatasetRequest* request,
@@ -41,11 +41,7 @@ class AccountantServiceImpl final : public v1::AccountantService::Service {
                               v1::CalibrateNoiseResponse* response) override;
 
  private:
-  // Returns the caller if its token carries `role`.
-  absl::StatusOr<Principal> Authorize(const grpc::ServerContext* context, Role role) const;
-
   Ledger* const ledger_;
-  const TokenAuthenticator* const auth_;
 };
 
 }  // namespace dpfleet::accountant

@@ -1,19 +1,19 @@
 #include "accountant/accountant_service.h"
 
 #include <cstdio>
+#include <map>
 
 #include "absl/strings/str_cat.h"
 #include "common/serve.h"
+#include "common/test_certificates.h"
+#include "common/tls.h"
 #include "gtest/gtest.h"
 
 namespace dpfleet::accountant {
 namespace {
 
-constexpr char kAdmin[] = "admin-token-0123456789";
-constexpr char kCoordinator[] = "coord-token-0123456789";
-constexpr char kReader[] = "reader-token-012345678";
-
-// The service behind a real in-process gRPC server, so metadata and status codes cross the wire.
+// The service behind a real in-process gRPC server with mutual TLS, so certificates, roles and
+// status codes cross the wire.
 class AccountantServiceTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -21,30 +21,39 @@ class AccountantServiceTest : public ::testing::Test {
         std::string(getenv("TEST_TMPDIR") ? getenv("TEST_TMPDIR") : "/tmp") + "/service.db";
     for (const char* suffix : {"", "-wal", "-shm"}) std::remove((path + suffix).c_str());
     ledger_ = *Ledger::Open({.path = path});
-    auth_ = *TokenAuthenticator::FromText(absl::StrCat(kAdmin, " admin alice\n", kCoordinator,
-                                                       " coordinator coordinator-1\n", kReader,
-                                                       " reader dashboards\n"));
-    service_ = std::make_unique<AccountantServiceImpl>(ledger_.get(), auth_.get());
-    server_ = *StartServer({.listen_address = "127.0.0.1:0"}, {service_.get()});
-    stub_ = v1::AccountantService::NewStub(grpc::CreateChannel(
-        absl::StrCat("127.0.0.1:", server_.port), grpc::InsecureChannelCredentials()));
+    service_ = std::make_unique<AccountantServiceImpl>(ledger_.get());
+    server_ = *StartServer({.listen_address = "127.0.0.1:0",
+                            .credentials = MutualTlsServerCredentials(
+                                TestCertificate("accountant", Role::kAccountant))},
+                           {service_.get()});
   }
 
   void TearDown() override { server_.server->Shutdown(); }
 
-  static std::unique_ptr<grpc::ClientContext> As(const char* token) {
+  // A client holding the certificate of a principal with `role`.
+  v1::AccountantService::Stub& As(Role role) {
+    std::unique_ptr<v1::AccountantService::Stub>& stub = stubs_[role];
+    if (stub == nullptr) {
+      stub = v1::AccountantService::NewStub(
+          MutualTlsChannel(absl::StrCat("127.0.0.1:", server_.port),
+                           TestCertificate("a-" + RoleName(role), role), Role::kAccountant));
+    }
+    return *stub;
+  }
+
+  static std::unique_ptr<grpc::ClientContext> Context() {
     auto context = std::make_unique<grpc::ClientContext>();
-    if (token != nullptr) context->AddMetadata("authorization", absl::StrCat("Bearer ", token));
+    context->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
     return context;
   }
 
-  grpc::Status Register(const char* token, const std::string& dataset) {
+  grpc::Status Register(Role role, const std::string& dataset) {
     v1::RegisterDatasetRequest request;
     request.set_dataset(dataset);
     request.set_epsilon_budget(4.0);
     request.set_delta(1e-5);
     v1::RegisterDatasetResponse response;
-    return stub_->RegisterDataset(As(token).get(), request, &response);
+    return As(role).RegisterDataset(Context().get(), request, &response);
   }
 
   static v1::ReserveRequest SmallReservation(const std::string& key) {
@@ -59,23 +68,23 @@ class AccountantServiceTest : public ::testing::Test {
   }
 
   std::unique_ptr<Ledger> ledger_;
-  std::unique_ptr<TokenAuthenticator> auth_;
   std::unique_ptr<AccountantServiceImpl> service_;
   RunningServer server_;
-  std::unique_ptr<v1::AccountantService::Stub> stub_;
+  std::map<Role, std::unique_ptr<v1::AccountantService::Stub>> stubs_;
 };
 
 TEST_F(AccountantServiceTest, ReserveCommitAndReadBudget) {
-  ASSERT_TRUE(Register(kAdmin, "fashion-mnist").ok());
+  ASSERT_TRUE(Register(Role::kAdmin, "fashion-mnist").ok());
   v1::ReserveResponse reserved;
-  ASSERT_TRUE(stub_->Reserve(As(kCoordinator).get(), SmallReservation("k1"), &reserved).ok());
+  ASSERT_TRUE(
+      As(Role::kCoordinator).Reserve(Context().get(), SmallReservation("k1"), &reserved).ok());
   EXPECT_FALSE(reserved.reservation_id().empty());
 
   v1::CommitRequest commit;
   commit.set_reservation_id(reserved.reservation_id());
   commit.set_steps_run(100);
   v1::CommitResponse committed;
-  ASSERT_TRUE(stub_->Commit(As(kCoordinator).get(), commit, &committed).ok());
+  ASSERT_TRUE(As(Role::kCoordinator).Commit(Context().get(), commit, &committed).ok());
   EXPECT_NEAR(committed.epsilon_committed(), reserved.epsilon_after(), 1e-12);
 
   v1::GetBudgetRequest get;
@@ -83,7 +92,7 @@ TEST_F(AccountantServiceTest, ReserveCommitAndReadBudget) {
   get.mutable_mechanism()->set_sampling_rate(0.01);
   get.mutable_mechanism()->set_noise_multiplier(1.0);
   v1::GetBudgetResponse budget;
-  ASSERT_TRUE(stub_->GetBudget(As(kReader).get(), get, &budget).ok());
+  ASSERT_TRUE(As(Role::kReader).GetBudget(Context().get(), get, &budget).ok());
   EXPECT_NEAR(budget.epsilon_remaining(), 4.0 - committed.epsilon_committed(), 1e-12);
   EXPECT_GT(budget.max_steps(), 100);
   EXPECT_LT(budget.epsilon_committed_fixed_composition(), budget.epsilon_committed());
@@ -91,26 +100,34 @@ TEST_F(AccountantServiceTest, ReserveCommitAndReadBudget) {
 
 TEST_F(AccountantServiceTest, RolesGuardTheBudget) {
   // Only admins register datasets.
-  EXPECT_EQ(Register(kCoordinator, "x").error_code(), grpc::StatusCode::PERMISSION_DENIED);
-  EXPECT_EQ(Register(kReader, "x").error_code(), grpc::StatusCode::PERMISSION_DENIED);
-  EXPECT_EQ(Register(nullptr, "x").error_code(), grpc::StatusCode::UNAUTHENTICATED);
-  EXPECT_EQ(Register("not-a-real-token-at-all", "x").error_code(),
-            grpc::StatusCode::UNAUTHENTICATED);
-  ASSERT_TRUE(Register(kAdmin, "fashion-mnist").ok());
+  for (Role role : {Role::kCoordinator, Role::kReader, Role::kSubmitter, Role::kWorker}) {
+    const grpc::Status status = Register(role, "x");
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::PERMISSION_DENIED) << RoleName(role);
+    EXPECT_NE(status.error_message().find("RegisterDataset needs the role admin"),
+              std::string::npos)
+        << status.error_message();
+  }
+  ASSERT_TRUE(Register(Role::kAdmin, "fashion-mnist").ok());
   // Only the coordinator reserves.
   v1::ReserveResponse reserved;
-  for (const char* token : {kAdmin, kReader}) {
-    const grpc::Status status = stub_->Reserve(As(token).get(), SmallReservation("k"), &reserved);
-    EXPECT_EQ(status.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  for (Role role : {Role::kAdmin, Role::kReader, Role::kSubmitter, Role::kWorker}) {
+    const grpc::Status status = As(role).Reserve(Context().get(), SmallReservation("k"), &reserved);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::PERMISSION_DENIED) << RoleName(role);
     EXPECT_NE(status.error_message().find("coordinator"), std::string::npos);
   }
   v1::GetBudgetRequest get;
   get.set_dataset("fashion-mnist");
   v1::GetBudgetResponse budget;
-  ASSERT_TRUE(stub_->GetBudget(As(kReader).get(), get, &budget).ok());
+  ASSERT_TRUE(As(Role::kReader).GetBudget(Context().get(), get, &budget).ok());
   EXPECT_EQ(budget.open_reservations(), 0);
-  EXPECT_EQ(stub_->GetBudget(As(nullptr).get(), get, &budget).error_code(),
-            grpc::StatusCode::UNAUTHENTICATED);
+  // Workers have no business with budgets.
+  EXPECT_EQ(As(Role::kWorker).GetBudget(Context().get(), get, &budget).error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+  // Without a client certificate there is no connection at all.
+  auto plaintext = v1::AccountantService::NewStub(grpc::CreateChannel(
+      absl::StrCat("127.0.0.1:", server_.port), grpc::InsecureChannelCredentials()));
+  EXPECT_EQ(plaintext->GetBudget(Context().get(), get, &budget).error_code(),
+            grpc::StatusCode::UNAVAILABLE);
 }
 
 TEST_F(AccountantServiceTest, BadMechanismIsInvalidArgumentNamingTheField) {
@@ -120,7 +137,7 @@ TEST_F(AccountantServiceTest, BadMechanismIsInvalidArgumentNamingTheField) {
   request.mutable_mechanism()->set_steps(10);
   request.set_delta(1e-5);
   v1::ComputeEpsilonResponse response;
-  const grpc::Status status = stub_->ComputeEpsilon(As(kReader).get(), request, &response);
+  const grpc::Status status = As(Role::kReader).ComputeEpsilon(Context().get(), request, &response);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_NE(status.error_message().find("mechanism.noise_multiplier"), std::string::npos);
 }
@@ -132,14 +149,14 @@ TEST_F(AccountantServiceTest, CalibrateNoiseMeetsTheTargetWithTheTightestMethod)
   request.set_target_epsilon(2.0);
   request.set_delta(1e-5);
   v1::CalibrateNoiseResponse response;
-  ASSERT_TRUE(stub_->CalibrateNoise(As(kReader).get(), request, &response).ok());
+  ASSERT_TRUE(As(Role::kReader).CalibrateNoise(Context().get(), request, &response).ok());
   EXPECT_LE(response.epsilon(), 2.0);
   EXPECT_EQ(response.method(), v1::ACCOUNTING_RDP);
   request.set_sampling_rate(1.0);
   request.set_steps(1);
   request.set_target_epsilon(4.0);
   request.set_delta(1e-6);
-  ASSERT_TRUE(stub_->CalibrateNoise(As(kReader).get(), request, &response).ok());
+  ASSERT_TRUE(As(Role::kReader).CalibrateNoise(Context().get(), request, &response).ok());
   EXPECT_EQ(response.method(), v1::ACCOUNTING_EXACT);
   EXPECT_NEAR(response.noise_multiplier(), 1.19, 0.01);
 }
@@ -148,7 +165,7 @@ TEST_F(AccountantServiceTest, UnknownDatasetIsNotFound) {
   v1::GetBudgetRequest get;
   get.set_dataset("imagenet");
   v1::GetBudgetResponse budget;
-  EXPECT_EQ(stub_->GetBudget(As(kReader).get(), get, &budget).error_code(),
+  EXPECT_EQ(As(Role::kReader).GetBudget(Context().get(), get, &budget).error_code(),
             grpc::StatusCode::NOT_FOUND);
 }
 

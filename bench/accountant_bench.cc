@@ -4,8 +4,11 @@
 //   bazel run -c opt //bench:accountant_bench
 
 #include <stdlib.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cstdlib>
 #include <memory>
 #include <string>
 
@@ -15,6 +18,7 @@
 #include "accountant/privacy_filter.h"
 #include "benchmark/benchmark.h"
 #include "common/serve.h"
+#include "common/tls.h"
 
 namespace dpfleet::accountant {
 namespace {
@@ -74,29 +78,41 @@ void BM_FilterEpsilon(benchmark::State& state) {
 }
 BENCHMARK(BM_FilterEpsilon)->Unit(benchmark::kMicrosecond);
 
-constexpr char kAdmin[] = "bench-admin-token-000001";
-constexpr char kCoordinator[] = "bench-coordinator-token-01";
-
-// One accountant server shared by the service benchmarks' threads.
+// One accountant server shared by the service benchmarks' threads, over mutual TLS as deployed,
+// with certificates made by deploy/make_certs.sh (from this binary's runfiles).
 struct Service {
   Service() {
     char dir_template[] = "/tmp/dpfleet-bench-XXXXXX";
-    const std::string dir = mkdtemp(dir_template);
+    dir = mkdtemp(dir_template);
+    char exe[4096];
+    const ssize_t length = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+    exe[std::max<ssize_t>(length, 0)] = 0;
+    const std::string make_certs =
+        absl::StrCat("bash ", exe, ".runfiles/dpfleet/deploy/make_certs.sh ", dir,
+                     " accountant:accountant coordinator:coordinator");
+    if (std::system(make_certs.c_str()) != 0) std::abort();
     ledger = *Ledger::Open({.path = dir + "/ledger.db"});
-    auth = *TokenAuthenticator::FromText(
-        absl::StrCat(kAdmin, " admin bench\n", kCoordinator, " coordinator bench\n"));
-    service = std::make_unique<AccountantServiceImpl>(ledger.get(), auth.get());
-    server = *StartServer({.listen_address = "127.0.0.1:0"}, {service.get()});
+    service = std::make_unique<AccountantServiceImpl>(ledger.get());
+    server = *StartServer({.listen_address = "127.0.0.1:0",
+                           .credentials = MutualTlsServerCredentials(Certificate("accountant"))},
+                          {service.get()});
     ledger->RegisterDataset("bench", "mnist", 1e6, kDelta).IgnoreError();
   }
 
-  std::unique_ptr<v1::AccountantService::Stub> NewStub() const {
-    return v1::AccountantService::NewStub(grpc::CreateChannel(
-        absl::StrCat("127.0.0.1:", server.port), grpc::InsecureChannelCredentials()));
+  TlsMaterial Certificate(const std::string& name) const {
+    return *LoadTls({.ca_cert = dir + "/ca.pem",
+                     .cert = dir + "/" + name + ".pem",
+                     .key = dir + "/" + name + ".key"});
   }
 
+  // A client with the coordinator's certificate (which may reserve, commit and read).
+  std::unique_ptr<v1::AccountantService::Stub> NewStub() const {
+    return v1::AccountantService::NewStub(MutualTlsChannel(
+        absl::StrCat("127.0.0.1:", server.port), Certificate("coordinator"), Role::kAccountant));
+  }
+
+  std::string dir;
   std::unique_ptr<Ledger> ledger;
-  std::unique_ptr<TokenAuthenticator> auth;
   std::unique_ptr<AccountantServiceImpl> service;
   RunningServer server;
 };
@@ -106,11 +122,7 @@ Service& SharedService() {
   return *service;
 }
 
-std::unique_ptr<grpc::ClientContext> As(const char* token) {
-  auto context = std::make_unique<grpc::ClientContext>();
-  context->AddMetadata("authorization", absl::StrCat("Bearer ", token));
-  return context;
-}
+std::unique_ptr<grpc::ClientContext> Context() { return std::make_unique<grpc::ClientContext>(); }
 
 void BM_ServiceGetBudget(benchmark::State& state) {
   auto stub = SharedService().NewStub();
@@ -118,7 +130,7 @@ void BM_ServiceGetBudget(benchmark::State& state) {
   request.set_dataset("mnist");
   for (auto _ : state) {
     v1::GetBudgetResponse response;
-    if (!stub->GetBudget(As(kAdmin).get(), request, &response).ok())
+    if (!stub->GetBudget(Context().get(), request, &response).ok())
       state.SkipWithError("GetBudget");
   }
   state.SetItemsProcessed(state.iterations());
@@ -138,7 +150,7 @@ void BM_ServiceReserveCommit(benchmark::State& state) {
     reserve.mutable_mechanism()->set_noise_multiplier(1.0);
     reserve.mutable_mechanism()->set_steps(10);
     v1::ReserveResponse reserved;
-    if (!stub->Reserve(As(kCoordinator).get(), reserve, &reserved).ok()) {
+    if (!stub->Reserve(Context().get(), reserve, &reserved).ok()) {
       state.SkipWithError("Reserve");
       break;
     }
@@ -146,8 +158,7 @@ void BM_ServiceReserveCommit(benchmark::State& state) {
     commit.set_reservation_id(reserved.reservation_id());
     commit.set_steps_run(10);
     v1::CommitResponse committed;
-    if (!stub->Commit(As(kCoordinator).get(), commit, &committed).ok())
-      state.SkipWithError("Commit");
+    if (!stub->Commit(Context().get(), commit, &committed).ok()) state.SkipWithError("Commit");
   }
   state.SetItemsProcessed(state.iterations());
 }

@@ -6,9 +6,24 @@
 #include <fstream>
 
 #include "absl/strings/str_cat.h"
+#include "proto/health.grpc.pb.h"
 
 namespace dpfleet {
 namespace {
+
+// grpc.health.v1's Check for the server as a whole (service ""): SERVING while it runs.
+class ServingHealth final : public grpc::health::v1::Health::Service {
+ public:
+  grpc::Status Check(grpc::ServerContext*, const grpc::health::v1::HealthCheckRequest* request,
+                     grpc::health::v1::HealthCheckResponse* response) override {
+    if (!request->service().empty()) {
+      return grpc::Status(grpc::StatusCode::NOT_FOUND,
+                          "health is reported for the whole server only (service \"\")");
+    }
+    response->set_status(grpc::health::v1::HealthCheckResponse::SERVING);
+    return grpc::Status::OK;
+  }
+};
 
 sigset_t TerminationSignals() {
   sigset_t set;
@@ -48,21 +63,37 @@ absl::Status WriteFileAtomically(const std::string& path, const std::string& con
 
 absl::StatusOr<RunningServer> StartServer(const ServerOptions& options,
                                           const std::vector<grpc::Service*>& services) {
+  if (options.credentials == nullptr) {
+    return absl::InvalidArgumentError("a dpfleet server needs TLS credentials");
+  }
+  static ServingHealth health;  // Stateless: one serves every server of the process.
   RunningServer running;
-  // grpc.health.v1, for Kubernetes' probes and `dpctl health`: SERVING while the server runs.
-  grpc::EnableDefaultHealthCheckService(true);
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(options.listen_address, grpc::InsecureServerCredentials(),
-                           &running.port);
+  builder.AddListeningPort(options.listen_address, options.credentials, &running.port);
   builder.SetMaxReceiveMessageSize(256 << 20);
   for (grpc::Service* service : services) builder.RegisterService(service);
+  builder.RegisterService(&health);
   running.server = builder.BuildAndStart();
   if (running.server == nullptr || running.port == 0) {
     return absl::UnavailableError(absl::StrCat("cannot listen on ", options.listen_address));
   }
-  if (!options.port_file.empty()) {
-    absl::Status written = WriteFileAtomically(options.port_file, absl::StrCat(running.port, "\n"));
-    if (!written.ok()) return written;
+  if (!options.health_listen_address.empty()) {
+    grpc::ServerBuilder health_builder;
+    health_builder.AddListeningPort(options.health_listen_address,
+                                    grpc::InsecureServerCredentials(), &running.health_port);
+    health_builder.RegisterService(&health);
+    running.health_server = health_builder.BuildAndStart();
+    if (running.health_server == nullptr || running.health_port == 0) {
+      return absl::UnavailableError(
+          absl::StrCat("cannot listen for health checks on ", options.health_listen_address));
+    }
+  }
+  for (const auto& [path, port] : {std::pair{options.port_file, running.port},
+                                   std::pair{options.health_port_file, running.health_port}}) {
+    if (path.empty()) continue;
+    if (absl::Status written = WriteFileAtomically(path, absl::StrCat(port, "\n")); !written.ok()) {
+      return written;
+    }
   }
   return running;
 }

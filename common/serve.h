@@ -26,17 +26,25 @@ struct ServerOptions {
   std::string listen_address = "127.0.0.1:0";
   // When set, the bound port is written here (atomically: temp file, then rename) once serving.
   std::string port_file;
+  // Mutual TLS (common/tls.h); required: no dpfleet service is served in plaintext.
+  std::shared_ptr<grpc::ServerCredentials> credentials;
+  // When set, a second, plaintext listener serving only gRPC's health service (grpc.health.v1),
+  // for probes that cannot present a certificate (Kubernetes' gRPC probes). It reveals nothing
+  // but whether the server runs. Its bound port goes to `health_port_file` when that is set.
+  std::string health_listen_address;
+  std::string health_port_file;
 };
 
 struct RunningServer {
   std::unique_ptr<grpc::Server> server;
   int port = 0;
+  std::unique_ptr<grpc::Server> health_server;  // Null without health_listen_address.
+  int health_port = 0;
 };
 
-// Starts a server with `services` (insecure credentials: loopback or a private network) and gRPC's
-// health service (grpc.health.v1), which reports SERVING for the whole server until it stops.
-// Errors: kUnavailable when the address cannot be bound; kInternal when the port file cannot be
-// written.
+// Starts a server with `services` and grpc.health.v1's Check (SERVING for the whole server until it
+// stops). Errors: kInvalidArgument without credentials; kUnavailable when an
+// address cannot be bound; kInternal when a port file cannot be written.
 absl::StatusOr<RunningServer> StartServer(const ServerOptions& options,
                                           const std::vector<grpc::Service*>& services);
 

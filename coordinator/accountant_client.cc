@@ -12,7 +12,6 @@ absl::StatusOr<Response> AccountantClient::Call(
     const Request& request) {
   grpc::ClientContext context;
   context.set_deadline(absl::ToChronoTime(absl::Now() + deadline_));
-  context.AddMetadata("authorization", authorization_);
   Response response;
   const grpc::Status status = (stub_.get()->*rpc)(&context, request, &response);
   if (!status.ok()) return Annotate(FromGrpcStatus(status), "accountant");

@@ -16,13 +16,10 @@ namespace dpfleet::coordinator {
 // Thread-safe.
 class AccountantClient {
  public:
-  // `token` is sent as "authorization: Bearer <token>"; the accountant must know it with the
-  // coordinator role.
-  AccountantClient(std::shared_ptr<grpc::Channel> channel, std::string token,
-                   absl::Duration deadline)
-      : stub_(v1::AccountantService::NewStub(std::move(channel))),
-        authorization_("Bearer " + std::move(token)),
-        deadline_(deadline) {}
+  // `channel` authenticates this coordinator to the accountant (common/tls.h: a certificate with
+  // the coordinator role).
+  AccountantClient(std::shared_ptr<grpc::Channel> channel, absl::Duration deadline)
+      : stub_(v1::AccountantService::NewStub(std::move(channel))), deadline_(deadline) {}
 
   absl::StatusOr<v1::CalibrateNoiseResponse> CalibrateNoise(
       const v1::CalibrateNoiseRequest& request);
@@ -40,7 +37,6 @@ class AccountantClient {
                                 const Request& request);
 
   std::unique_ptr<v1::AccountantService::Stub> stub_;
-  const std::string authorization_;
   const absl::Duration deadline_;
 };
 

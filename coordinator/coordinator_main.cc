@@ -1,19 +1,15 @@
 // dpfleet-coordinator: serves JobService to clients and WorkerRegistry to workers.
 
-#include <fstream>
 #include <iostream>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "common/serve.h"
+#include "common/server_flags.h"
 #include "coordinator/coordinator_service.h"
 
-ABSL_FLAG(std::string, listen, "127.0.0.1:0", "host:port to serve on (port 0: any free port)");
 ABSL_FLAG(std::string, accountant, "", "host:port of the accountant (required)");
-ABSL_FLAG(std::string, port_file, "", "write the bound port here once serving");
 ABSL_FLAG(std::string, jobs_db, "", "SQLite file of the job store (created if missing; required)");
-ABSL_FLAG(std::string, accountant_token_file, "",
-          "file holding this coordinator's accountant token (role coordinator; required)");
 ABSL_FLAG(int, heartbeat_interval_ms, 1000, "how often workers report that they are alive");
 ABSL_FLAG(int, heartbeat_timeout_ms, 5000, "silence after which a worker counts as dead");
 ABSL_FLAG(int, collective_timeout_s, 60, "how long workers wait for a peer in a collective");
@@ -29,10 +25,11 @@ int main(int argc, char** argv) {
     std::cerr << "dpfleet-coordinator: --accountant is required\n";
     return 2;
   }
-  std::ifstream token_file(absl::GetFlag(FLAGS_accountant_token_file));
-  std::string token;
-  if (!(token_file >> token)) {
-    std::cerr << "dpfleet-coordinator: --accountant_token_file must name a file holding a token\n";
+  // One certificate (role coordinator) for its server, and as client of the accountant and of
+  // the workers.
+  const absl::StatusOr<dpfleet::TlsMaterial> tls = dpfleet::TlsFromFlags();
+  if (!tls.ok()) {
+    std::cerr << "dpfleet-coordinator: " << tls.status() << "\n";
     return 2;
   }
   using namespace dpfleet::coordinator;
@@ -48,8 +45,8 @@ int main(int argc, char** argv) {
   JobTable jobs(store->get());
   WorkerPool workers(absl::Milliseconds(absl::GetFlag(FLAGS_heartbeat_timeout_ms)));
   AccountantClient accountant(
-      grpc::CreateChannel(absl::GetFlag(FLAGS_accountant), grpc::InsecureChannelCredentials()),
-      token, absl::Seconds(30));
+      dpfleet::MutualTlsChannel(absl::GetFlag(FLAGS_accountant), *tls, dpfleet::Role::kAccountant),
+      absl::Seconds(30));
   WorkerRegistryImpl registry(&workers,
                               absl::Milliseconds(absl::GetFlag(FLAGS_heartbeat_interval_ms)));
   auto job_service = std::make_unique<JobServiceImpl>(
@@ -57,14 +54,14 @@ int main(int argc, char** argv) {
       JobRunnerOptions{.checkpoint_every_steps = absl::GetFlag(FLAGS_checkpoint_every_steps),
                        .max_attempts = absl::GetFlag(FLAGS_max_attempts),
                        .resume_wait = absl::Seconds(absl::GetFlag(FLAGS_resume_wait_s)),
-                       .collective_timeout_s = absl::GetFlag(FLAGS_collective_timeout_s)});
+                       .collective_timeout_s = absl::GetFlag(FLAGS_collective_timeout_s),
+                       .tls = *tls});
   if (absl::Status recovered = job_service->Recover(); !recovered.ok()) {
     std::cerr << "dpfleet-coordinator: recovering jobs: " << recovered << "\n";
     return 1;
   }
-  auto server = dpfleet::StartServer(
-      {.listen_address = absl::GetFlag(FLAGS_listen), .port_file = absl::GetFlag(FLAGS_port_file)},
-      {job_service.get(), &registry});
+  auto server =
+      dpfleet::StartServer(dpfleet::ServerOptionsFromFlags(*tls), {job_service.get(), &registry});
   if (!server.ok()) {
     std::cerr << "dpfleet-coordinator: " << server.status() << "\n";
     return 1;

@@ -6,7 +6,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "common/grpc_status.h"
+#include "common/identity.h"
 #include "common/status.h"
+#include "coordinator/job_access.h"
 #include "coordinator/job_plan.h"
 
 namespace dpfleet::coordinator {
@@ -34,7 +36,7 @@ JobServiceImpl::~JobServiceImpl() {
   for (std::thread& thread : runner_threads_) thread.join();
 }
 
-absl::StatusOr<v1::Job> JobServiceImpl::Admit(const v1::JobSpec& spec) {
+absl::StatusOr<v1::Job> JobServiceImpl::Admit(const v1::JobSpec& spec, const std::string& owner) {
   DPFLEET_RETURN_IF_ERROR(ValidateJobSpec(spec));
   DPFLEET_ASSIGN_OR_RETURN(const int64_t dataset_size, workers_->DatasetSize(spec.dataset()));
   DPFLEET_RETURN_IF_ERROR(workers_->CheckPlacement(spec.dataset(), spec.num_workers()));
@@ -48,6 +50,7 @@ absl::StatusOr<v1::Job> JobServiceImpl::Admit(const v1::JobSpec& spec) {
   job.set_total_steps(plan.steps);
   job.set_dataset_size(dataset_size);
   job.set_created_unix_ms(absl::ToUnixMillis(absl::Now()));
+  job.set_owner(owner);
   job.mutable_progress()->set_total_steps(plan.steps);
   if (spec.privacy_case() == v1::JobSpec::kTargetEpsilon) {
     v1::CalibrateNoiseRequest request;
@@ -79,9 +82,13 @@ absl::StatusOr<v1::Job> JobServiceImpl::Admit(const v1::JobSpec& spec) {
   return job;
 }
 
-grpc::Status JobServiceImpl::SubmitJob(grpc::ServerContext*, const v1::SubmitJobRequest* request,
+grpc::Status JobServiceImpl::SubmitJob(grpc::ServerContext* context,
+                                       const v1::SubmitJobRequest* request,
                                        v1::SubmitJobResponse* response) {
-  const absl::StatusOr<v1::Job> job = Admit(request->spec());
+  const absl::StatusOr<Principal> caller =
+      Authorize(*context, {Role::kAdmin, Role::kSubmitter}, "SubmitJob");
+  if (!caller.ok()) return ToGrpcStatus(caller.status());
+  const absl::StatusOr<v1::Job> job = Admit(request->spec(), caller->name);
   if (!job.ok()) return ToGrpcStatus(job.status());
   if (absl::Status stored = jobs_->Insert(*job); !stored.ok()) {
     v1::ReleaseRequest release;  // Nothing ran and nothing will: give the budget back.
@@ -109,33 +116,60 @@ absl::Status JobServiceImpl::Recover() {
   return absl::OkStatus();
 }
 
-grpc::Status JobServiceImpl::GetJob(grpc::ServerContext*, const v1::GetJobRequest* request,
+absl::StatusOr<v1::Job> JobServiceImpl::ReadableJob(const Principal& caller,
+                                                    const std::string& job_id) const {
+  absl::StatusOr<v1::Job> job = jobs_->Get(job_id);
+  if (!job.ok()) return job.status();
+  if (absl::Status readable = CheckCanRead(caller, *job); !readable.ok()) return readable;
+  return AsSeenBy(caller, *std::move(job));
+}
+
+grpc::Status JobServiceImpl::GetJob(grpc::ServerContext* context, const v1::GetJobRequest* request,
                                     v1::Job* response) {
-  const absl::StatusOr<v1::Job> job = jobs_->Get(request->job_id());
+  const absl::StatusOr<Principal> caller = CallerOf(*context);
+  if (!caller.ok()) return ToGrpcStatus(caller.status());
+  const absl::StatusOr<v1::Job> job = ReadableJob(*caller, request->job_id());
   if (!job.ok()) return ToGrpcStatus(job.status());
   *response = *job;
   return grpc::Status::OK;
 }
 
-grpc::Status JobServiceImpl::ListJobs(grpc::ServerContext*, const v1::ListJobsRequest*,
+grpc::Status JobServiceImpl::ListJobs(grpc::ServerContext* context, const v1::ListJobsRequest*,
                                       v1::ListJobsResponse* response) {
-  for (const v1::Job& job : jobs_->List()) *response->add_jobs() = job;
+  const absl::StatusOr<Principal> caller =
+      Authorize(*context, {Role::kAdmin, Role::kReader, Role::kSubmitter}, "ListJobs");
+  if (!caller.ok()) return ToGrpcStatus(caller.status());
+  for (const v1::Job& job : jobs_->List()) {
+    if (CheckCanRead(*caller, job).ok()) *response->add_jobs() = AsSeenBy(*caller, job);
+  }
   return grpc::Status::OK;
 }
 
-grpc::Status JobServiceImpl::CancelJob(grpc::ServerContext*, const v1::CancelJobRequest* request,
-                                       v1::Job* response) {
+grpc::Status JobServiceImpl::CancelJob(grpc::ServerContext* context,
+                                       const v1::CancelJobRequest* request, v1::Job* response) {
+  const absl::StatusOr<Principal> caller = CallerOf(*context);
+  if (!caller.ok()) return ToGrpcStatus(caller.status());
+  const absl::StatusOr<v1::Job> job = jobs_->Get(request->job_id());
+  if (!job.ok()) return ToGrpcStatus(job.status());
+  if (absl::Status allowed = CheckCanCancel(*caller, *job); !allowed.ok()) {
+    return ToGrpcStatus(allowed);
+  }
   const absl::Status cancelled = jobs_->RequestCancel(request->job_id());
   if (!cancelled.ok()) return ToGrpcStatus(cancelled);
-  const absl::StatusOr<v1::Job> job = jobs_->Get(request->job_id());
-  if (!job.ok()) return ToGrpcStatus(job.status());
-  *response = *job;
+  const absl::StatusOr<v1::Job> now = ReadableJob(*caller, request->job_id());
+  if (!now.ok()) return ToGrpcStatus(now.status());
+  *response = *now;
   return grpc::Status::OK;
 }
 
 grpc::Status JobServiceImpl::WatchJob(grpc::ServerContext* context,
                                       const v1::WatchJobRequest* request,
                                       grpc::ServerWriter<v1::JobEvent>* writer) {
+  const absl::StatusOr<Principal> caller = CallerOf(*context);
+  if (!caller.ok()) return ToGrpcStatus(caller.status());
+  if (const auto readable = ReadableJob(*caller, request->job_id()); !readable.ok()) {
+    return ToGrpcStatus(readable.status());
+  }
   int64_t seen_version = 0;
   while (!context->IsCancelled()) {
     const auto changed = jobs_->WaitForChange(request->job_id(), seen_version, absl::Seconds(1));
@@ -144,16 +178,18 @@ grpc::Status JobServiceImpl::WatchJob(grpc::ServerContext* context,
     if (version == seen_version) continue;
     seen_version = version;
     v1::JobEvent event;
-    *event.mutable_job() = job;
+    *event.mutable_job() = AsSeenBy(*caller, job);
     if (!writer->Write(event)) return grpc::Status::CANCELLED;
     if (IsTerminal(job.state())) return grpc::Status::OK;
   }
   return grpc::Status::CANCELLED;
 }
 
-grpc::Status WorkerRegistryImpl::RegisterWorker(grpc::ServerContext*,
+grpc::Status WorkerRegistryImpl::RegisterWorker(grpc::ServerContext* context,
                                                 const v1::RegisterWorkerRequest* request,
                                                 v1::RegisterWorkerResponse* response) {
+  const absl::StatusOr<Principal> caller = Authorize(*context, {Role::kWorker}, "RegisterWorker");
+  if (!caller.ok()) return ToGrpcStatus(caller.status());
   if (request->address().empty()) {
     return ToGrpcStatus(absl::InvalidArgumentError("address is required"));
   }
@@ -167,20 +203,29 @@ grpc::Status WorkerRegistryImpl::RegisterWorker(grpc::ServerContext*,
     }
     datasets[info.name()] = held;
   }
-  response->set_worker_id(workers_->Register(request->address(), datasets));
+  const absl::StatusOr<std::string> worker_id =
+      workers_->Register(caller->name, request->address(), datasets);
+  if (!worker_id.ok()) return ToGrpcStatus(worker_id.status());
+  response->set_worker_id(*worker_id);
   response->set_heartbeat_interval_ms(
       static_cast<int32_t>(absl::ToInt64Milliseconds(heartbeat_interval_)));
   return grpc::Status::OK;
 }
 
-grpc::Status WorkerRegistryImpl::Heartbeat(grpc::ServerContext*,
+grpc::Status WorkerRegistryImpl::Heartbeat(grpc::ServerContext* context,
                                            const v1::HeartbeatRequest* request,
                                            v1::HeartbeatResponse*) {
-  return ToGrpcStatus(workers_->Heartbeat(request->worker_id()));
+  const absl::StatusOr<Principal> caller = Authorize(*context, {Role::kWorker}, "Heartbeat");
+  if (!caller.ok()) return ToGrpcStatus(caller.status());
+  return ToGrpcStatus(workers_->Heartbeat(caller->name, request->worker_id()));
 }
 
-grpc::Status WorkerRegistryImpl::ListWorkers(grpc::ServerContext*, const v1::ListWorkersRequest*,
+grpc::Status WorkerRegistryImpl::ListWorkers(grpc::ServerContext* context,
+                                             const v1::ListWorkersRequest*,
                                              v1::ListWorkersResponse* response) {
+  const absl::StatusOr<Principal> caller =
+      Authorize(*context, {Role::kAdmin, Role::kReader}, "ListWorkers");
+  if (!caller.ok()) return ToGrpcStatus(caller.status());
   for (const auto& [record, alive] : workers_->List()) {
     v1::WorkerStatus* status = response->add_workers();
     status->set_worker_id(record.worker_id);

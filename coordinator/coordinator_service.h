@@ -2,7 +2,13 @@
 #define DPFLEET_COORDINATOR_COORDINATOR_SERVICE_H_
 
 // The coordinator's two gRPC faces: JobService for clients and WorkerRegistry for workers. They
-// translate protos into calls on the job table, the worker pool, the planner and the accountant.
+// check who is calling (common/identity.h, coordinator/job_access.h) and translate protos into
+// calls on the job table, the worker pool, the planner and the accountant.
+//   SubmitJob: admin or submitter, who becomes the job's owner;
+//   GetJob, WatchJob: the owner, admins and readers; ListJobs: admins and readers see every job,
+//   submitters their own; CancelJob: the owner and admins;
+//   RegisterWorker, Heartbeat: workers, each for itself; ListWorkers: admins and readers.
+// Refusals are UNAUTHENTICATED or PERMISSION_DENIED and change nothing.
 
 #include <memory>
 #include <string>
@@ -46,8 +52,12 @@ class JobServiceImpl final : public v1::JobService::Service {
                         grpc::ServerWriter<v1::JobEvent>* writer) override;
 
  private:
-  // Plans the job, calibrates its noise and reserves its budget; returns the queued job.
-  absl::StatusOr<v1::Job> Admit(const v1::JobSpec& spec);
+  // Plans the job, calibrates its noise and reserves its budget; returns the queued job, owned by
+  // `owner`.
+  absl::StatusOr<v1::Job> Admit(const v1::JobSpec& spec, const std::string& owner);
+
+  // The job `job_id` if `caller` may read it. Errors: kNotFound; kPermissionDenied.
+  absl::StatusOr<v1::Job> ReadableJob(const Principal& caller, const std::string& job_id) const;
 
   JobTable* const jobs_;
   WorkerPool* const workers_;

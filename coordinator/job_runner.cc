@@ -232,8 +232,8 @@ void JobRunner::RunFrom(const v1::Job& job, Progress progress) {
     grpc::ChannelArguments channel_arguments;
     channel_arguments.SetMaxReceiveMessageSize(-1);  // Checkpoints can be large.
     for (AcquiredWorker& worker : acquired) {
-      auto channel = grpc::CreateCustomChannel(
-          worker.record.address, grpc::InsecureChannelCredentials(), channel_arguments);
+      auto channel =
+          MutualTlsChannel(worker.record.address, options_.tls, Role::kWorker, channel_arguments);
       peers.push_back({std::move(worker.record), worker.shard_begin, worker.shard_end,
                        v1::WorkerService::NewStub(channel)});
     }

@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "absl/time/time.h"
+#include "common/tls.h"
 #include "coordinator/accountant_client.h"
 #include "coordinator/job_store.h"
 #include "coordinator/job_table.h"
@@ -47,6 +48,9 @@ struct JobRunnerOptions {
   absl::Duration control_deadline = absl::Seconds(30);
   // How often a queued job looks for idle workers.
   absl::Duration acquire_poll = absl::Milliseconds(200);
+  // The coordinator's certificate, presented to the workers, which accept WorkerService calls
+  // from the coordinator role only; a worker must hold a worker certificate of the same CA.
+  TlsMaterial tls;
 };
 
 class JobRunner {

@@ -16,14 +16,23 @@ bool WorkerPool::AliveLocked(const WorkerRecord& worker) const {
   return absl::Now() - worker.last_heartbeat < heartbeat_timeout_;
 }
 
-std::string WorkerPool::Register(const std::string& address,
-                                 const std::map<std::string, HeldRows>& datasets) {
+absl::StatusOr<std::string> WorkerPool::Register(const std::string& principal,
+                                                 const std::string& address,
+                                                 const std::map<std::string, HeldRows>& datasets) {
   absl::MutexLock lock(&mu_);
+  for (const auto& [id, worker] : workers_) {
+    if (worker.address == address && worker.principal != principal) {
+      return absl::PermissionDeniedError(
+          absl::StrCat("address ", address, " is registered by worker '", worker.principal, "'; '",
+                       principal, "' may not replace it"));
+    }
+  }
   for (auto it = workers_.begin(); it != workers_.end();) {
     it = it->second.address == address ? workers_.erase(it) : std::next(it);
   }
   WorkerRecord record;
   record.worker_id = absl::StrCat(id_prefix_, next_id_++);
+  record.principal = principal;
   record.address = address;
   record.datasets = datasets;
   record.last_heartbeat = absl::Now();
@@ -32,10 +41,14 @@ std::string WorkerPool::Register(const std::string& address,
   return id;
 }
 
-absl::Status WorkerPool::Heartbeat(const std::string& worker_id) {
+absl::Status WorkerPool::Heartbeat(const std::string& principal, const std::string& worker_id) {
   absl::MutexLock lock(&mu_);
   auto it = workers_.find(worker_id);
   if (it == workers_.end()) return absl::NotFoundError(absl::StrCat("unknown worker ", worker_id));
+  if (it->second.principal != principal) {
+    return absl::PermissionDeniedError(absl::StrCat(
+        "worker ", worker_id, " is '", it->second.principal, "', not '", principal, "'"));
+  }
   it->second.last_heartbeat = absl::Now();
   return absl::OkStatus();
 }

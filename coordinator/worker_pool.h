@@ -21,6 +21,7 @@ namespace dpfleet::coordinator {
 
 struct WorkerRecord {
   std::string worker_id;
+  std::string principal;  // The name on the certificate it registered with.
   std::string address;
   std::map<std::string, HeldRows> datasets;  // The training rows held, by dataset name.
   absl::Time last_heartbeat;
@@ -43,11 +44,15 @@ class WorkerPool {
   // Adds a worker and returns its new id, "w<pool>-<n>": the pool part is random, so that an id
   // handed out by a coordinator before it restarted never names another worker after (a worker
   // heartbeating with its old id must hear NOT_FOUND and register again). A worker registering
-  // again from the same address (it restarted) replaces its old record.
-  std::string Register(const std::string& address, const std::map<std::string, HeldRows>& datasets);
+  // again from the same address (it restarted) replaces its old record. `principal` is the
+  // caller's certificate name: a worker speaks only for itself. Errors: kPermissionDenied when the
+  // address is registered by another principal (its record is kept).
+  absl::StatusOr<std::string> Register(const std::string& principal, const std::string& address,
+                                       const std::map<std::string, HeldRows>& datasets);
 
-  // Records a heartbeat. Errors: kNotFound for an unknown id (the worker must register again).
-  absl::Status Heartbeat(const std::string& worker_id);
+  // Records a heartbeat of worker `worker_id` from `principal`. Errors: kNotFound for an unknown
+  // id (the worker must register again); kPermissionDenied when another principal registered it.
+  absl::Status Heartbeat(const std::string& principal, const std::string& worker_id);
 
   // Returns the training-set size that live workers report for `dataset`. Errors: kNotFound when no
   // live worker holds it; kFailedPrecondition when workers disagree on its size.

@@ -10,8 +10,9 @@ packages=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler libabsl-dev
   # Tensors, collectives, and a fast BLAS (the reference BLAS is ~20x slower for LibTorch).
   libtorch-dev libgloo-dev libopenblas0-openmp
-  # Ledger and job store; the CSPRNG behind privacy noise (OpenSSL's DRBG).
-  libsqlite3-dev libssl-dev
+  # Ledger and job store; the CSPRNG behind privacy noise (OpenSSL's DRBG); the cluster's
+  # certificates (deploy/make_certs.sh).
+  libsqlite3-dev libssl-dev openssl
   # Multi-host tests: test machines as network namespaces (ip netns).
   iproute2
   # Offline validation of the Kubernetes manifests.

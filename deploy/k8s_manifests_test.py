@@ -30,11 +30,14 @@ API_VERSIONS = {
     "StatefulSet": "apps/v1",
     "NetworkPolicy": "networking.k8s.io/v1",
 }
-# Created by the operator (README.md, "Running on Kubernetes"), never committed: they hold tokens.
+# Created by the operator (README.md, "Running on a cluster"), never committed: they hold keys.
 SECRETS = {
-    "dpfleet-accountant-tokens": {"tokens"},
-    "dpfleet-coordinator-token": {"coordinator.token"},
+    "dpfleet-ca": {"ca.pem"},
+    "dpfleet-accountant-tls": {"cert.pem", "key.pem"},
+    "dpfleet-coordinator-tls": {"cert.pem", "key.pem"},
+    "dpfleet-worker-tls": {"cert.pem", "key.pem"},
 }
+TLS_FLAGS = ("tls_ca", "tls_cert", "tls_key")
 OPTIONAL_FILES = {"workers-gpu.yaml"}  # Applied by hand, still validated.
 
 failures = []
@@ -200,10 +203,17 @@ def main():
             listen_port = int(listen.rsplit(":", 1)[1]) if re.match(r".*:\d+$", listen) else None
             check(listen_port in declared, "%s: listens on %s but declares ports %s" %
                   (cwhere, listen_port, sorted(declared)))
+            health = values.get("health_listen", "")
+            check(re.match(r"^0\.0\.0\.0:\d+$", health),
+                  "%s: --health_listen %r must be 0.0.0.0:PORT (kubelet probes it)" % (cwhere, health))
+            health_port = int(health.rsplit(":", 1)[1]) if re.match(r".*:\d+$", health) else None
+            check(health_port in declared, "%s: health port %s is not declared (ports %s)" %
+                  (cwhere, health_port, sorted(declared)))
             for probe in ("readinessProbe", "livenessProbe"):
                 grpc_probe = container.get(probe, {}).get("grpc")
-                check(grpc_probe is not None and grpc_probe.get("port") == listen_port,
-                      "%s: %s must be a gRPC health probe on port %s" % (cwhere, probe, listen_port))
+                check(grpc_probe is not None and grpc_probe.get("port") == health_port,
+                      "%s: %s must be a gRPC probe of the health port %s" %
+                      (cwhere, probe, health_port))
             for flag in ("accountant", "coordinator"):
                 if flag not in values:
                     continue
@@ -212,7 +222,9 @@ def main():
                 check(target is not None and
                       int(port) in [p["port"] for p in target[1]["spec"]["ports"]],
                       "%s: --%s=%s names no Service with that port" % (cwhere, flag, values[flag]))
-            for flag in ("accountant_token_file", "tokens"):
+            for flag in TLS_FLAGS:
+                check(flag in values, "%s: --%s is missing: every channel is mutual TLS" %
+                      (cwhere, flag))
                 if flag not in values:
                     continue
                 directory, key = os.path.split(values[flag])
@@ -224,6 +236,12 @@ def main():
                     check(key in SECRETS.get(secret, set()),
                           "%s: --%s reads %s from Secret %s, which holds %s" %
                           (cwhere, flag, key, secret, sorted(SECRETS.get(secret, []))))
+                    if flag == "tls_key":
+                        mode = volume["secret"].get("defaultMode", 0o644)
+                        check(mode & 0o007 == 0, "%s: the key's Secret has mode %o: the binaries "
+                              "refuse a key anyone may read" % (cwhere, mode))
+                        check(pod.get("securityContext", {}).get("fsGroup") is not None,
+                              "%s: a non-root pod needs fsGroup to read its 0400 key" % cwhere)
             for flag in ("ledger", "jobs_db"):
                 if flag in values:
                     directory = os.path.dirname(values[flag])

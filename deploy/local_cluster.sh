@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
 # Runs a dpfleet cluster on loopback: one accountant, one coordinator and N workers, each on a free
-# port, with its state (SQLite ledger, logs, pids, ports) under one folder.
+# port, with its state (SQLite ledger, job store, logs, pids, ports, certificates) under one folder.
+# Every channel is mutual TLS: the cluster's CA and each component's certificate are made with
+# deploy/make_certs.sh under STATE/tls, with certificates for an admin and a reader to use dpctl
+# with (`env` exports the admin's). Each server also answers plaintext health checks on the port
+# in STATE/NAME.health_port.
 #
 #   deploy/local_cluster.sh start [--workers N] [--state-dir DIR] [--bin-dir DIR] [--data-dir DIR]
 #                                 [--collective-timeout-s S] [--resume-wait-s S]
@@ -63,30 +67,25 @@ start_process() {  # start_process NAME COMMAND...: runs in the background, logs
   echo $! >"$state_dir/$name.pid"
 }
 
+tls_env() {  # tls_env NAME: the environment dpctl needs to act as principal NAME
+  echo "DPFLEET_TLS_CA=$state_dir/tls/ca.pem DPFLEET_TLS_CERT=$state_dir/tls/$1.pem DPFLEET_TLS_KEY=$state_dir/tls/$1.key"
+}
+
 print_env() {
   [[ -s $state_dir/coordinator.port && -s $state_dir/accountant.port ]] ||
     die "no cluster running under $state_dir"
   echo "export DPFLEET_COORDINATOR=127.0.0.1:$(cat "$state_dir/coordinator.port")"
   echo "export DPFLEET_ACCOUNTANT=127.0.0.1:$(cat "$state_dir/accountant.port")"
-  echo "export DPFLEET_TOKEN=$(cat "$state_dir/admin.token")"
+  echo "export $(tls_env admin)"
 }
 
-new_token() { head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n'; }
+make_certs() {  # make_certs NAME:ROLE...: certificates under STATE/tls, kept across restarts
+  bash "$repo/deploy/make_certs.sh" "$state_dir/tls" "$@" >&2 || die "cannot make certificates"
+}
 
-# One token per role: the admin's for dpctl, the coordinator's, and a read-only one. Kept across
-# restarts of the same state folder.
-make_tokens() {
-  [[ -s $state_dir/tokens ]] && return
-  (
-    umask 077
-    for role in admin coordinator reader; do new_token >"$state_dir/$role.token"; done
-    {
-      echo "# <token> <role> <principal>"
-      echo "$(cat "$state_dir/admin.token") admin local-admin"
-      echo "$(cat "$state_dir/coordinator.token") coordinator local-coordinator"
-      echo "$(cat "$state_dir/reader.token") reader local-reader"
-    } >"$state_dir/tokens"
-  )
+tls_flags() {  # tls_flags NAME: a server's or client's TLS and health flags
+  echo "--tls_ca $state_dir/tls/ca.pem --tls_cert $state_dir/tls/$1.pem --tls_key $state_dir/tls/$1.key"
+  echo "--health_listen 127.0.0.1:0 --health_port_file $state_dir/$1.health_port"
 }
 
 stop() {
@@ -103,15 +102,16 @@ stop() {
     while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.1; done
     kill -KILL "$pid" 2>/dev/null || true
   done
-  rm -f "$state_dir"/*.port
+  rm -f "$state_dir"/*.port "$state_dir"/*.health_port
 }
 
 start_coordinator() {  # start_coordinator PORT (0: any free port)
   local coordinator
   coordinator=$(binary dpfleet-coordinator coordinator)
   rm -f "$state_dir/coordinator.port"
+  # shellcheck disable=SC2046
   start_process coordinator "$coordinator" --accountant "127.0.0.1:$(cat "$state_dir/accountant.port")" \
-    --accountant_token_file "$state_dir/coordinator.token" --jobs_db "$state_dir/jobs.db" \
+    $(tls_flags coordinator) --jobs_db "$state_dir/jobs.db" \
     --listen "127.0.0.1:$1" --port_file "$state_dir/coordinator.port" \
     --collective_timeout_s "$collective_timeout_s" --resume_wait_s "$resume_wait_s"
   wait_for_file "$state_dir/coordinator.port" coordinator "$state_dir/coordinator.pid"
@@ -121,8 +121,9 @@ wait_for_workers() {  # wait_for_workers N: until the coordinator sees N workers
   local dpctl deadline=$((SECONDS + ready_timeout_s)) alive=0
   dpctl=$(binary dpctl dpctl)
   while ((alive < $1)); do
-    alive=$(DPFLEET_COORDINATOR=127.0.0.1:$(cat "$state_dir/coordinator.port") "$dpctl" workers 2>/dev/null |
-      tail -n 1 | cut -d' ' -f1)
+    # shellcheck disable=SC2046
+    alive=$(env $(tls_env admin) DPFLEET_COORDINATOR=127.0.0.1:$(cat "$state_dir/coordinator.port") \
+      "$dpctl" workers 2>/dev/null | tail -n 1 | cut -d' ' -f1)
     alive=${alive:-0}
     for pidfile in "$state_dir"/worker-*.pid; do
       kill -0 "$(cat "$pidfile")" 2>/dev/null || die "$(basename "${pidfile%.pid}") exited; see ${pidfile%.pid}.log"
@@ -136,9 +137,11 @@ start_worker() {  # start_worker I: worker I on the data folder the cluster was 
   local worker data
   worker=$(binary dpfleet-worker worker)
   data=$(cat "$state_dir/data_dir")
+  make_certs "worker-$1:worker"
   # Workers share this machine's cores: one intra-op thread each, and passive OpenMP waiting.
+  # shellcheck disable=SC2046
   OMP_NUM_THREADS=1 OMP_WAIT_POLICY=PASSIVE start_process "worker-$1" "$worker" \
-    --coordinator "127.0.0.1:$(cat "$state_dir/coordinator.port")" \
+    --coordinator "127.0.0.1:$(cat "$state_dir/coordinator.port")" $(tls_flags "worker-$1") \
     --data_dir "${data//%w/$1}" --port_file "$state_dir/worker-$1.port" \
     --threads 1
 }
@@ -187,10 +190,11 @@ start() {
   fi
   rm -f "$state_dir"/*.port
   trap 'stop; exit 1' ERR
-  make_tokens
+  make_certs accountant:accountant coordinator:coordinator admin:admin reader:reader
 
+  # shellcheck disable=SC2046
   start_process accountant "$accountant" --ledger "$state_dir/ledger.db" \
-    --tokens "$state_dir/tokens" --port_file "$state_dir/accountant.port"
+    $(tls_flags accountant) --port_file "$state_dir/accountant.port"
   wait_for_file "$state_dir/accountant.port" accountant "$state_dir/accountant.pid"
   start_coordinator 0
   echo "$data_dir" >"$state_dir/data_dir"

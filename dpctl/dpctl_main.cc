@@ -14,6 +14,7 @@
 #include "accountant/pld.h"
 #include "common/grpc_status.h"
 #include "common/status.h"
+#include "common/tls.h"
 #include "dpctl/args.h"
 #include "google/protobuf/text_format.h"
 #include "google/protobuf/util/json_util.h"
@@ -42,12 +43,16 @@ Jobs (coordinator at --coordinator or $DPFLEET_COORDINATOR):
   dpctl cancel JOB_ID
   dpctl workers [--json]    registered workers; prints "N alive" last
 
-Budgets (accountant at --accountant-address or $DPFLEET_ACCOUNTANT, token --token or $DPFLEET_TOKEN):
+Budgets (accountant at --accountant-address or $DPFLEET_ACCOUNTANT):
   dpctl register-dataset NAME --epsilon E --delta D
   dpctl budget NAME [--json]
 
-Health (gRPC's grpc.health.v1, served by the accountant, the coordinator and every worker):
+Health (grpc.health.v1, plaintext, on the servers' --health_listen ports):
   dpctl health HOST:PORT... [--wait SECONDS]   exit 0 once every server reports SERVING
+
+Every call to a server is mutual TLS: dpctl presents the certificate --tls-cert (or
+$DPFLEET_TLS_CERT) with its key --tls-key ($DPFLEET_TLS_KEY), and trusts the cluster CA --tls-ca
+($DPFLEET_TLS_CA). The certificate's role decides what dpctl may do (admin, submitter, reader).
 
 Privacy math, offline:
   dpctl privacy epsilon --sampling-rate Q --noise-multiplier S --steps T --delta D
@@ -75,27 +80,31 @@ std::string FlagOrEnv(Args& args, const std::string& flag, const char* env) {
   return address;
 }
 
+// A mutual-TLS channel to the server at --flag (or $env), which must hold a certificate of
+// `server_role`.
 absl::StatusOr<std::shared_ptr<grpc::Channel>> Channel(Args& args, const std::string& flag,
-                                                       const char* env) {
+                                                       const char* env, Role server_role) {
   const std::string address = FlagOrEnv(args, flag, env);
   if (address.empty()) {
     return absl::InvalidArgumentError(absl::StrCat("no address: pass --", flag, " or set ", env,
                                                    " (deploy/local_cluster.sh env prints it)"));
   }
-  return grpc::CreateChannel(address, grpc::InsecureChannelCredentials());
+  const absl::StatusOr<TlsMaterial> tls =
+      LoadTls({.ca_cert = FlagOrEnv(args, "tls-ca", "DPFLEET_TLS_CA"),
+               .cert = FlagOrEnv(args, "tls-cert", "DPFLEET_TLS_CERT"),
+               .key = FlagOrEnv(args, "tls-key", "DPFLEET_TLS_KEY")},
+              "--tls-");
+  if (!tls.ok()) {
+    return Annotate(tls.status(),
+                    "dpctl's certificate (--tls-ca/--tls-cert/--tls-key or "
+                    "$DPFLEET_TLS_CA/_CERT/_KEY)");
+  }
+  return MutualTlsChannel(address, *tls, server_role);
 }
 
 std::unique_ptr<grpc::ClientContext> Context(absl::Duration deadline = absl::Seconds(60)) {
   auto context = std::make_unique<grpc::ClientContext>();
   context->set_deadline(absl::ToChronoTime(absl::Now() + deadline));
-  return context;
-}
-
-// A context for the accountant, carrying the caller's bearer token.
-std::unique_ptr<grpc::ClientContext> AccountantContext(Args& args) {
-  auto context = Context();
-  const std::string token = FlagOrEnv(args, "token", "DPFLEET_TOKEN");
-  if (!token.empty()) context->AddMetadata("authorization", "Bearer " + token);
   return context;
 }
 
@@ -266,7 +275,8 @@ int Submit(Args& args) {
   DPCTL_ASSIGN_OR_FAIL(spec, SpecFromArgs(args));
   const bool watch = args.Bool("watch");
   const bool json = args.Bool("json");
-  DPCTL_ASSIGN_OR_FAIL(channel, Channel(args, "coordinator", "DPFLEET_COORDINATOR"));
+  DPCTL_ASSIGN_OR_FAIL(channel,
+                       Channel(args, "coordinator", "DPFLEET_COORDINATOR", Role::kCoordinator));
   if (absl::Status unused = args.CheckAllUsed(); !unused.ok()) return Fail(unused);
   auto jobs = v1::JobService::NewStub(channel);
   v1::SubmitJobRequest request;
@@ -285,7 +295,8 @@ int Submit(Args& args) {
 
 int JobCommand(Args& args, const std::string& command) {
   const bool json = args.Bool("json");
-  DPCTL_ASSIGN_OR_FAIL(channel, Channel(args, "coordinator", "DPFLEET_COORDINATOR"));
+  DPCTL_ASSIGN_OR_FAIL(channel,
+                       Channel(args, "coordinator", "DPFLEET_COORDINATOR", Role::kCoordinator));
   if (absl::Status unused = args.CheckAllUsed(); !unused.ok()) return Fail(unused);
   auto jobs = v1::JobService::NewStub(channel);
   if (command == "jobs") {
@@ -325,7 +336,8 @@ int JobCommand(Args& args, const std::string& command) {
 
 int Workers(Args& args) {
   const bool json = args.Bool("json");
-  DPCTL_ASSIGN_OR_FAIL(channel, Channel(args, "coordinator", "DPFLEET_COORDINATOR"));
+  DPCTL_ASSIGN_OR_FAIL(channel,
+                       Channel(args, "coordinator", "DPFLEET_COORDINATOR", Role::kCoordinator));
   if (absl::Status unused = args.CheckAllUsed(); !unused.ok()) return Fail(unused);
   auto registry = v1::WorkerRegistry::NewStub(channel);
   v1::ListWorkersResponse response;
@@ -359,14 +371,15 @@ int BudgetCommand(Args& args, const std::string& command) {
     return Fail(absl::InvalidArgumentError(command + " needs a dataset name"));
   const std::string& dataset = args.positional()[1];
   const bool json = args.Bool("json");
-  DPCTL_ASSIGN_OR_FAIL(channel, Channel(args, "accountant-address", "DPFLEET_ACCOUNTANT"));
+  DPCTL_ASSIGN_OR_FAIL(
+      channel, Channel(args, "accountant-address", "DPFLEET_ACCOUNTANT", Role::kAccountant));
   auto accountant = v1::AccountantService::NewStub(channel);
   if (command == "register-dataset") {
     v1::RegisterDatasetRequest request;
     request.set_dataset(dataset);
     DPCTL_ASSIGN_OR_FAIL(epsilon, args.Double("epsilon"));
     DPCTL_ASSIGN_OR_FAIL(delta, args.Double("delta"));
-    auto context = AccountantContext(args);
+    auto context = Context();
     if (absl::Status unused = args.CheckAllUsed(); !unused.ok()) return Fail(unused);
     request.set_epsilon_budget(epsilon);
     request.set_delta(delta);
@@ -377,7 +390,7 @@ int BudgetCommand(Args& args, const std::string& command) {
                                  epsilon, delta);
     return 0;
   }
-  auto context = AccountantContext(args);
+  auto context = Context();
   if (absl::Status unused = args.CheckAllUsed(); !unused.ok()) return Fail(unused);
   v1::GetBudgetRequest request;
   request.set_dataset(dataset);

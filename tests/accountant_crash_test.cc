@@ -18,6 +18,8 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "accountant/privacy_filter.h"
+#include "common/test_certificates.h"
+#include "common/tls.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "proto/dpfleet.grpc.pb.h"
@@ -27,8 +29,6 @@ extern char** environ;
 namespace dpfleet {
 namespace {
 
-constexpr char kAdminToken[] = "admin-token-crash-test-0001";
-constexpr char kCoordinatorToken[] = "coordinator-token-crash-test-0001";
 constexpr double kQ = 0.01;
 constexpr double kSigma = 1.0;
 constexpr double kDelta = 1e-5;
@@ -44,11 +44,19 @@ class Accountant {
     std::remove(port_file.c_str());
     const std::string binary =
         absl::StrCat(std::getenv("TEST_SRCDIR"), "/dpfleet/accountant/dpfleet-accountant");
-    const std::string tokens = TempDir() + "/tokens";
-    std::ofstream(tokens) << kAdminToken << " admin test-admin\n"
-                          << kCoordinatorToken << " coordinator test-coordinator\n";
-    std::vector<std::string> args = {binary, "--ledger",    ledger,   "--tokens",
-                                     tokens, "--port_file", port_file};
+    TestCertificate("accountant", Role::kAccountant);
+    const std::string tls = TestCaDir();
+    std::vector<std::string> args = {binary,
+                                     "--ledger",
+                                     ledger,
+                                     "--tls_ca",
+                                     tls + "/ca.pem",
+                                     "--tls_cert",
+                                     tls + "/accountant.pem",
+                                     "--tls_key",
+                                     tls + "/accountant.key",
+                                     "--port_file",
+                                     port_file};
     std::vector<char*> argv;
     for (std::string& arg : args) argv.push_back(arg.data());
     argv.push_back(nullptr);
@@ -61,8 +69,11 @@ class Accountant {
       if (port.empty()) absl::SleepFor(absl::Milliseconds(20));
     }
     EXPECT_FALSE(port.empty()) << "accountant did not start";
-    stub_ = v1::AccountantService::NewStub(
-        grpc::CreateChannel("127.0.0.1:" + port, grpc::InsecureChannelCredentials()));
+    admin_ = v1::AccountantService::NewStub(MutualTlsChannel(
+        "127.0.0.1:" + port, TestCertificate("ops", Role::kAdmin), Role::kAccountant));
+    coordinator_ = v1::AccountantService::NewStub(
+        MutualTlsChannel("127.0.0.1:" + port, TestCertificate("coordinator", Role::kCoordinator),
+                         Role::kAccountant));
   }
 
   ~Accountant() { Kill(SIGTERM); }
@@ -74,16 +85,18 @@ class Accountant {
     pid_ = -1;
   }
 
-  v1::AccountantService::Stub& stub() { return *stub_; }
+  // Clients holding an admin's and a coordinator's certificate.
+  v1::AccountantService::Stub& as_admin() { return *admin_; }
+  v1::AccountantService::Stub& as_coordinator() { return *coordinator_; }
 
  private:
   pid_t pid_ = -1;
-  std::unique_ptr<v1::AccountantService::Stub> stub_;
+  std::unique_ptr<v1::AccountantService::Stub> admin_;
+  std::unique_ptr<v1::AccountantService::Stub> coordinator_;
 };
 
-std::unique_ptr<grpc::ClientContext> As(const char* token) {
+std::unique_ptr<grpc::ClientContext> Context() {
   auto context = std::make_unique<grpc::ClientContext>();
-  context->AddMetadata("authorization", absl::StrCat("Bearer ", token));
   context->set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
   return context;
 }
@@ -114,8 +127,7 @@ TEST(AccountantCrash, SigkillMidTrafficLosesNothingAcknowledged) {
     dataset.set_epsilon_budget(budget);
     dataset.set_delta(kDelta);
     v1::RegisterDatasetResponse registered;
-    ASSERT_TRUE(
-        accountant.stub().RegisterDataset(As(kAdminToken).get(), dataset, &registered).ok());
+    ASSERT_TRUE(accountant.as_admin().RegisterDataset(Context().get(), dataset, &registered).ok());
 
     std::atomic<bool> down{false};
     std::vector<std::thread> clients;
@@ -133,7 +145,7 @@ TEST(AccountantCrash, SigkillMidTrafficLosesNothingAcknowledged) {
           reserve.mutable_mechanism()->set_steps(50 + rng() % 100);
           v1::ReserveResponse reserved;
           const grpc::Status status =
-              accountant.stub().Reserve(As(kCoordinatorToken).get(), reserve, &reserved);
+              accountant.as_coordinator().Reserve(Context().get(), reserve, &reserved);
           if (status.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED) {
             ++refused_for_budget;
             continue;
@@ -148,8 +160,7 @@ TEST(AccountantCrash, SigkillMidTrafficLosesNothingAcknowledged) {
           commit.set_reservation_id(reserved.reservation_id());
           commit.set_steps_run(steps);
           v1::CommitResponse committed;
-          if (!accountant.stub().Commit(As(kCoordinatorToken).get(), commit, &committed).ok())
-            break;
+          if (!accountant.as_coordinator().Commit(Context().get(), commit, &committed).ok()) break;
           absl::MutexLock lock(&record.mu);
           record.acknowledged_commit[reserved.reservation_id()] = steps;
         }
@@ -168,7 +179,7 @@ TEST(AccountantCrash, SigkillMidTrafficLosesNothingAcknowledged) {
     request.set_reservation_id(id);
     request.set_steps_run(steps);
     v1::CommitResponse response;
-    return restarted.stub().Commit(As(kCoordinatorToken).get(), request, &response);
+    return restarted.as_coordinator().Commit(Context().get(), request, &response);
   };
   // Every acknowledged commit is there, with its steps: the same commit is OK, another is refused.
   for (const auto& [id, steps] : record.acknowledged_commit) {
@@ -186,7 +197,7 @@ TEST(AccountantCrash, SigkillMidTrafficLosesNothingAcknowledged) {
   v1::GetBudgetRequest get;
   get.set_dataset("mnist");
   v1::GetBudgetResponse after;
-  ASSERT_TRUE(restarted.stub().GetBudget(As(kAdminToken).get(), get, &after).ok());
+  ASSERT_TRUE(restarted.as_admin().GetBudget(Context().get(), get, &after).ok());
   // Reservations made but never acknowledged (in flight at the kill) still count in full: the
   // ledger can only count more than the clients know of, never less, and never more than the
   // budget.

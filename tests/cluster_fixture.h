@@ -18,6 +18,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "common/tls.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "proto/dpfleet.grpc.pb.h"
@@ -63,27 +64,29 @@ inline v1::JobSpec LinearHeadJob(const std::string& dataset, double delta) {
   return spec;
 }
 
+// A context for one call, with a deadline.
+inline std::unique_ptr<grpc::ClientContext> Context() {
+  auto context = std::make_unique<grpc::ClientContext>();
+  context->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+  return context;
+}
+
 // Clients for a running cluster's coordinator and accountant, and the calls tests make on them.
 class ClusterTest : public ::testing::Test {
  protected:
-  // Points the clients at a running cluster; `admin_token` is the accountant's admin credential.
+  // Points the clients at a running cluster, calling as the principal whose certificate `tls`
+  // holds (an admin, for most tests).
   void Connect(const std::string& coordinator_address, const std::string& accountant_address,
-               const std::string& admin_token) {
+               const TlsMaterial& tls) {
     coordinator_address_ = coordinator_address;
-    admin_token_ = admin_token;
-    auto coordinator = grpc::CreateChannel(coordinator_address, grpc::InsecureChannelCredentials());
+    accountant_address_ = accountant_address;
+    auto coordinator = MutualTlsChannel(coordinator_address, tls, Role::kCoordinator);
     jobs_ = v1::JobService::NewStub(coordinator);
     registry_ = v1::WorkerRegistry::NewStub(coordinator);
     accountant_ = v1::AccountantService::NewStub(
-        grpc::CreateChannel(accountant_address, grpc::InsecureChannelCredentials()));
+        MutualTlsChannel(accountant_address, tls, Role::kAccountant));
   }
 
-  // A context for the accountant carrying the cluster's admin token.
-  std::unique_ptr<grpc::ClientContext> AsAdmin() {
-    auto context = std::make_unique<grpc::ClientContext>();
-    context->AddMetadata("authorization", "Bearer " + admin_token_);
-    return context;
-  }
 
   void RegisterDataset(double epsilon_budget, const std::string& dataset = "fashion-mnist",
                        double delta = kDelta) {
@@ -92,7 +95,7 @@ class ClusterTest : public ::testing::Test {
     request.set_epsilon_budget(epsilon_budget);
     request.set_delta(delta);
     v1::RegisterDatasetResponse response;
-    ASSERT_TRUE(accountant_->RegisterDataset(AsAdmin().get(), request, &response).ok());
+    ASSERT_TRUE(accountant_->RegisterDataset(Context().get(), request, &response).ok());
   }
 
   grpc::Status Submit(const v1::JobSpec& spec, v1::Job* job) {
@@ -157,7 +160,7 @@ class ClusterTest : public ::testing::Test {
     v1::GetBudgetRequest request;
     request.set_dataset(dataset);
     v1::GetBudgetResponse budget;
-    EXPECT_TRUE(accountant_->GetBudget(AsAdmin().get(), request, &budget).ok());
+    EXPECT_TRUE(accountant_->GetBudget(Context().get(), request, &budget).ok());
     return budget;
   }
 
@@ -167,7 +170,7 @@ class ClusterTest : public ::testing::Test {
   }
 
   std::string coordinator_address_;
-  std::string admin_token_;
+  std::string accountant_address_;
   std::unique_ptr<v1::JobService::Stub> jobs_;
   std::unique_ptr<v1::WorkerRegistry::Stub> registry_;
   std::unique_ptr<v1::AccountantService::Stub> accountant_;
@@ -190,7 +193,7 @@ class LocalClusterTest : public ClusterTest {
                      state_dir_, " --bin-dir ", Runfiles(), " --data-dir ", DataDir());
     ASSERT_EQ(RunCommand(start, &output), 0) << output << ReadFile(state_dir_ + "/coordinator.log");
     Connect(AddressIn(state_dir_ + "/coordinator.port"), AddressIn(state_dir_ + "/accountant.port"),
-            ReadFile(state_dir_ + "/admin.token"));
+            Certificate("admin"));
   }
 
   void TearDown() override {
@@ -230,6 +233,15 @@ class LocalClusterTest : public ClusterTest {
                          &output),
               0)
         << output << ReadFile(absl::StrCat(state_dir_, "/worker-", index, ".log"));
+  }
+
+  // The certificate the launcher made for principal `name` (see deploy/local_cluster.sh).
+  TlsMaterial Certificate(const std::string& name) const {
+    const std::string dir = state_dir_ + "/tls/";
+    absl::StatusOr<TlsMaterial> tls = LoadTls(
+        {.ca_cert = dir + "ca.pem", .cert = dir + name + ".pem", .key = dir + name + ".key"});
+    EXPECT_TRUE(tls.ok()) << tls.status();
+    return tls.ok() ? *tls : TlsMaterial{};
   }
 
   // The loopback address whose port the launcher wrote to `port_file` (one line).

@@ -96,11 +96,8 @@ class ImagePipelineTest : public LocalClusterTest {
 
 TEST_F(ImagePipelineTest, ExtractsPartsPerWorkerAndFinetunesAPrivateHead) {
   // Each worker holds only its half of the training features, and the coordinator knows it.
-  auto registry = v1::WorkerRegistry::NewStub(
-      grpc::CreateChannel(coordinator_address_, grpc::InsecureChannelCredentials()));
-  grpc::ClientContext context;
   v1::ListWorkersResponse workers;
-  ASSERT_TRUE(registry->ListWorkers(&context, {}, &workers).ok());
+  ASSERT_TRUE(registry_->ListWorkers(Context().get(), {}, &workers).ok());
   ASSERT_EQ(workers.workers_size(), 2);
   int64_t held = 0;
   for (const v1::WorkerStatus& worker : workers.workers()) {

@@ -13,12 +13,10 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
-#include <random>
 #include <string>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "gtest/gtest.h"
 #include "tests/cluster_fixture.h"
@@ -88,20 +86,15 @@ class MultiHostTest : public ClusterTest {
     next_host_ = std::max(next_host_, kServicesHost);
     const int services = AddHost();
     ASSERT_EQ(services, next_host_ - 1);
-    const std::string admin = NewToken();
-    const std::string coordinator = NewToken();
-    WriteFile("tokens", absl::StrCat(admin, " admin test-admin\n", coordinator,
-                                     " coordinator test-coordinator\n"));
-    WriteFile("coordinator.token", coordinator);
+    MakeCertificates({"accountant:accountant", "coordinator:coordinator", "admin:admin"});
     Launch(services, "accountant", "accountant/dpfleet-accountant",
-           {"--listen", Address(services) + ":0", "--ledger", state_dir_ + "/ledger.db", "--tokens",
-            state_dir_ + "/tokens"});
+           {"--listen", Address(services) + ":0", "--ledger", state_dir_ + "/ledger.db"});
     services_host_ = services;
     coordinator_flags_ = flags;
     accountant_ = Address(services) + ":" + WaitForPort("accountant");
     LaunchCoordinator("0");
     coordinator_ = Address(services) + ":" + WaitForPort("coordinator");
-    Connect(coordinator_, accountant_, admin);
+    Connect(coordinator_, accountant_, Certificate("admin"));
   }
 
   // SIGKILLs the coordinator and starts it again on the same address and job store.
@@ -119,8 +112,7 @@ class MultiHostTest : public ClusterTest {
   void LaunchCoordinator(const std::string& port) {
     Launch(services_host_, "coordinator", "coordinator/dpfleet-coordinator",
            {"--listen", Address(services_host_) + ":" + port, "--accountant", accountant_,
-            "--accountant_token_file", state_dir_ + "/coordinator.token", "--jobs_db",
-            state_dir_ + "/jobs.db", "--collective_timeout_s", "10", "--resume_wait_s",
+            "--jobs_db", state_dir_ + "/jobs.db", "--collective_timeout_s", "10", "--resume_wait_s",
             absl::StrCat(coordinator_flags_.resume_wait_s), "--max_attempts",
             absl::StrCat(coordinator_flags_.max_attempts)});
   }
@@ -136,6 +128,7 @@ class MultiHostTest : public ClusterTest {
   // Starts a worker on a new host, serving Fashion-MNIST; returns the host's index.
   int StartWorker(const std::vector<std::string>& extra_flags = {}) {
     const int host = AddHost();
+    MakeCertificates({absl::StrCat("worker-h", host, ":worker")});
     std::vector<std::string> flags = {"--coordinator",    coordinator_,
                                       "--listen",         Address(host) + ":0",
                                       "--advertise_host", Address(host),
@@ -184,24 +177,31 @@ class MultiHostTest : public ClusterTest {
     return host;
   }
 
-  static std::string NewToken() {
-    std::random_device random;
-    return absl::StrFormat("%08x%08x%08x%08x", random(), random(), random(), random());
+  // Certificates of this test's cluster CA, NAME:ROLE each (deploy/make_certs.sh).
+  void MakeCertificates(const std::vector<std::string>& principals) {
+    const std::string command = absl::StrCat("bash ", Runfiles(), "/deploy/make_certs.sh ",
+                                             state_dir_, "/tls ", absl::StrJoin(principals, " "));
+    ASSERT_EQ(std::system(command.c_str()), 0) << command;
   }
 
-  void WriteFile(const std::string& name, const std::string& contents) {
-    std::ofstream(state_dir_ + "/" + name) << contents;
+  TlsMaterial Certificate(const std::string& name) {
+    const std::string dir = state_dir_ + "/tls/";
+    absl::StatusOr<TlsMaterial> tls = LoadTls(
+        {.ca_cert = dir + "ca.pem", .cert = dir + name + ".pem", .key = dir + name + ".key"});
+    EXPECT_TRUE(tls.ok()) << tls.status();
+    return tls.ok() ? *tls : TlsMaterial{};
   }
 
-  // Runs binary `path` (under the runfiles) on `host` in the background; its stderr and stdout go
-  // to NAME.log, and it writes its port to NAME.port.
+  // Runs binary `path` (under the runfiles) on `host` in the background, with the certificate of
+  // principal NAME; its stderr and stdout go to NAME.log, and it writes its port to NAME.port.
   void Launch(int host, const std::string& name, const std::string& path,
               const std::vector<std::string>& flags) {
-    const std::string command =
-        absl::StrCat("ip netns exec ", Namespace(host),
-                     " env OMP_NUM_THREADS=1 OMP_WAIT_POLICY=PASSIVE ", Runfiles(), "/", path, " ",
-                     absl::StrJoin(flags, " "), " --port_file ", state_dir_, "/", name, ".port >",
-                     state_dir_, "/", name, ".log 2>&1 & echo $! >", state_dir_, "/", name, ".pid");
+    const std::string command = absl::StrCat(
+        "ip netns exec ", Namespace(host), " env OMP_NUM_THREADS=1 OMP_WAIT_POLICY=PASSIVE ",
+        Runfiles(), "/", path, " ", absl::StrJoin(flags, " "), " --tls_ca ", state_dir_,
+        "/tls/ca.pem --tls_cert ", state_dir_, "/tls/", name, ".pem --tls_key ", state_dir_,
+        "/tls/", name, ".key --port_file ", state_dir_, "/", name, ".port >", state_dir_, "/", name,
+        ".log 2>&1 & echo $! >", state_dir_, "/", name, ".pid");
     ASSERT_EQ(std::system(command.c_str()), 0) << command;
   }
 

@@ -10,10 +10,10 @@
 #include "absl/flags/parse.h"
 #include "absl/strings/str_cat.h"
 #include "common/serve.h"
+#include "common/server_flags.h"
 #include "worker/caching_allocator.h"
 #include "worker/worker_service.h"
 
-ABSL_FLAG(std::string, listen, "127.0.0.1:0", "host:port to serve on (port 0: any free port)");
 ABSL_FLAG(std::string, advertise_host, "127.0.0.1",
           "host (name or address) the coordinator uses to reach this worker's WorkerService");
 ABSL_FLAG(std::string, collective_host, "",
@@ -22,7 +22,6 @@ ABSL_FLAG(std::string, collective_host, "",
           "(default: --advertise_host)");
 ABSL_FLAG(std::string, coordinator, "", "host:port of the coordinator (required)");
 ABSL_FLAG(std::string, data_dir, "/usr/share/datasets", "folder of datasets, one sub-folder each");
-ABSL_FLAG(std::string, port_file, "", "write the bound port here once serving");
 ABSL_FLAG(int, threads, 1, "intra-op threads for tensor math (1 when workers share cores)");
 ABSL_FLAG(std::string, collective, "gloo",
           "all-reduce backend: gloo (CPU) or nccl (GPU, CUDA build)");
@@ -58,6 +57,12 @@ int main(int argc, char** argv) {
     std::cerr << "dpfleet-worker: --coordinator is required\n";
     return 2;
   }
+  // One certificate (role worker) for its server and as the coordinator's client.
+  const absl::StatusOr<dpfleet::TlsMaterial> tls = dpfleet::TlsFromFlags();
+  if (!tls.ok()) {
+    std::cerr << "dpfleet-worker: " << tls.status() << "\n";
+    return 2;
+  }
   at::set_num_threads(absl::GetFlag(FLAGS_threads));
   dpfleet::worker::InstallCachingCpuAllocator();
   auto datasets = dpfleet::worker::LoadDatasets(absl::GetFlag(FLAGS_data_dir));
@@ -77,9 +82,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   dpfleet::worker::WorkerServiceImpl service(options, std::move(*datasets));
-  auto server = dpfleet::StartServer(
-      {.listen_address = absl::GetFlag(FLAGS_listen), .port_file = absl::GetFlag(FLAGS_port_file)},
-      {&service});
+  auto server = dpfleet::StartServer(dpfleet::ServerOptionsFromFlags(*tls), {&service});
   if (!server.ok()) {
     std::cerr << "dpfleet-worker: " << server.status() << "\n";
     return 1;
@@ -93,8 +96,8 @@ int main(int argc, char** argv) {
   grpc::ChannelArguments channel_arguments;
   channel_arguments.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 200);
   channel_arguments.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 2000);
-  auto registry = WorkerRegistry::NewStub(grpc::CreateCustomChannel(
-      absl::GetFlag(FLAGS_coordinator), grpc::InsecureChannelCredentials(), channel_arguments));
+  auto registry = WorkerRegistry::NewStub(dpfleet::MutualTlsChannel(
+      absl::GetFlag(FLAGS_coordinator), *tls, dpfleet::Role::kCoordinator, channel_arguments));
   std::atomic<bool> stopping{false};
   std::thread heartbeat([&] {
     auto registered = RegisterUntilAccepted(*registry, registration, stopping);

@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/grpc_status.h"
+#include "common/identity.h"
 #include "common/status.h"
 #include "worker/caching_allocator.h"
 #include "worker/feature_dataset.h"
@@ -142,9 +143,12 @@ absl::StatusOr<ShardTrainer*> WorkerServiceImpl::FindTrainer(const std::string& 
   return job->trainer.get();
 }
 
-grpc::Status WorkerServiceImpl::AssignShard(grpc::ServerContext*,
+grpc::Status WorkerServiceImpl::AssignShard(grpc::ServerContext* context,
                                             const v1::AssignShardRequest* request,
                                             v1::AssignShardResponse* response) {
+  if (const auto caller = Authorize(*context, {Role::kCoordinator}, "AssignShard"); !caller.ok()) {
+    return ToGrpcStatus(caller.status());
+  }
   const v1::ShardAssignment& assignment = request->assignment();
   absl::MutexLock lock(&mu_);
   if (job_ != nullptr && job_->assignment.job_id() == assignment.job_id() &&
@@ -226,9 +230,13 @@ absl::Status WorkerServiceImpl::EnsureTrainer(ActiveJob& job) {
   return absl::OkStatus();
 }
 
-grpc::Status WorkerServiceImpl::JoinCollective(grpc::ServerContext*,
+grpc::Status WorkerServiceImpl::JoinCollective(grpc::ServerContext* context,
                                                const v1::JoinCollectiveRequest* request,
                                                v1::JoinCollectiveResponse*) {
+  if (const auto caller = Authorize(*context, {Role::kCoordinator}, "JoinCollective");
+      !caller.ok()) {
+    return ToGrpcStatus(caller.status());
+  }
   absl::MutexLock lock(&mu_);
   const absl::StatusOr<ActiveJob*> job = FindUsableJob(request->job_id());
   if (!job.ok()) return ToGrpcStatus(job.status());
@@ -244,8 +252,12 @@ grpc::Status WorkerServiceImpl::JoinCollective(grpc::ServerContext*,
   return ToGrpcStatus(joined);
 }
 
-grpc::Status WorkerServiceImpl::RunStep(grpc::ServerContext*, const v1::RunStepRequest* request,
+grpc::Status WorkerServiceImpl::RunStep(grpc::ServerContext* context,
+                                        const v1::RunStepRequest* request,
                                         v1::RunStepResponse* response) {
+  if (const auto caller = Authorize(*context, {Role::kCoordinator}, "RunStep"); !caller.ok()) {
+    return ToGrpcStatus(caller.status());
+  }
   absl::MutexLock lock(&mu_);
   const absl::StatusOr<ActiveJob*> job = FindUsableJob(request->job_id());
   if (!job.ok()) return ToGrpcStatus(job.status());
@@ -275,8 +287,12 @@ grpc::Status WorkerServiceImpl::RunStep(grpc::ServerContext*, const v1::RunStepR
   return grpc::Status::OK;
 }
 
-grpc::Status WorkerServiceImpl::Evaluate(grpc::ServerContext*, const v1::EvaluateRequest* request,
+grpc::Status WorkerServiceImpl::Evaluate(grpc::ServerContext* context,
+                                         const v1::EvaluateRequest* request,
                                          v1::EvaluateResponse* response) {
+  if (const auto caller = Authorize(*context, {Role::kCoordinator}, "Evaluate"); !caller.ok()) {
+    return ToGrpcStatus(caller.status());
+  }
   absl::MutexLock lock(&mu_);
   const absl::StatusOr<ShardTrainer*> trainer = FindTrainer(request->job_id());
   if (!trainer.ok()) return ToGrpcStatus(trainer.status());
@@ -287,9 +303,12 @@ grpc::Status WorkerServiceImpl::Evaluate(grpc::ServerContext*, const v1::Evaluat
   return grpc::Status::OK;
 }
 
-grpc::Status WorkerServiceImpl::Checkpoint(grpc::ServerContext*,
+grpc::Status WorkerServiceImpl::Checkpoint(grpc::ServerContext* context,
                                            const v1::CheckpointRequest* request,
                                            v1::CheckpointResponse* response) {
+  if (const auto caller = Authorize(*context, {Role::kCoordinator}, "Checkpoint"); !caller.ok()) {
+    return ToGrpcStatus(caller.status());
+  }
   absl::MutexLock lock(&mu_);
   const absl::StatusOr<ShardTrainer*> trainer = FindTrainer(request->job_id());
   if (!trainer.ok()) return ToGrpcStatus(trainer.status());
@@ -300,9 +319,12 @@ grpc::Status WorkerServiceImpl::Checkpoint(grpc::ServerContext*,
   return grpc::Status::OK;
 }
 
-grpc::Status WorkerServiceImpl::ReleaseShard(grpc::ServerContext*,
+grpc::Status WorkerServiceImpl::ReleaseShard(grpc::ServerContext* context,
                                              const v1::ReleaseShardRequest* request,
                                              v1::ReleaseShardResponse*) {
+  if (const auto caller = Authorize(*context, {Role::kCoordinator}, "ReleaseShard"); !caller.ok()) {
+    return ToGrpcStatus(caller.status());
+  }
   absl::MutexLock lock(&mu_);
   if (job_ != nullptr && job_->assignment.job_id() == request->job_id()) {
     job_.reset();

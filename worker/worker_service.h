@@ -1,8 +1,9 @@
 #ifndef DPFLEET_WORKER_WORKER_SERVICE_H_
 #define DPFLEET_WORKER_WORKER_SERVICE_H_
 
-// WorkerService: the coordinator's handle on one worker process. Translates proto requests into
-// calls on ShardTrainer; holds at most one job at a time.
+// WorkerService: the coordinator's handle on one worker process. Every RPC is refused unless the
+// caller's certificate carries the coordinator role (common/identity.h); then it translates the
+// request into calls on ShardTrainer. Holds at most one job at a time.
 
 #include <map>
 #include <memory>

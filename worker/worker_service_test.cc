@@ -1,5 +1,8 @@
 #include "worker/worker_service.h"
 
+#include "absl/strings/str_cat.h"
+#include "common/serve.h"
+#include "common/test_certificates.h"
 #include "gtest/gtest.h"
 
 namespace dpfleet::worker {
@@ -70,20 +73,67 @@ TEST(TrainerOptionsFromAssignment, RefusesAMissingOptimizer) {
             absl::StatusCode::kInvalidArgument);
 }
 
-TEST(WorkerService, RefusesUnknownDatasetAndStepsOfOtherJobs) {
-  WorkerServiceImpl service({}, {});
-  grpc::ServerContext context;
+// The service behind a real server with mutual TLS, as a worker's certificate.
+class WorkerServiceTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    server_ = *StartServer(
+        {.listen_address = "127.0.0.1:0",
+         .credentials = MutualTlsServerCredentials(TestCertificate("worker-0", Role::kWorker))},
+        {&service_});
+  }
+  void TearDown() override { server_.server->Shutdown(); }
+
+  std::unique_ptr<v1::WorkerService::Stub> As(const std::string& name, Role role) {
+    return v1::WorkerService::NewStub(MutualTlsChannel(absl::StrCat("127.0.0.1:", server_.port),
+                                                       TestCertificate(name, role), Role::kWorker));
+  }
+  static std::unique_ptr<grpc::ClientContext> Context() {
+    auto context = std::make_unique<grpc::ClientContext>();
+    context->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    return context;
+  }
+
+  WorkerServiceImpl service_{{}, {}};
+  RunningServer server_;
+};
+
+TEST_F(WorkerServiceTest, RefusesUnknownDatasetAndStepsOfOtherJobs) {
+  const auto coordinator = As("coordinator", Role::kCoordinator);
   v1::AssignShardRequest assign;
   *assign.mutable_assignment() = Assignment();
   v1::AssignShardResponse assigned;
-  const grpc::Status status = service.AssignShard(&context, &assign, &assigned);
+  const grpc::Status status = coordinator->AssignShard(Context().get(), assign, &assigned);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::NOT_FOUND);
   EXPECT_NE(status.error_message().find("toy"), std::string::npos);
 
   v1::RunStepRequest step;
   step.set_job_id("job-1");
   v1::RunStepResponse stepped;
-  EXPECT_EQ(service.RunStep(&context, &step, &stepped).error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(coordinator->RunStep(Context().get(), step, &stepped).error_code(),
+            grpc::StatusCode::NOT_FOUND);
+}
+
+TEST_F(WorkerServiceTest, OnlyTheCoordinatorMayCallAWorker) {
+  for (const auto& [name, role] : {std::pair{"ops", Role::kAdmin},
+                                   {"alice", Role::kSubmitter},
+                                   {"worker-1", Role::kWorker},
+                                   {"dashboard", Role::kReader}}) {
+    const auto stub = As(name, role);
+    v1::AssignShardRequest assign;
+    *assign.mutable_assignment() = Assignment();
+    v1::AssignShardResponse assigned;
+    const grpc::Status status = stub->AssignShard(Context().get(), assign, &assigned);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::PERMISSION_DENIED) << name;
+    EXPECT_NE(status.error_message().find("AssignShard needs the role coordinator"),
+              std::string::npos)
+        << status.error_message();
+    v1::CheckpointRequest checkpoint;
+    checkpoint.set_job_id("job-1");
+    v1::CheckpointResponse state;
+    EXPECT_EQ(stub->Checkpoint(Context().get(), checkpoint, &state).error_code(),
+              grpc::StatusCode::PERMISSION_DENIED);
+  }
 }
 
 TEST(ValidateWorkerOptions, KnowsWhichCollectivesThisBuildHas) {

@@ -1,0 +1,58 @@
+#include "coordinator/job_access.h"
+
+#include "gtest/gtest.h"
+
+namespace dpfleet::coordinator {
+namespace {
+
+v1::Job AlicesJob() {
+  v1::Job job;
+  job.set_job_id("job-1");
+  job.set_owner("alice");
+  job.mutable_progress()->set_step(7);
+  job.mutable_progress()->set_loss(0.42);
+  job.mutable_progress()->set_batch_size(611);
+  return job;
+}
+
+const Principal kAlice{"alice", Role::kSubmitter};
+const Principal kBob{"bob", Role::kSubmitter};
+const Principal kOps{"ops", Role::kAdmin};
+const Principal kDashboard{"dashboard", Role::kReader};
+const Principal kWorker{"worker-0", Role::kWorker};
+
+TEST(JobAccess, OwnersAdminsAndReadersReadOthersDoNot) {
+  for (const Principal& allowed : {kAlice, kOps, kDashboard}) {
+    EXPECT_TRUE(CheckCanRead(allowed, AlicesJob()).ok()) << allowed.name;
+  }
+  for (const Principal& denied : {kBob, kWorker}) {
+    const absl::Status status = CheckCanRead(denied, AlicesJob());
+    EXPECT_EQ(status.code(), absl::StatusCode::kPermissionDenied) << denied.name;
+    EXPECT_NE(status.message().find("belongs to 'alice'"), std::string::npos) << status;
+  }
+}
+
+TEST(JobAccess, OnlyTheOwnerAndAdminsCancel) {
+  EXPECT_TRUE(CheckCanCancel(kAlice, AlicesJob()).ok());
+  EXPECT_TRUE(CheckCanCancel(kOps, AlicesJob()).ok());
+  for (const Principal& denied : {kBob, kDashboard, kWorker}) {
+    EXPECT_EQ(CheckCanCancel(denied, AlicesJob()).code(), absl::StatusCode::kPermissionDenied);
+  }
+  // A reader named like the owner is still not the owner.
+  EXPECT_EQ(CheckCanCancel({"alice", Role::kReader}, AlicesJob()).code(),
+            absl::StatusCode::kPermissionDenied);
+}
+
+TEST(JobAccess, OnlyTheOwnerSeesTheDiagnosticsOfThePrivateSample) {
+  EXPECT_EQ(AsSeenBy(kAlice, AlicesJob()).progress().loss(), 0.42);
+  EXPECT_EQ(AsSeenBy(kAlice, AlicesJob()).progress().batch_size(), 611);
+  for (const Principal& other : {kOps, kDashboard}) {
+    const v1::Job seen = AsSeenBy(other, AlicesJob());
+    EXPECT_EQ(seen.progress().loss(), 0.0);
+    EXPECT_EQ(seen.progress().batch_size(), 0);
+    EXPECT_EQ(seen.progress().step(), 7);
+  }
+}
+
+}  // namespace
+}  // namespace dpfleet::coordinator
