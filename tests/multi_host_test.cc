@@ -279,7 +279,7 @@ TEST_F(MultiHostTest, AHostKilledMidJobIsReplacedAndEveryStepThatRanIsCharged) {
   job = WaitFor(job.job_id(), Ended, absl::Minutes(4));
   ASSERT_EQ(job.state(), v1::SUCCEEDED) << job.error() << Logs();
   // It finished on 3 workers, the replacement among them, bit-identical.
-  ASSERT_EQ(job.result().parameter_fingerprints_size(), 3);
+  ASSERT_EQ(job.result().parameter_fingerprints_size(), 3) << job.error() << Logs();
   EXPECT_EQ(job.result().parameter_fingerprints(0), job.result().parameter_fingerprints(1));
   EXPECT_EQ(job.result().parameter_fingerprints(0), job.result().parameter_fingerprints(2));
   // The steps since the last checkpoint ran twice; every step that ran is charged.
