@@ -66,13 +66,13 @@ absl::StatusOr<RunningServer> StartServer(const ServerOptions& options,
   if (options.credentials == nullptr) {
     return absl::InvalidArgumentError("a dpfleet server needs TLS credentials");
   }
-  static ServingHealth health;  // Stateless: one serves every server of the process.
   RunningServer running;
   grpc::ServerBuilder builder;
   builder.AddListeningPort(options.listen_address, options.credentials, &running.port);
   builder.SetMaxReceiveMessageSize(256 << 20);
   for (grpc::Service* service : services) builder.RegisterService(service);
-  builder.RegisterService(&health);
+  running.health_services.push_back(std::make_unique<ServingHealth>());
+  builder.RegisterService(running.health_services.back().get());
   running.server = builder.BuildAndStart();
   if (running.server == nullptr || running.port == 0) {
     return absl::UnavailableError(absl::StrCat("cannot listen on ", options.listen_address));
@@ -81,7 +81,8 @@ absl::StatusOr<RunningServer> StartServer(const ServerOptions& options,
     grpc::ServerBuilder health_builder;
     health_builder.AddListeningPort(options.health_listen_address,
                                     grpc::InsecureServerCredentials(), &running.health_port);
-    health_builder.RegisterService(&health);
+    running.health_services.push_back(std::make_unique<ServingHealth>());
+    health_builder.RegisterService(running.health_services.back().get());
     running.health_server = health_builder.BuildAndStart();
     if (running.health_server == nullptr || running.health_port == 0) {
       return absl::UnavailableError(

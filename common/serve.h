@@ -36,6 +36,8 @@ struct ServerOptions {
 };
 
 struct RunningServer {
+  // Each server's grpc.health.v1 service; declared first, so that it outlives the servers.
+  std::vector<std::unique_ptr<grpc::Service>> health_services;
   std::unique_ptr<grpc::Server> server;
   int port = 0;
   std::unique_ptr<grpc::Server> health_server;  // Null without health_listen_address.
