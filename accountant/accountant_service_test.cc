@@ -130,6 +130,34 @@ TEST_F(AccountantServiceTest, RolesGuardTheBudget) {
             grpc::StatusCode::UNAVAILABLE);
 }
 
+TEST_F(AccountantServiceTest, AnotherCoordinatorCannotSettleAReservation) {
+  ASSERT_TRUE(Register(Role::kAdmin, "fashion-mnist").ok());
+  v1::ReserveResponse reserved;
+  ASSERT_TRUE(
+      As(Role::kCoordinator).Reserve(Context().get(), SmallReservation("k1"), &reserved).ok());
+  auto rogue = v1::AccountantService::NewStub(MutualTlsChannel(
+      absl::StrCat("127.0.0.1:", server_.port),
+      TestCertificate("rogue-coordinator", Role::kCoordinator), Role::kAccountant));
+  v1::CommitRequest commit;
+  commit.set_reservation_id(reserved.reservation_id());
+  commit.set_steps_run(0);  // Would leave a running job's steps uncharged.
+  v1::CommitResponse committed;
+  const grpc::Status status = rogue->Commit(Context().get(), commit, &committed);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_NE(status.error_message().find("a-coordinator"), std::string::npos)
+      << status.error_message();
+  v1::ReleaseRequest release;
+  release.set_reservation_id(reserved.reservation_id());
+  v1::ReleaseResponse released;
+  EXPECT_EQ(rogue->Release(Context().get(), release, &released).error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+  v1::GetBudgetRequest get;
+  get.set_dataset("fashion-mnist");
+  v1::GetBudgetResponse budget;
+  ASSERT_TRUE(As(Role::kReader).GetBudget(Context().get(), get, &budget).ok());
+  EXPECT_EQ(budget.open_reservations(), 1);
+}
+
 TEST_F(AccountantServiceTest, BadMechanismIsInvalidArgumentNamingTheField) {
   v1::ComputeEpsilonRequest request;
   request.mutable_mechanism()->set_sampling_rate(0.01);

@@ -20,7 +20,9 @@ enum ChargeState : int64_t {
   kReleased = 3,
 };
 
-constexpr int kSchemaVersion = 1;
+// Version 2 added charges.principal. Version 1 ledgers are migrated: their reservations have no
+// principal ('') and any coordinator may settle them.
+constexpr int kSchemaVersion = 2;
 
 constexpr char kSchema[] = R"sql(
 CREATE TABLE IF NOT EXISTS datasets (
@@ -39,7 +41,8 @@ CREATE TABLE IF NOT EXISTS charges (
   reserved_steps INTEGER NOT NULL,
   committed_steps INTEGER NOT NULL DEFAULT 0,
   state INTEGER NOT NULL,
-  updated_unix_ms INTEGER NOT NULL
+  updated_unix_ms INTEGER NOT NULL,
+  principal TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS charges_by_dataset ON charges(dataset, state);
 CREATE TABLE IF NOT EXISTS audit_log (
@@ -68,6 +71,17 @@ absl::StatusOr<std::string> NewReservationId() {
   return id;
 }
 
+// OK when `principal` may settle a reservation that `owner` made: only its maker may, so that no
+// other holder of the coordinator role can commit a running job's reservation short or release it.
+// Reservations of a version-1 ledger have no owner.
+absl::Status CheckOwner(const std::string& reservation_id, const std::string& owner,
+                        const std::string& principal, const char* what) {
+  if (owner.empty() || owner == principal) return absl::OkStatus();
+  return absl::PermissionDeniedError(absl::StrCat("reservation '", reservation_id,
+                                                  "' was made by '", owner, "'; '", principal,
+                                                  "' may not ", what, " it"));
+}
+
 std::string Describe(const SubsampledGaussian& m) {
   return absl::StrFormat("q=%.17g sigma=%.17g steps=%d", m.sampling_rate, m.noise_multiplier,
                          m.steps);
@@ -81,12 +95,16 @@ absl::StatusOr<std::unique_ptr<Ledger>> Ledger::Open(const LedgerOptions& option
   DPFLEET_ASSIGN_OR_RETURN(const bool has_row, version_query->Step());
   const int64_t version = has_row ? version_query->ColumnInt(0) : 0;
   version_query.reset();
-  if (version != 0 && version != kSchemaVersion) {
+  if (version != 0 && version != 1 && version != kSchemaVersion) {
     return absl::DataLossError(absl::StrCat("ledger ", options.path, " has schema version ",
                                             version, "; this accountant understands ",
                                             kSchemaVersion));
   }
   DPFLEET_RETURN_IF_ERROR(db->Transaction([&] {
+    if (version == 1) {
+      DPFLEET_RETURN_IF_ERROR(
+          db->Exec("ALTER TABLE charges ADD COLUMN principal TEXT NOT NULL DEFAULT ''"));
+    }
     DPFLEET_RETURN_IF_ERROR(db->Exec(kSchema));
     return db->Exec(absl::StrCat("PRAGMA user_version = ", kSchemaVersion));
   }));
@@ -233,14 +251,14 @@ absl::StatusOr<Reservation> Ledger::Reserve(const std::string& principal,
       DPFLEET_ASSIGN_OR_RETURN(
           auto previous,
           db_->Prepare("SELECT reservation_id, dataset, job_id, sampling_rate, noise_multiplier, "
-                       "reserved_steps FROM charges WHERE idempotency_key = ?"));
+                       "reserved_steps, principal FROM charges WHERE idempotency_key = ?"));
       previous->Bind(1, idempotency_key);
       DPFLEET_ASSIGN_OR_RETURN(const bool replayed, previous->Step());
       if (replayed) {
         if (previous->ColumnText(1) != dataset || previous->ColumnText(2) != job_id ||
             previous->ColumnDouble(3) != mechanism.sampling_rate ||
             previous->ColumnDouble(4) != mechanism.noise_multiplier ||
-            previous->ColumnInt(5) != mechanism.steps) {
+            previous->ColumnInt(5) != mechanism.steps || previous->ColumnText(6) != principal) {
           return absl::AlreadyExistsError(absl::StrCat("idempotency_key '", idempotency_key,
                                                        "' was used for a different reservation (",
                                                        previous->ColumnText(0), ")"));
@@ -264,8 +282,8 @@ absl::StatusOr<Reservation> Ledger::Reserve(const std::string& principal,
       DPFLEET_ASSIGN_OR_RETURN(
           auto insert,
           db_->Prepare("INSERT INTO charges(reservation_id, dataset, job_id, idempotency_key, "
-                       "sampling_rate, noise_multiplier, reserved_steps, state, updated_unix_ms) "
-                       "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"));
+                       "sampling_rate, noise_multiplier, reserved_steps, state, updated_unix_ms, "
+                       "principal) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"));
       DPFLEET_RETURN_IF_ERROR(insert->Bind(1, reservation.reservation_id)
                                   .Bind(2, dataset)
                                   .Bind(3, job_id)
@@ -275,6 +293,7 @@ absl::StatusOr<Reservation> Ledger::Reserve(const std::string& principal,
                                   .Bind(7, mechanism.steps)
                                   .Bind(8, int64_t{kReserved})
                                   .Bind(9, NowUnixMs())
+                                  .Bind(10, principal)
                                   .Run());
       return Audit(principal, "Reserve", detail + " -> " + reservation.reservation_id,
                    absl::OkStatus());
@@ -293,13 +312,14 @@ absl::StatusOr<double> Ledger::Commit(const std::string& principal,
   const std::string detail = absl::StrCat("reservation=", reservation_id, " steps_run=", steps_run);
   double committed_epsilon = 0;
   absl::Status status = db_->Transaction([&]() -> absl::Status {
-    DPFLEET_ASSIGN_OR_RETURN(
-        auto query, db_->Prepare("SELECT dataset, state, reserved_steps, committed_steps FROM "
-                                 "charges WHERE reservation_id = ?"));
+    DPFLEET_ASSIGN_OR_RETURN(auto query,
+                             db_->Prepare("SELECT dataset, state, reserved_steps, committed_steps, "
+                                          "principal FROM charges WHERE reservation_id = ?"));
     query->Bind(1, reservation_id);
     DPFLEET_ASSIGN_OR_RETURN(const bool exists, query->Step());
     if (!exists)
       return absl::NotFoundError(absl::StrCat("unknown reservation '", reservation_id, "'"));
+    DPFLEET_RETURN_IF_ERROR(CheckOwner(reservation_id, query->ColumnText(4), principal, "commit"));
     const std::string dataset = query->ColumnText(0);
     const int64_t state = query->ColumnInt(1);
     const int64_t reserved_steps = query->ColumnInt(2);
@@ -342,12 +362,13 @@ absl::Status Ledger::Release(const std::string& principal, const std::string& re
   absl::MutexLock lock(&mu_);
   const std::string detail = absl::StrCat("reservation=", reservation_id);
   absl::Status status = db_->Transaction([&]() -> absl::Status {
-    DPFLEET_ASSIGN_OR_RETURN(auto query,
-                             db_->Prepare("SELECT state FROM charges WHERE reservation_id = ?"));
+    DPFLEET_ASSIGN_OR_RETURN(
+        auto query, db_->Prepare("SELECT state, principal FROM charges WHERE reservation_id = ?"));
     query->Bind(1, reservation_id);
     DPFLEET_ASSIGN_OR_RETURN(const bool exists, query->Step());
     if (!exists)
       return absl::NotFoundError(absl::StrCat("unknown reservation '", reservation_id, "'"));
+    DPFLEET_RETURN_IF_ERROR(CheckOwner(reservation_id, query->ColumnText(1), principal, "release"));
     const int64_t state = query->ColumnInt(0);
     if (state == kCommitted) {
       return absl::FailedPreconditionError(

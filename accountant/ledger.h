@@ -82,7 +82,8 @@ class Ledger {
   // Reserves `mechanism` for `job_id` on `dataset`. A retry with the same idempotency key and the
   // same contents returns the original reservation. Errors: kInvalidArgument for a bad mechanism,
   // empty job_id or idempotency key; kNotFound for an unknown dataset; kAlreadyExists when the key
-  // was used with other contents; kResourceExhausted when the budget cannot pay for it.
+  // was used with other contents or by another principal; kResourceExhausted when the budget
+  // cannot pay for it. The reservation belongs to `principal`: only it may commit or release it.
   absl::StatusOr<Reservation> Reserve(const std::string& principal, const std::string& dataset,
                                       const std::string& job_id,
                                       const SubsampledGaussian& mechanism,
@@ -90,14 +91,15 @@ class Ledger {
 
   // Makes `steps_run` steps of the reservation a permanent charge and frees the rest; returns the
   // dataset's committed epsilon afterwards. Committing again with the same steps is OK. Errors:
-  // kNotFound for an unknown reservation; kInvalidArgument when steps_run is negative or exceeds
-  // the reservation; kFailedPrecondition when it was already released or committed with other
-  // steps.
+  // kNotFound for an unknown reservation; kPermissionDenied when another principal made it;
+  // kInvalidArgument when steps_run is negative or exceeds the reservation; kFailedPrecondition
+  // when it was already released or committed with other steps.
   absl::StatusOr<double> Commit(const std::string& principal, const std::string& reservation_id,
                                 int64_t steps_run);
 
   // Drops a reservation whose job ran no step. Releasing twice is OK. Errors: kNotFound for an
-  // unknown reservation; kFailedPrecondition when it was committed.
+  // unknown reservation; kPermissionDenied when another principal made it; kFailedPrecondition
+  // when it was committed.
   absl::Status Release(const std::string& principal, const std::string& reservation_id);
 
  private:

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "accountant/privacy_filter.h"
+#include "common/sqlite.h"
 #include "gtest/gtest.h"
 
 namespace dpfleet::accountant {
@@ -131,6 +132,54 @@ TEST(Ledger, IdempotencyKeyReplaysOrConflicts) {
   const auto conflict = ledger->Reserve("coordinator", "mnist", "job-1", other, "k1");
   EXPECT_EQ(conflict.status().code(), absl::StatusCode::kAlreadyExists);
   EXPECT_NE(conflict.status().message().find("idempotency_key"), std::string::npos);
+}
+
+TEST(Ledger, OnlyThePrincipalThatReservedMaySettleTheReservation) {
+  auto ledger = OpenLedger(FreshPath("owner.db"));
+  ASSERT_TRUE(ledger->RegisterDataset("admin", "mnist", 100.0, 1e-5).ok());
+  const Reservation mine = *ledger->Reserve("coordinator-a", "mnist", "job-1", kSmallJob, "k1");
+  // Another holder of the coordinator role cannot commit it short, nor release it.
+  const absl::StatusOr<double> short_commit =
+      ledger->Commit("coordinator-b", mine.reservation_id, 0);
+  EXPECT_EQ(short_commit.status().code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_NE(short_commit.status().message().find("made by 'coordinator-a'"), std::string::npos)
+      << short_commit.status();
+  EXPECT_EQ(ledger->Release("coordinator-b", mine.reservation_id).code(),
+            absl::StatusCode::kPermissionDenied);
+  // Nor replay its idempotency key to learn or share the reservation.
+  EXPECT_EQ(ledger->Reserve("coordinator-b", "mnist", "job-1", kSmallJob, "k1").status().code(),
+            absl::StatusCode::kAlreadyExists);
+  EXPECT_EQ(ledger->GetBudget("mnist")->open_reservations, 1);
+  EXPECT_TRUE(ledger->Commit("coordinator-a", mine.reservation_id, 300).ok());
+}
+
+TEST(Ledger, AVersionOneLedgerIsMigratedAndItsReservationsStaySettleable) {
+  const std::string path = FreshPath("v1.db");
+  {
+    auto db = *SqliteDb::Open(path);
+    ASSERT_TRUE(db->Exec(R"sql(
+      CREATE TABLE datasets (name TEXT PRIMARY KEY, epsilon_budget REAL NOT NULL,
+                             delta REAL NOT NULL, created_unix_ms INTEGER NOT NULL);
+      CREATE TABLE charges (reservation_id TEXT PRIMARY KEY, dataset TEXT NOT NULL,
+                            job_id TEXT NOT NULL, idempotency_key TEXT NOT NULL UNIQUE,
+                            sampling_rate REAL NOT NULL, noise_multiplier REAL NOT NULL,
+                            reserved_steps INTEGER NOT NULL,
+                            committed_steps INTEGER NOT NULL DEFAULT 0, state INTEGER NOT NULL,
+                            updated_unix_ms INTEGER NOT NULL);
+      CREATE TABLE audit_log (seq INTEGER PRIMARY KEY AUTOINCREMENT, unix_ms INTEGER NOT NULL,
+                              principal TEXT NOT NULL, operation TEXT NOT NULL,
+                              detail TEXT NOT NULL, outcome TEXT NOT NULL);
+      INSERT INTO datasets VALUES ('mnist', 100.0, 1e-5, 0);
+      INSERT INTO charges VALUES ('res-old', 'mnist', 'job-0', 'k0', 0.01, 1.0, 300, 0, 1, 0);
+      PRAGMA user_version = 1;
+    )sql")
+                    .ok());
+  }
+  auto ledger = OpenLedger(path);
+  ASSERT_NE(ledger, nullptr);
+  EXPECT_EQ(ledger->GetBudget("mnist")->open_reservations, 1);
+  EXPECT_TRUE(ledger->Commit("any-coordinator", "res-old", 300).ok());
+  EXPECT_NEAR(ledger->GetBudget("mnist")->epsilon_committed, EpsilonOf(kSmallJob, 1e-5), 1e-12);
 }
 
 TEST(Ledger, CommitChecksItsArguments) {

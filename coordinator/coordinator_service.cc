@@ -1,10 +1,10 @@
 #include "coordinator/coordinator_service.h"
 
+#include <sys/random.h>
+
 #include <chrono>
-#include <random>
 
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_format.h"
 #include "common/grpc_status.h"
 #include "common/identity.h"
 #include "common/status.h"
@@ -14,11 +14,16 @@
 namespace dpfleet::coordinator {
 namespace {
 
-std::string NewJobId() {
-  static std::mt19937_64 rng{std::random_device{}()};  // Uniqueness only; ids are public.
-  static absl::Mutex mu;
-  absl::MutexLock lock(&mu);
-  return absl::StrFormat("job-%010x", rng() & 0xffffffffffull);
+// 128 bits from the kernel's CSPRNG: the id is also the reservation's idempotency key, so two jobs
+// must never share one (a collision would leave one of them uncharged), nor may anyone predict it.
+absl::StatusOr<std::string> NewJobId() {
+  unsigned char bytes[16];
+  if (getrandom(bytes, sizeof(bytes), 0) != static_cast<ssize_t>(sizeof(bytes))) {
+    return absl::InternalError("getrandom failed while creating a job id");
+  }
+  std::string id = "job-";
+  for (unsigned char b : bytes) absl::StrAppend(&id, absl::Hex(b, absl::kZeroPad2));
+  return id;
 }
 
 }  // namespace
@@ -43,7 +48,8 @@ absl::StatusOr<v1::Job> JobServiceImpl::Admit(const v1::JobSpec& spec, const std
   DPFLEET_ASSIGN_OR_RETURN(const JobPlan plan, PlanJob(spec, dataset_size));
 
   v1::Job job;
-  job.set_job_id(NewJobId());
+  DPFLEET_ASSIGN_OR_RETURN(const std::string job_id, NewJobId());
+  job.set_job_id(job_id);
   *job.mutable_spec() = spec;
   job.set_state(v1::QUEUED);
   job.set_sampling_rate(plan.sampling_rate);

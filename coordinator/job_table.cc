@@ -19,6 +19,9 @@ bool IsTerminal(v1::JobState state) {
 
 absl::Status JobTable::Insert(const v1::Job& job) {
   absl::MutexLock lock(&mu_);
+  if (jobs_.count(job.job_id()) > 0) {
+    return absl::AlreadyExistsError(absl::StrCat("job id '", job.job_id(), "' is taken"));
+  }
   if (store_ != nullptr) {
     if (absl::Status stored = store_->Put(job); !stored.ok()) return stored;
   }

@@ -33,7 +33,8 @@ class JobTable {
   // `store` (may be null: nothing is persisted) must outlive the table.
   explicit JobTable(JobStore* store = nullptr) : store_(store) {}
 
-  // Adds a job (its job_id must be new) and persists it. Errors: those of the store.
+  // Adds a job and persists it. Errors: kAlreadyExists when its job_id is taken (the stored job is
+  // kept); those of the store.
   absl::Status Insert(const v1::Job& job);
 
   // Loads every stored job into the table; returns them with their step bounds.

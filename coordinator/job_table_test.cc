@@ -33,6 +33,17 @@ TEST(JobTable, WatchersSeeEveryUpdate) {
             next_version);
 }
 
+TEST(JobTable, ADuplicateJobIdIsRefusedNeverOverwritten) {
+  JobTable table;
+  v1::Job first = NewJob("job-1");
+  first.set_owner("alice");
+  ASSERT_TRUE(table.Insert(first).ok());
+  v1::Job second = NewJob("job-1");
+  second.set_owner("mallory");
+  EXPECT_EQ(table.Insert(second).code(), absl::StatusCode::kAlreadyExists);
+  EXPECT_EQ(table.Get("job-1")->owner(), "alice");
+}
+
 TEST(JobTable, CancelOnlyWhileRunning) {
   JobTable table;
   ASSERT_TRUE(table.Insert(NewJob("job-1")).ok());
