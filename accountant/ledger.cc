@@ -1,13 +1,12 @@
 #include "accountant/ledger.h"
 
-#include <sys/random.h>
-
 #include <chrono>
 #include <cmath>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "accountant/privacy_filter.h"
+#include "common/random_id.h"
 #include "common/status.h"
 
 namespace dpfleet::accountant {
@@ -61,15 +60,7 @@ int64_t NowUnixMs() {
       .count();
 }
 
-absl::StatusOr<std::string> NewReservationId() {
-  unsigned char bytes[12];
-  if (getrandom(bytes, sizeof(bytes), 0) != static_cast<ssize_t>(sizeof(bytes))) {
-    return absl::InternalError("getrandom failed while creating a reservation id");
-  }
-  std::string id = "res-";
-  for (unsigned char b : bytes) absl::StrAppend(&id, absl::Hex(b, absl::kZeroPad2));
-  return id;
-}
+absl::StatusOr<std::string> NewReservationId() { return RandomId("res-", 12); }
 
 // OK when `principal` may settle a reservation that `owner` made: only its maker may, so that no
 // other holder of the coordinator role can commit a running job's reservation short or release it.

@@ -1,12 +1,11 @@
 #include "coordinator/coordinator_service.h"
 
-#include <sys/random.h>
-
 #include <chrono>
 
 #include "absl/strings/str_cat.h"
 #include "common/grpc_status.h"
 #include "common/identity.h"
+#include "common/random_id.h"
 #include "common/status.h"
 #include "coordinator/job_access.h"
 #include "coordinator/job_plan.h"
@@ -14,17 +13,9 @@
 namespace dpfleet::coordinator {
 namespace {
 
-// 128 bits from the kernel's CSPRNG: the id is also the reservation's idempotency key, so two jobs
-// must never share one (a collision would leave one of them uncharged), nor may anyone predict it.
-absl::StatusOr<std::string> NewJobId() {
-  unsigned char bytes[16];
-  if (getrandom(bytes, sizeof(bytes), 0) != static_cast<ssize_t>(sizeof(bytes))) {
-    return absl::InternalError("getrandom failed while creating a job id");
-  }
-  std::string id = "job-";
-  for (unsigned char b : bytes) absl::StrAppend(&id, absl::Hex(b, absl::kZeroPad2));
-  return id;
-}
+// A job id is also its reservation's idempotency key: two jobs must never share one (a collision
+// would leave one of them uncharged), nor may anyone predict it. 128 bits from the CSPRNG.
+absl::StatusOr<std::string> NewJobId() { return RandomId("job-", 16); }
 
 }  // namespace
 
