@@ -186,7 +186,8 @@ void JobRunner::RunFrom(const v1::Job& job, Progress progress) {
       absl::Seconds(options_.collective_timeout_s) + options_.control_deadline;
   for (int attempt = progress.durable.attempts();; ++attempt) {
     // Wait for idle workers: the job's number, or after a failure whoever is left once
-    // resume_wait has passed.
+    // resume_wait has passed. A job suspended by a shutdown did not fail: it waits for all.
+    const bool after_failure = attempt > 0 && !progress.durable.suspended();
     const absl::Time settle_for_fewer = absl::Now() + options_.resume_wait;
     std::vector<AcquiredWorker> acquired;
     // Busy workers are simply waited for. When even all the live ones could not run the job (a
@@ -197,7 +198,7 @@ void JobRunner::RunFrom(const v1::Job& job, Progress progress) {
     std::string waiting_for;
     while (true) {
       int wanted = job.spec().num_workers();
-      if (attempt > 0 && absl::Now() > settle_for_fewer) {
+      if (after_failure && absl::Now() > settle_for_fewer) {
         wanted = std::min(wanted, std::max(1, workers_->CountAlive(dataset)));
       }
       if (shutting_down_) {
@@ -214,7 +215,7 @@ void JobRunner::RunFrom(const v1::Job& job, Progress progress) {
       }
       const absl::Status placeable = workers_->CheckPlacement(dataset, wanted);
       if (!placeable.ok() && placeable.message() != waiting_for &&
-          (attempt == 0 || absl::Now() > settle_for_fewer)) {
+          (!after_failure || absl::Now() > settle_for_fewer)) {
         waiting_for = std::string(placeable.message());
         jobs_
             ->Update(job_id,
@@ -241,6 +242,7 @@ void JobRunner::RunFrom(const v1::Job& job, Progress progress) {
       jobs_->Update(job_id, [](v1::Job& j) { j.set_state(v1::RUNNING); }).IgnoreError();
     // Counted durably before it starts: a coordinator restart also counts as an attempt.
     progress.durable.set_attempts(attempt + 1);
+    progress.durable.set_suspended(false);
     const absl::Status saved = Save(job_id, progress);
     const absl::StatusOr<AttemptEnd> ended =
         saved.ok() ? RunAttempt(job, attempt, peers, progress, step_deadline)
@@ -315,6 +317,7 @@ absl::Status JobRunner::Suspend(const v1::Job& job, int attempt, int64_t step, c
   }
   progress.durable.set_attempts(attempt + 1);
   progress.durable.set_suspensions(progress.durable.suspensions() + 1);
+  progress.durable.set_suspended(true);
   DPFLEET_RETURN_IF_ERROR(Save(job.job_id(), progress));
   // Saved after the checkpoint: a crash in between leaves the leased bound, which over-counts.
   if (absl::Status settled = jobs_->SettleSteps(job.job_id(), progress.steps_started);

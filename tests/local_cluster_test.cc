@@ -225,6 +225,8 @@ TEST_F(LocalClusterTest, GracefulCoordinatorRestartSuspendsJobsAndResumesThemWit
   running = WaitFor(running_id, Ended);
   ASSERT_EQ(running.state(), v1::SUCCEEDED) << running.error();
   EXPECT_EQ(running.result().steps_run(), kSteps) << "a step ran twice";
+  // It did not fail: it waited for both its workers rather than going on with fewer.
+  ASSERT_EQ(running.result().parameter_fingerprints_size(), 2);
   EXPECT_EQ(running.result().parameter_fingerprints(0), running.result().parameter_fingerprints(1));
   EXPECT_GT(running.result().test_accuracy(), 0.6);
   // The queued job stayed queued across the restart, and ran after it.
