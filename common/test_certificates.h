@@ -6,8 +6,10 @@
 
 #include <cstdlib>
 #include <string>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "common/identity.h"
 #include "common/tls.h"
 #include "gtest/gtest.h"
@@ -19,20 +21,31 @@ inline std::string TestCaDir(const std::string& ca = "cluster-ca") {
   return absl::StrCat(std::getenv("TEST_TMPDIR"), "/", ca);
 }
 
-// Makes (once) and returns the certificate of principal `name` with `role`, signed by test CA
-// `ca`.
-inline TlsMaterial TestCertificate(const std::string& name, Role role,
-                                   const std::string& ca = "cluster-ca") {
+// Makes (once each) the certificates of `principals` ("NAME:ROLE") under the CA in `dir`, with
+// deploy/make_certs.sh, which makes the CA too if `dir` has none. A failure fails the test.
+inline void MakeCertificatesIn(const std::string& dir, const std::vector<std::string>& principals) {
   const std::string command =
-      absl::StrCat("bash ", std::getenv("TEST_SRCDIR"), "/dpfleet/deploy/make_certs.sh ",
-                   TestCaDir(ca), " ", name, ":", RoleName(role));
-  EXPECT_EQ(std::system(command.c_str()), 0) << command;
-  const std::string dir = TestCaDir(ca);
+      absl::StrCat("bash ", std::getenv("TEST_SRCDIR"), "/dpfleet/deploy/make_certs.sh ", dir, " ",
+                   absl::StrJoin(principals, " "));
+  ASSERT_EQ(std::system(command.c_str()), 0) << command;
+}
+
+// Returns principal `name`'s certificate from `dir`, laid out as deploy/make_certs.sh writes it
+// (ca.pem, NAME.pem, NAME.key). A failure fails the test.
+inline TlsMaterial CertificateIn(const std::string& dir, const std::string& name) {
   absl::StatusOr<TlsMaterial> tls = LoadTls({.ca_cert = dir + "/ca.pem",
                                              .cert = dir + "/" + name + ".pem",
                                              .key = dir + "/" + name + ".key"});
   EXPECT_TRUE(tls.ok()) << tls.status();
   return tls.ok() ? *tls : TlsMaterial{};
+}
+
+// Makes (once) and returns the certificate of principal `name` with `role`, signed by test CA
+// `ca`.
+inline TlsMaterial TestCertificate(const std::string& name, Role role,
+                                   const std::string& ca = "cluster-ca") {
+  MakeCertificatesIn(TestCaDir(ca), {absl::StrCat(name, ":", RoleName(role))});
+  return CertificateIn(TestCaDir(ca), name);
 }
 
 }  // namespace dpfleet

@@ -18,6 +18,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "common/test_certificates.h"
 #include "common/tls.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
@@ -86,7 +87,6 @@ class ClusterTest : public ::testing::Test {
     accountant_ = v1::AccountantService::NewStub(
         MutualTlsChannel(accountant_address, tls, Role::kAccountant));
   }
-
 
   void RegisterDataset(double epsilon_budget, const std::string& dataset = "fashion-mnist",
                        double delta = kDelta) {
@@ -237,11 +237,7 @@ class LocalClusterTest : public ClusterTest {
 
   // The certificate the launcher made for principal `name` (see deploy/local_cluster.sh).
   TlsMaterial Certificate(const std::string& name) const {
-    const std::string dir = state_dir_ + "/tls/";
-    absl::StatusOr<TlsMaterial> tls = LoadTls(
-        {.ca_cert = dir + "ca.pem", .cert = dir + name + ".pem", .key = dir + name + ".key"});
-    EXPECT_TRUE(tls.ok()) << tls.status();
-    return tls.ok() ? *tls : TlsMaterial{};
+    return CertificateIn(state_dir_ + "/tls", name);
   }
 
   // The loopback address whose port the launcher wrote to `port_file` (one line).

@@ -179,17 +179,11 @@ class MultiHostTest : public ClusterTest {
 
   // Certificates of this test's cluster CA, NAME:ROLE each (deploy/make_certs.sh).
   void MakeCertificates(const std::vector<std::string>& principals) {
-    const std::string command = absl::StrCat("bash ", Runfiles(), "/deploy/make_certs.sh ",
-                                             state_dir_, "/tls ", absl::StrJoin(principals, " "));
-    ASSERT_EQ(std::system(command.c_str()), 0) << command;
+    MakeCertificatesIn(state_dir_ + "/tls", principals);
   }
 
   TlsMaterial Certificate(const std::string& name) {
-    const std::string dir = state_dir_ + "/tls/";
-    absl::StatusOr<TlsMaterial> tls = LoadTls(
-        {.ca_cert = dir + "ca.pem", .cert = dir + name + ".pem", .key = dir + name + ".key"});
-    EXPECT_TRUE(tls.ok()) << tls.status();
-    return tls.ok() ? *tls : TlsMaterial{};
+    return CertificateIn(state_dir_ + "/tls", name);
   }
 
   // Runs binary `path` (under the runfiles) on `host` in the background, with the certificate of

@@ -43,12 +43,8 @@ class SecurityTest : public LocalClusterTest {
   void SetUp() override {
     LocalClusterTest::SetUp();
     if (HasFatalFailure()) return;
-    std::string output;
-    ASSERT_EQ(RunCommand(absl::StrCat("bash ", Runfiles(), "/deploy/make_certs.sh ", state_dir_,
-                                      "/tls alice:submitter bob:submitter intruder:worker 2>&1"),
-                         &output),
-              0)
-        << output;
+    MakeCertificatesIn(state_dir_ + "/tls",
+                       {"alice:submitter", "bob:submitter", "intruder:worker"});
   }
 
   std::shared_ptr<grpc::Channel> ChannelTo(const Rpc& rpc, const std::string& principal) {
