@@ -1,5 +1,9 @@
 #include "accountant/accountant_service.h"
 
+#include <algorithm>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
 #include "accountant/accounting.h"
 #include "common/grpc_status.h"
 
@@ -42,6 +46,42 @@ absl::StatusOr<SubsampledGaussian> MechanismFromProto(const v1::MechanismSpec& s
   absl::Status valid = ValidateMechanism(mechanism);
   if (!valid.ok()) return absl::InvalidArgumentError("mechanism." + std::string(valid.message()));
   return mechanism;
+}
+
+absl::StatusOr<std::string> SessionOfGroup(const v1::LeaseRequest& request) {
+  if (request.rank_nonces().empty()) {
+    return absl::InvalidArgumentError("rank_nonces: the group has no rank");
+  }
+  if (request.shards_size() != request.rank_nonces_size()) {
+    return absl::InvalidArgumentError(absl::StrCat("shards: ", request.shards_size(),
+                                                   " for a group of ", request.rank_nonces_size(),
+                                                   " ranks"));
+  }
+  std::string session;
+  for (int rank = 0; rank < request.rank_nonces_size(); ++rank) {
+    if (request.rank_nonces(rank).size() != 16) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "rank_nonces[", rank, "] has ", request.rank_nonces(rank).size(), " bytes, not 16"));
+    }
+    absl::StrAppend(&session, absl::BytesToHexString(request.rank_nonces(rank)));
+  }
+  std::vector<std::pair<int64_t, int64_t>> shards;
+  for (const v1::ShardRange& shard : request.shards()) {
+    if (shard.begin() < 0 || shard.end() < shard.begin()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("shard [", shard.begin(), ", ", shard.end(), ") is not a row range"));
+    }
+    shards.emplace_back(shard.begin(), shard.end());
+  }
+  std::sort(shards.begin(), shards.end());
+  for (size_t i = 1; i < shards.size(); ++i) {
+    if (shards[i].first < shards[i - 1].second) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "shards [", shards[i - 1].first, ", ", shards[i - 1].second, ") and [", shards[i].first,
+          ", ", shards[i].second, ") overlap: an example in both would count twice in a step"));
+    }
+  }
+  return session;
 }
 
 grpc::Status AccountantServiceImpl::RegisterDataset(grpc::ServerContext* context,
@@ -92,8 +132,13 @@ grpc::Status AccountantServiceImpl::Reserve(grpc::ServerContext* context,
   if (!who.ok()) return ToGrpcStatus(who.status());
   const absl::StatusOr<SubsampledGaussian> mechanism = MechanismFromProto(request->mechanism());
   if (!mechanism.ok()) return ToGrpcStatus(mechanism.status());
-  const absl::StatusOr<Reservation> reservation = ledger_->Reserve(
-      who->name, request->dataset(), request->job_id(), *mechanism, request->idempotency_key());
+  const absl::StatusOr<Reservation> reservation =
+      ledger_->Reserve(who->name, {.dataset = request->dataset(),
+                                   .job_id = request->job_id(),
+                                   .mechanism = *mechanism,
+                                   .clip_norm = request->clip_norm(),
+                                   .idempotency_key = request->idempotency_key(),
+                                   .submitter = request->submitter()});
   if (!reservation.ok()) return ToGrpcStatus(reservation.status());
   response->set_reservation_id(reservation->reservation_id);
   response->set_epsilon_after(reservation->epsilon_after);
@@ -105,11 +150,57 @@ grpc::Status AccountantServiceImpl::Commit(grpc::ServerContext* context,
                                            v1::CommitResponse* response) {
   const absl::StatusOr<Principal> who = Authorize(*context, {Role::kCoordinator}, "Commit");
   if (!who.ok()) return ToGrpcStatus(who.status());
-  const absl::StatusOr<double> committed =
+  const absl::StatusOr<CommitResult> committed =
       ledger_->Commit(who->name, request->reservation_id(), request->steps_run());
   if (!committed.ok()) return ToGrpcStatus(committed.status());
-  response->set_epsilon_committed(*committed);
+  response->set_epsilon_committed(committed->epsilon_committed);
+  response->set_steps_committed(committed->steps_committed);
   return grpc::Status::OK;
+}
+
+grpc::Status AccountantServiceImpl::Lease(grpc::ServerContext* context,
+                                          const v1::LeaseRequest* request,
+                                          v1::LeaseResponse* response) {
+  const absl::StatusOr<Principal> who = Authorize(*context, {Role::kCoordinator}, "Lease");
+  if (!who.ok()) return ToGrpcStatus(who.status());
+  const absl::StatusOr<std::string> session = SessionOfGroup(*request);
+  if (!session.ok()) return ToGrpcStatus(session.status());
+  const absl::StatusOr<LeaseGrant> grant = ledger_->Lease(
+      who->name, request->reservation_id(), *session, request->first_step(), request->end_step());
+  if (!grant.ok()) return ToGrpcStatus(grant.status());
+  v1::TicketBody body;
+  body.set_job_id(grant->job_id);
+  body.set_dataset(grant->dataset);
+  body.set_reservation_id(request->reservation_id());
+  body.set_sampling_rate(grant->sampling_rate);
+  body.set_noise_multiplier(grant->noise_multiplier);
+  body.set_clip_norm(grant->clip_norm);
+  *body.mutable_rank_nonces() = request->rank_nonces();
+  *body.mutable_shards() = request->shards();
+  body.set_first_step(grant->first_step);
+  body.set_end_step(grant->end_step);
+  body.set_expires_unix_ms(absl::ToUnixMillis(absl::Now() + ticket_lifetime_));
+  absl::StatusOr<v1::AdmissionTicket> ticket = signer_->Sign(body);
+  if (!ticket.ok()) return ToGrpcStatus(ticket.status());
+  *response->mutable_ticket() = *std::move(ticket);
+  response->set_steps_leased(grant->steps_leased);
+  return grpc::Status::OK;
+}
+
+grpc::Status AccountantServiceImpl::GrantAccess(grpc::ServerContext* context,
+                                                const v1::GrantAccessRequest* request,
+                                                v1::GrantAccessResponse*) {
+  const absl::StatusOr<Principal> who = Authorize(*context, {Role::kAdmin}, "GrantAccess");
+  if (!who.ok()) return ToGrpcStatus(who.status());
+  return ToGrpcStatus(ledger_->GrantAccess(who->name, request->dataset(), request->principal()));
+}
+
+grpc::Status AccountantServiceImpl::RevokeAccess(grpc::ServerContext* context,
+                                                 const v1::RevokeAccessRequest* request,
+                                                 v1::RevokeAccessResponse*) {
+  const absl::StatusOr<Principal> who = Authorize(*context, {Role::kAdmin}, "RevokeAccess");
+  if (!who.ok()) return ToGrpcStatus(who.status());
+  return ToGrpcStatus(ledger_->RevokeAccess(who->name, request->dataset(), request->principal()));
 }
 
 grpc::Status AccountantServiceImpl::Release(grpc::ServerContext* context,

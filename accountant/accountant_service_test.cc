@@ -21,7 +21,8 @@ class AccountantServiceTest : public ::testing::Test {
         std::string(getenv("TEST_TMPDIR") ? getenv("TEST_TMPDIR") : "/tmp") + "/service.db";
     for (const char* suffix : {"", "-wal", "-shm"}) std::remove((path + suffix).c_str());
     ledger_ = *Ledger::Open({.path = path});
-    service_ = std::make_unique<AccountantServiceImpl>(ledger_.get());
+    signer_ = TestTicketSigner();
+    service_ = std::make_unique<AccountantServiceImpl>(ledger_.get(), signer_.get());
     server_ = *StartServer({.listen_address = "127.0.0.1:0",
                             .credentials = MutualTlsServerCredentials(
                                 TestCertificate("accountant", Role::kAccountant))},
@@ -64,10 +65,29 @@ class AccountantServiceTest : public ::testing::Test {
     reserve.mutable_mechanism()->set_sampling_rate(0.01);
     reserve.mutable_mechanism()->set_noise_multiplier(1.0);
     reserve.mutable_mechanism()->set_steps(100);
+    reserve.set_clip_norm(0.5);
+    reserve.set_submitter("a-admin");  // Registered the dataset, so holds a grant on it.
     return reserve;
   }
 
+  // A lease of steps [first, end) of `reservation_id` for a group of `ranks` ranks.
+  static v1::LeaseRequest GroupLease(const std::string& reservation_id, int ranks, int64_t first,
+                                     int64_t end) {
+    v1::LeaseRequest lease;
+    lease.set_reservation_id(reservation_id);
+    for (int rank = 0; rank < ranks; ++rank) {
+      lease.add_rank_nonces(std::string(16, static_cast<char>('a' + rank)));
+      v1::ShardRange* shard = lease.add_shards();
+      shard->set_begin(rank * 100);
+      shard->set_end(rank * 100 + 100);
+    }
+    lease.set_first_step(first);
+    lease.set_end_step(end);
+    return lease;
+  }
+
   std::unique_ptr<Ledger> ledger_;
+  std::unique_ptr<TicketSigner> signer_;
   std::unique_ptr<AccountantServiceImpl> service_;
   RunningServer server_;
   std::map<Role, std::unique_ptr<v1::AccountantService::Stub>> stubs_;
@@ -156,6 +176,105 @@ TEST_F(AccountantServiceTest, AnotherCoordinatorCannotSettleAReservation) {
   v1::GetBudgetResponse budget;
   ASSERT_TRUE(As(Role::kReader).GetBudget(Context().get(), get, &budget).ok());
   EXPECT_EQ(budget.open_reservations(), 1);
+}
+
+TEST_F(AccountantServiceTest, LeaseSignsATicketForTheAdmittedMechanismAndGroup) {
+  ASSERT_TRUE(Register(Role::kAdmin, "fashion-mnist").ok());
+  v1::ReserveResponse reserved;
+  ASSERT_TRUE(
+      As(Role::kCoordinator).Reserve(Context().get(), SmallReservation("k1"), &reserved).ok());
+  v1::LeaseResponse leased;
+  ASSERT_TRUE(As(Role::kCoordinator)
+                  .Lease(Context().get(), GroupLease(reserved.reservation_id(), 2, 0, 8), &leased)
+                  .ok());
+  EXPECT_EQ(leased.steps_leased(), 8);
+  const absl::StatusOr<v1::TicketBody> body = TestTicketVerifier()->Verify(leased.ticket());
+  ASSERT_TRUE(body.ok()) << body.status();
+  EXPECT_EQ(body->job_id(), "job-k1");
+  EXPECT_EQ(body->dataset(), "fashion-mnist");
+  EXPECT_EQ(body->sampling_rate(), 0.01);
+  EXPECT_EQ(body->noise_multiplier(), 1.0);
+  EXPECT_EQ(body->clip_norm(), 0.5);
+  EXPECT_EQ(body->rank_nonces_size(), 2);
+  EXPECT_EQ(body->shards(1).begin(), 100);
+  EXPECT_EQ(body->first_step(), 0);
+  EXPECT_EQ(body->end_step(), 8);
+  EXPECT_GT(body->expires_unix_ms(), absl::ToUnixMillis(absl::Now()));
+
+  // The leased steps are charged even when the commit claims none ran.
+  v1::CommitRequest commit;
+  commit.set_reservation_id(reserved.reservation_id());
+  v1::CommitResponse committed;
+  ASSERT_TRUE(As(Role::kCoordinator).Commit(Context().get(), commit, &committed).ok());
+  EXPECT_EQ(committed.steps_committed(), 8);
+}
+
+TEST_F(AccountantServiceTest, LeaseRefusesAGroupThatWouldSampleAnExampleTwice) {
+  ASSERT_TRUE(Register(Role::kAdmin, "fashion-mnist").ok());
+  v1::ReserveResponse reserved;
+  ASSERT_TRUE(
+      As(Role::kCoordinator).Reserve(Context().get(), SmallReservation("k1"), &reserved).ok());
+  v1::LeaseRequest overlapping = GroupLease(reserved.reservation_id(), 3, 0, 8);
+  overlapping.mutable_shards(2)->set_begin(50);  // Rows [50, 100) in ranks 0 and 2.
+  v1::LeaseResponse leased;
+  grpc::Status status = As(Role::kCoordinator).Lease(Context().get(), overlapping, &leased);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(status.error_message().find("overlap"), std::string::npos) << status.error_message();
+  v1::LeaseRequest short_nonce = GroupLease(reserved.reservation_id(), 2, 0, 8);
+  short_nonce.set_rank_nonces(1, "short");
+  EXPECT_EQ(As(Role::kCoordinator).Lease(Context().get(), short_nonce, &leased).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  v1::LeaseRequest missing_shard = GroupLease(reserved.reservation_id(), 2, 0, 8);
+  missing_shard.mutable_shards()->RemoveLast();
+  EXPECT_EQ(As(Role::kCoordinator).Lease(Context().get(), missing_shard, &leased).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  // Only the coordinator leases.
+  for (Role role : {Role::kAdmin, Role::kSubmitter, Role::kWorker}) {
+    EXPECT_EQ(As(role)
+                  .Lease(Context().get(), GroupLease(reserved.reservation_id(), 2, 0, 8), &leased)
+                  .error_code(),
+              grpc::StatusCode::PERMISSION_DENIED)
+        << RoleName(role);
+  }
+  // Nothing was leased: the reservation can still be released.
+  v1::ReleaseRequest release;
+  release.set_reservation_id(reserved.reservation_id());
+  v1::ReleaseResponse released;
+  EXPECT_TRUE(As(Role::kCoordinator).Release(Context().get(), release, &released).ok());
+}
+
+TEST_F(AccountantServiceTest, AdminsGrantSubmittersTheirDatasets) {
+  ASSERT_TRUE(Register(Role::kAdmin, "fashion-mnist").ok());
+  v1::ReserveRequest for_submitter = SmallReservation("k1");
+  for_submitter.set_submitter("a-submitter");
+  v1::ReserveResponse reserved;
+  grpc::Status status = As(Role::kCoordinator).Reserve(Context().get(), for_submitter, &reserved);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_NE(status.error_message().find("no grant"), std::string::npos) << status.error_message();
+
+  v1::GrantAccessRequest grant;
+  grant.set_dataset("fashion-mnist");
+  grant.set_principal("a-submitter");
+  v1::GrantAccessResponse granted;
+  for (Role role : {Role::kCoordinator, Role::kSubmitter, Role::kReader, Role::kWorker}) {
+    EXPECT_EQ(As(role).GrantAccess(Context().get(), grant, &granted).error_code(),
+              grpc::StatusCode::PERMISSION_DENIED)
+        << RoleName(role);
+  }
+  ASSERT_TRUE(As(Role::kAdmin).GrantAccess(Context().get(), grant, &granted).ok());
+  EXPECT_TRUE(As(Role::kCoordinator).Reserve(Context().get(), for_submitter, &reserved).ok());
+
+  v1::RevokeAccessRequest revoke;
+  revoke.set_dataset("fashion-mnist");
+  revoke.set_principal("a-submitter");
+  v1::RevokeAccessResponse revoked;
+  EXPECT_EQ(As(Role::kSubmitter).RevokeAccess(Context().get(), revoke, &revoked).error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+  ASSERT_TRUE(As(Role::kAdmin).RevokeAccess(Context().get(), revoke, &revoked).ok());
+  for_submitter.set_idempotency_key("k2");
+  for_submitter.set_job_id("job-k2");
+  EXPECT_EQ(As(Role::kCoordinator).Reserve(Context().get(), for_submitter, &reserved).error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
 }
 
 TEST_F(AccountantServiceTest, BadMechanismIsInvalidArgumentNamingTheField) {

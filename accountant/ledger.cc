@@ -19,9 +19,12 @@ enum ChargeState : int64_t {
   kReleased = 3,
 };
 
-// Version 2 added charges.principal. Version 1 ledgers are migrated: their reservations have no
-// principal ('') and any coordinator may settle them.
-constexpr int kSchemaVersion = 2;
+// Version 2 added charges.principal; version 3 charges.clip_norm and charges.submitter, the
+// leases and the grants. Older ledgers are migrated: reservations of version 1 have no principal
+// ('') and any coordinator may settle them; reservations before version 3 have no clip norm (0)
+// and cannot be leased, so they are settled without running a step; no one holds a grant on their
+// datasets until an admin gives one.
+constexpr int kSchemaVersion = 3;
 
 constexpr char kSchema[] = R"sql(
 CREATE TABLE IF NOT EXISTS datasets (
@@ -41,9 +44,25 @@ CREATE TABLE IF NOT EXISTS charges (
   committed_steps INTEGER NOT NULL DEFAULT 0,
   state INTEGER NOT NULL,
   updated_unix_ms INTEGER NOT NULL,
-  principal TEXT NOT NULL DEFAULT ''
+  principal TEXT NOT NULL DEFAULT '',
+  clip_norm REAL NOT NULL DEFAULT 0,
+  submitter TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS charges_by_dataset ON charges(dataset, state);
+CREATE TABLE IF NOT EXISTS leases (
+  reservation_id TEXT NOT NULL REFERENCES charges(reservation_id),
+  session TEXT NOT NULL,
+  first_step INTEGER NOT NULL,
+  end_step INTEGER NOT NULL,
+  updated_unix_ms INTEGER NOT NULL,
+  PRIMARY KEY (reservation_id, session)
+);
+CREATE TABLE IF NOT EXISTS grants (
+  dataset TEXT NOT NULL REFERENCES datasets(name),
+  principal TEXT NOT NULL,
+  granted_unix_ms INTEGER NOT NULL,
+  PRIMARY KEY (dataset, principal)
+);
 CREATE TABLE IF NOT EXISTS audit_log (
   seq INTEGER PRIMARY KEY AUTOINCREMENT,
   unix_ms INTEGER NOT NULL,
@@ -86,7 +105,7 @@ absl::StatusOr<std::unique_ptr<Ledger>> Ledger::Open(const LedgerOptions& option
   DPFLEET_ASSIGN_OR_RETURN(const bool has_row, version_query->Step());
   const int64_t version = has_row ? version_query->ColumnInt(0) : 0;
   version_query.reset();
-  if (version != 0 && version != 1 && version != kSchemaVersion) {
+  if (version < 0 || version > kSchemaVersion) {
     return absl::DataLossError(absl::StrCat("ledger ", options.path, " has schema version ",
                                             version, "; this accountant understands ",
                                             kSchemaVersion));
@@ -95,6 +114,11 @@ absl::StatusOr<std::unique_ptr<Ledger>> Ledger::Open(const LedgerOptions& option
     if (version == 1) {
       DPFLEET_RETURN_IF_ERROR(
           db->Exec("ALTER TABLE charges ADD COLUMN principal TEXT NOT NULL DEFAULT ''"));
+    }
+    if (version == 1 || version == 2) {
+      DPFLEET_RETURN_IF_ERROR(
+          db->Exec("ALTER TABLE charges ADD COLUMN clip_norm REAL NOT NULL DEFAULT 0; "
+                   "ALTER TABLE charges ADD COLUMN submitter TEXT NOT NULL DEFAULT ''"));
     }
     DPFLEET_RETURN_IF_ERROR(db->Exec(kSchema));
     return db->Exec(absl::StrCat("PRAGMA user_version = ", kSchemaVersion));
@@ -180,6 +204,9 @@ absl::Status Ledger::RegisterDataset(const std::string& principal, const std::st
                                   .Bind(3, delta)
                                   .Bind(4, NowUnixMs())
                                   .Run());
+      DPFLEET_ASSIGN_OR_RETURN(auto grant, db_->Prepare("INSERT INTO grants VALUES (?, ?, ?)"));
+      DPFLEET_RETURN_IF_ERROR(
+          grant->Bind(1, dataset).Bind(2, principal).Bind(3, NowUnixMs()).Run());
       return Audit(principal, "RegisterDataset", detail, absl::OkStatus());
     });
   }();
@@ -224,33 +251,84 @@ absl::StatusOr<int64_t> Ledger::MaxSteps(const std::string& dataset, double q, d
   return MaxStepsWithinFilter(reserved, q, sigma, budget.epsilon_budget, budget.delta);
 }
 
-absl::StatusOr<Reservation> Ledger::Reserve(const std::string& principal,
-                                            const std::string& dataset, const std::string& job_id,
-                                            const SubsampledGaussian& mechanism,
-                                            const std::string& idempotency_key) {
+absl::Status Ledger::SetGrant(const std::string& principal, const std::string& dataset,
+                              const std::string& grantee, bool granted, const char* operation) {
+  const std::string detail = absl::StrCat("dataset=", dataset, " principal=", grantee);
+  absl::Status status = [&]() -> absl::Status {
+    if (grantee.empty()) return absl::InvalidArgumentError("principal must not be empty");
+    return db_->Transaction([&]() -> absl::Status {
+      DPFLEET_RETURN_IF_ERROR(GetBudgetLocked(dataset).status());
+      DPFLEET_ASSIGN_OR_RETURN(
+          auto change,
+          db_->Prepare(granted ? "INSERT OR IGNORE INTO grants VALUES (?, ?, ?)"
+                               : "DELETE FROM grants WHERE dataset = ? AND principal = ?"));
+      change->Bind(1, dataset).Bind(2, grantee);
+      if (granted) change->Bind(3, NowUnixMs());
+      DPFLEET_RETURN_IF_ERROR(change->Run());
+      return Audit(principal, operation, detail, absl::OkStatus());
+    });
+  }();
+  if (!status.ok()) Audit(principal, operation, detail, status).IgnoreError();
+  return status;
+}
+
+absl::Status Ledger::GrantAccess(const std::string& principal, const std::string& dataset,
+                                 const std::string& grantee) {
   absl::MutexLock lock(&mu_);
-  const std::string detail = absl::StrCat("dataset=", dataset, " job=", job_id,
-                                          " key=", idempotency_key, " ", Describe(mechanism));
+  return SetGrant(principal, dataset, grantee, true, "GrantAccess");
+}
+
+absl::Status Ledger::RevokeAccess(const std::string& principal, const std::string& dataset,
+                                  const std::string& grantee) {
+  absl::MutexLock lock(&mu_);
+  return SetGrant(principal, dataset, grantee, false, "RevokeAccess");
+}
+
+absl::StatusOr<Reservation> Ledger::Reserve(const std::string& principal,
+                                            const ReservationRequest& request) {
+  absl::MutexLock lock(&mu_);
+  const SubsampledGaussian& mechanism = request.mechanism;
+  const std::string detail = absl::StrFormat(
+      "dataset=%s job=%s key=%s submitter=%s %s clip_norm=%.17g", request.dataset, request.job_id,
+      request.idempotency_key, request.submitter, Describe(mechanism), request.clip_norm);
   Reservation reservation;
   absl::Status status = [&]() -> absl::Status {
     DPFLEET_RETURN_IF_ERROR(ValidateMechanism(mechanism));
-    if (job_id.empty()) return absl::InvalidArgumentError("job_id must not be empty");
-    if (idempotency_key.empty())
+    if (!std::isfinite(request.clip_norm) || request.clip_norm <= 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("clip_norm must be finite and > 0, got ", request.clip_norm));
+    }
+    if (request.job_id.empty()) return absl::InvalidArgumentError("job_id must not be empty");
+    if (request.idempotency_key.empty())
       return absl::InvalidArgumentError("idempotency_key must not be empty");
+    if (request.submitter.empty()) return absl::InvalidArgumentError("submitter must not be empty");
     return db_->Transaction([&]() -> absl::Status {
-      DPFLEET_ASSIGN_OR_RETURN(const BudgetSummary budget, GetBudgetLocked(dataset));
+      DPFLEET_ASSIGN_OR_RETURN(const BudgetSummary budget, GetBudgetLocked(request.dataset));
+      DPFLEET_ASSIGN_OR_RETURN(
+          auto grant, db_->Prepare("SELECT 1 FROM grants WHERE dataset = ? AND principal = ?"));
+      grant->Bind(1, request.dataset).Bind(2, request.submitter);
+      DPFLEET_ASSIGN_OR_RETURN(const bool granted, grant->Step());
+      if (!granted) {
+        return absl::PermissionDeniedError(
+            absl::StrCat("'", request.submitter, "' holds no grant on dataset '", request.dataset,
+                         "' (an admin gives one with dpctl grant)"));
+      }
       DPFLEET_ASSIGN_OR_RETURN(
           auto previous,
           db_->Prepare("SELECT reservation_id, dataset, job_id, sampling_rate, noise_multiplier, "
-                       "reserved_steps, principal FROM charges WHERE idempotency_key = ?"));
-      previous->Bind(1, idempotency_key);
+                       "reserved_steps, principal, clip_norm, submitter FROM charges "
+                       "WHERE idempotency_key = ?"));
+      previous->Bind(1, request.idempotency_key);
       DPFLEET_ASSIGN_OR_RETURN(const bool replayed, previous->Step());
       if (replayed) {
-        if (previous->ColumnText(1) != dataset || previous->ColumnText(2) != job_id ||
+        if (previous->ColumnText(1) != request.dataset ||
+            previous->ColumnText(2) != request.job_id ||
             previous->ColumnDouble(3) != mechanism.sampling_rate ||
             previous->ColumnDouble(4) != mechanism.noise_multiplier ||
-            previous->ColumnInt(5) != mechanism.steps || previous->ColumnText(6) != principal) {
-          return absl::AlreadyExistsError(absl::StrCat("idempotency_key '", idempotency_key,
+            previous->ColumnInt(5) != mechanism.steps || previous->ColumnText(6) != principal ||
+            previous->ColumnDouble(7) != request.clip_norm ||
+            previous->ColumnText(8) != request.submitter) {
+          return absl::AlreadyExistsError(absl::StrCat("idempotency_key '", request.idempotency_key,
                                                        "' was used for a different reservation (",
                                                        previous->ColumnText(0), ")"));
         }
@@ -258,15 +336,15 @@ absl::StatusOr<Reservation> Ledger::Reserve(const std::string& principal,
         reservation.epsilon_after = budget.epsilon_reserved;
         return Audit(principal, "Reserve", detail + " replay", absl::OkStatus());
       }
-      DPFLEET_ASSIGN_OR_RETURN(RdpCurve total, ComposeCharges(dataset, true));
+      DPFLEET_ASSIGN_OR_RETURN(RdpCurve total, ComposeCharges(request.dataset, true));
       DPFLEET_RETURN_IF_ERROR(total.Compose(mechanism));
       DPFLEET_ASSIGN_OR_RETURN(const double after, FilterEpsilon(total, budget.delta));
       if (after > budget.epsilon_budget) {
         return absl::ResourceExhaustedError(absl::StrFormat(
             "dataset '%s' cannot pay for job '%s': its epsilon would reach %.4f of a budget of "
-            "%.4f "
-            "(delta %g; %.4f already committed or reserved)",
-            dataset, job_id, after, budget.epsilon_budget, budget.delta, budget.epsilon_reserved));
+            "%.4f (delta %g; %.4f already committed or reserved)",
+            request.dataset, request.job_id, after, budget.epsilon_budget, budget.delta,
+            budget.epsilon_reserved));
       }
       DPFLEET_ASSIGN_OR_RETURN(reservation.reservation_id, NewReservationId());
       reservation.epsilon_after = after;
@@ -274,17 +352,20 @@ absl::StatusOr<Reservation> Ledger::Reserve(const std::string& principal,
           auto insert,
           db_->Prepare("INSERT INTO charges(reservation_id, dataset, job_id, idempotency_key, "
                        "sampling_rate, noise_multiplier, reserved_steps, state, updated_unix_ms, "
-                       "principal) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"));
+                       "principal, clip_norm, submitter) "
+                       "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"));
       DPFLEET_RETURN_IF_ERROR(insert->Bind(1, reservation.reservation_id)
-                                  .Bind(2, dataset)
-                                  .Bind(3, job_id)
-                                  .Bind(4, idempotency_key)
+                                  .Bind(2, request.dataset)
+                                  .Bind(3, request.job_id)
+                                  .Bind(4, request.idempotency_key)
                                   .Bind(5, mechanism.sampling_rate)
                                   .Bind(6, mechanism.noise_multiplier)
                                   .Bind(7, mechanism.steps)
                                   .Bind(8, int64_t{kReserved})
                                   .Bind(9, NowUnixMs())
                                   .Bind(10, principal)
+                                  .Bind(11, request.clip_norm)
+                                  .Bind(12, request.submitter)
                                   .Run());
       return Audit(principal, "Reserve", detail + " -> " + reservation.reservation_id,
                    absl::OkStatus());
@@ -297,11 +378,108 @@ absl::StatusOr<Reservation> Ledger::Reserve(const std::string& principal,
   return reservation;
 }
 
-absl::StatusOr<double> Ledger::Commit(const std::string& principal,
-                                      const std::string& reservation_id, int64_t steps_run) {
+absl::StatusOr<int64_t> Ledger::LeasedSteps(const std::string& reservation_id) {
+  DPFLEET_ASSIGN_OR_RETURN(
+      auto query, db_->Prepare("SELECT COALESCE(SUM(end_step - first_step), 0) FROM leases "
+                               "WHERE reservation_id = ?"));
+  query->Bind(1, reservation_id);
+  DPFLEET_ASSIGN_OR_RETURN(const bool has_row, query->Step());
+  return has_row ? query->ColumnInt(0) : 0;
+}
+
+absl::StatusOr<LeaseGrant> Ledger::Lease(const std::string& principal,
+                                         const std::string& reservation_id,
+                                         const std::string& session, int64_t first_step,
+                                         int64_t end_step) {
   absl::MutexLock lock(&mu_);
-  const std::string detail = absl::StrCat("reservation=", reservation_id, " steps_run=", steps_run);
-  double committed_epsilon = 0;
+  const std::string detail = absl::StrCat("reservation=", reservation_id, " session=", session,
+                                          " steps=[", first_step, ", ", end_step, ")");
+  LeaseGrant grant;
+  absl::Status status = [&]() -> absl::Status {
+    if (session.empty()) return absl::InvalidArgumentError("the group's session is empty");
+    if (first_step < 0 || end_step < first_step) {
+      return absl::InvalidArgumentError(absl::StrCat("step range [", first_step, ", ", end_step,
+                                                     ") is not a range of step indices"));
+    }
+    return db_->Transaction([&]() -> absl::Status {
+      DPFLEET_ASSIGN_OR_RETURN(
+          auto query,
+          db_->Prepare("SELECT dataset, job_id, sampling_rate, noise_multiplier, clip_norm, state, "
+                       "reserved_steps, principal FROM charges WHERE reservation_id = ?"));
+      query->Bind(1, reservation_id);
+      DPFLEET_ASSIGN_OR_RETURN(const bool exists, query->Step());
+      if (!exists)
+        return absl::NotFoundError(absl::StrCat("unknown reservation '", reservation_id, "'"));
+      DPFLEET_RETURN_IF_ERROR(CheckOwner(reservation_id, query->ColumnText(7), principal, "lease"));
+      grant.dataset = query->ColumnText(0);
+      grant.job_id = query->ColumnText(1);
+      grant.sampling_rate = query->ColumnDouble(2);
+      grant.noise_multiplier = query->ColumnDouble(3);
+      grant.clip_norm = query->ColumnDouble(4);
+      const int64_t state = query->ColumnInt(5);
+      const int64_t reserved_steps = query->ColumnInt(6);
+      if (state != kReserved) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "reservation '", reservation_id, "' was ",
+            state == kCommitted ? "committed" : "released", "; its steps can no longer run"));
+      }
+      if (grant.clip_norm <= 0) {
+        return absl::FailedPreconditionError(
+            absl::StrCat("reservation '", reservation_id,
+                         "' was made before admission tickets and states no "
+                         "clip norm; it cannot be leased"));
+      }
+      DPFLEET_ASSIGN_OR_RETURN(grant.steps_leased, LeasedSteps(reservation_id));
+      DPFLEET_ASSIGN_OR_RETURN(auto existing,
+                               db_->Prepare("SELECT first_step, end_step FROM leases "
+                                            "WHERE reservation_id = ? AND session = ?"));
+      existing->Bind(1, reservation_id).Bind(2, session);
+      DPFLEET_ASSIGN_OR_RETURN(const bool known_group, existing->Step());
+      grant.first_step = known_group ? existing->ColumnInt(0) : first_step;
+      grant.end_step = known_group ? existing->ColumnInt(1) : first_step;
+      existing.reset();
+      if (grant.first_step != first_step) {
+        return absl::InvalidArgumentError(absl::StrCat("the group's lease on reservation '",
+                                                       reservation_id, "' starts at step ",
+                                                       grant.first_step, ", not ", first_step));
+      }
+      if (end_step <= grant.end_step && known_group) {  // A repeat: nothing new is covered.
+        return Audit(principal, "Lease", detail + " repeat", absl::OkStatus());
+      }
+      const int64_t added =
+          std::min(end_step - grant.end_step, reserved_steps - grant.steps_leased);
+      if (end_step > grant.end_step && added <= 0) {
+        return absl::ResourceExhaustedError(
+            absl::StrCat("reservation '", reservation_id, "' has leased all its ", reserved_steps,
+                         " steps; step ", grant.end_step, " needs a new reservation"));
+      }
+      grant.end_step += std::max<int64_t>(added, 0);
+      grant.steps_leased += std::max<int64_t>(added, 0);
+      DPFLEET_ASSIGN_OR_RETURN(
+          auto upsert, db_->Prepare("INSERT OR REPLACE INTO leases VALUES (?, ?, ?, ?, ?)"));
+      DPFLEET_RETURN_IF_ERROR(upsert->Bind(1, reservation_id)
+                                  .Bind(2, session)
+                                  .Bind(3, grant.first_step)
+                                  .Bind(4, grant.end_step)
+                                  .Bind(5, NowUnixMs())
+                                  .Run());
+      return Audit(principal, "Lease",
+                   absl::StrCat(detail, " -> [", grant.first_step, ", ", grant.end_step, ")"),
+                   absl::OkStatus());
+    });
+  }();
+  if (!status.ok()) {
+    Audit(principal, "Lease", detail, status).IgnoreError();
+    return status;
+  }
+  return grant;
+}
+
+absl::StatusOr<CommitResult> Ledger::Commit(const std::string& principal,
+                                            const std::string& reservation_id, int64_t steps_run) {
+  absl::MutexLock lock(&mu_);
+  std::string detail = absl::StrCat("reservation=", reservation_id, " steps_run=", steps_run);
+  CommitResult result;
   absl::Status status = db_->Transaction([&]() -> absl::Status {
     DPFLEET_ASSIGN_OR_RETURN(auto query,
                              db_->Prepare("SELECT dataset, state, reserved_steps, committed_steps, "
@@ -315,6 +493,7 @@ absl::StatusOr<double> Ledger::Commit(const std::string& principal,
     const int64_t state = query->ColumnInt(1);
     const int64_t reserved_steps = query->ColumnInt(2);
     const int64_t already_committed = query->ColumnInt(3);
+    query.reset();
     if (steps_run < 0 || steps_run > reserved_steps) {
       return absl::InvalidArgumentError(absl::StrCat("steps_run must be in [0, ", reserved_steps,
                                                      "] for reservation '", reservation_id,
@@ -324,7 +503,13 @@ absl::StatusOr<double> Ledger::Commit(const std::string& principal,
       return absl::FailedPreconditionError(
           absl::StrCat("reservation '", reservation_id, "' was released"));
     }
-    if (state == kCommitted && already_committed != steps_run) {
+    // Leased steps may have run whatever the caller says: they are charged.
+    DPFLEET_ASSIGN_OR_RETURN(const int64_t leased, LeasedSteps(reservation_id));
+    result.steps_committed = std::max(steps_run, leased);
+    if (result.steps_committed > steps_run) {
+      absl::StrAppend(&detail, " charged ", result.steps_committed, " (leased)");
+    }
+    if (state == kCommitted && already_committed != result.steps_committed) {
       return absl::FailedPreconditionError(absl::StrCat(
           "reservation '", reservation_id, "' was committed with ", already_committed, " steps"));
     }
@@ -333,20 +518,20 @@ absl::StatusOr<double> Ledger::Commit(const std::string& principal,
                                db_->Prepare("UPDATE charges SET state = ?, committed_steps = ?, "
                                             "updated_unix_ms = ? WHERE reservation_id = ?"));
       DPFLEET_RETURN_IF_ERROR(update->Bind(1, int64_t{kCommitted})
-                                  .Bind(2, steps_run)
+                                  .Bind(2, result.steps_committed)
                                   .Bind(3, NowUnixMs())
                                   .Bind(4, reservation_id)
                                   .Run());
     }
     DPFLEET_ASSIGN_OR_RETURN(const BudgetSummary budget, GetBudgetLocked(dataset));
-    committed_epsilon = budget.epsilon_committed;
+    result.epsilon_committed = budget.epsilon_committed;
     return Audit(principal, "Commit", detail, absl::OkStatus());
   });
   if (!status.ok()) {
     Audit(principal, "Commit", detail, status).IgnoreError();
     return status;
   }
-  return committed_epsilon;
+  return result;
 }
 
 absl::Status Ledger::Release(const std::string& principal, const std::string& reservation_id) {
@@ -361,11 +546,18 @@ absl::Status Ledger::Release(const std::string& principal, const std::string& re
       return absl::NotFoundError(absl::StrCat("unknown reservation '", reservation_id, "'"));
     DPFLEET_RETURN_IF_ERROR(CheckOwner(reservation_id, query->ColumnText(1), principal, "release"));
     const int64_t state = query->ColumnInt(0);
+    query.reset();
     if (state == kCommitted) {
       return absl::FailedPreconditionError(
           absl::StrCat("reservation '", reservation_id, "' was committed; it cannot be released"));
     }
     if (state == kReserved) {
+      DPFLEET_ASSIGN_OR_RETURN(const int64_t leased, LeasedSteps(reservation_id));
+      if (leased > 0) {
+        return absl::FailedPreconditionError(
+            absl::StrCat("reservation '", reservation_id, "' has leased ", leased,
+                         " steps to workers, which may have run them; commit it instead"));
+      }
       DPFLEET_ASSIGN_OR_RETURN(
           auto update,
           db_->Prepare(

@@ -8,6 +8,15 @@
 // Release (nothing ran). Until it is resolved a reservation counts as if all its steps ran, so a
 // job whose fate is unknown (its coordinator crashed) can never make the ledger under-count.
 //
+// Leases: before a group of workers runs steps of a reservation, it leases them (Lease), and the
+// accountant signs a ticket the workers check (common/admission_ticket.h). A leased step counts
+// as run: Commit charges at least the leased steps, and a reservation that leased a step cannot be
+// released. The caller's word on how many steps ran can raise a charge, never lower it below what
+// the workers could have run.
+//
+// Access: a reservation names the submitter it is made for, who must hold a grant on the dataset
+// (GrantAccess; registering a dataset grants its registrant).
+//
 // Admission: Reserve admits a charge only if the Renyi privacy filter (privacy_filter.h) at the
 // dataset's (epsilon_budget, delta) admits every committed charge, every open reservation and the
 // new one; this stays valid when jobs are chosen after seeing earlier results.
@@ -50,9 +59,35 @@ struct BudgetSummary {
   double epsilon_committed_fixed_composition = 0;
 };
 
+struct ReservationRequest {
+  std::string dataset;
+  std::string job_id;
+  SubsampledGaussian mechanism;
+  double clip_norm = 0;  // Bound into the reservation's tickets.
+  std::string idempotency_key;
+  std::string submitter;  // Whom the reservation is for: needs a grant on the dataset.
+};
+
 struct Reservation {
   std::string reservation_id;
   double epsilon_after = 0;  // Dataset epsilon with this reservation counted in full.
+};
+
+// What a lease covers, and what the ticket for it states.
+struct LeaseGrant {
+  std::string dataset;
+  std::string job_id;
+  double sampling_rate = 0;
+  double noise_multiplier = 0;
+  double clip_norm = 0;
+  int64_t first_step = 0;  // The group's step indices [first_step, end_step).
+  int64_t end_step = 0;
+  int64_t steps_leased = 0;  // By the reservation, over every group.
+};
+
+struct CommitResult {
+  double epsilon_committed = 0;  // The dataset's, afterwards.
+  int64_t steps_committed = 0;   // Charged to the reservation.
 };
 
 // Thread-safe: every method may be called concurrently; requests are serialised.
@@ -65,9 +100,10 @@ class Ledger {
   Ledger(const Ledger&) = delete;
   Ledger& operator=(const Ledger&) = delete;
 
-  // Creates `dataset` with a total (epsilon_budget, delta) budget. Registering it again with the
-  // same budget is OK (idempotent). Errors: kInvalidArgument for an empty name, epsilon not finite
-  // and > 0, delta outside (0, 1); kAlreadyExists when it exists with a different budget.
+  // Creates `dataset` with a total (epsilon_budget, delta) budget and grants `principal` access to
+  // it. Registering it again with the same budget is OK (idempotent). Errors: kInvalidArgument for
+  // an empty name, epsilon not finite and > 0, delta outside (0, 1); kAlreadyExists when it exists
+  // with a different budget.
   absl::Status RegisterDataset(const std::string& principal, const std::string& dataset,
                                double epsilon_budget, double delta);
 
@@ -79,27 +115,48 @@ class Ledger {
   // sigma.
   absl::StatusOr<int64_t> MaxSteps(const std::string& dataset, double q, double sigma);
 
-  // Reserves `mechanism` for `job_id` on `dataset`. A retry with the same idempotency key and the
-  // same contents returns the original reservation. Errors: kInvalidArgument for a bad mechanism,
-  // empty job_id or idempotency key; kNotFound for an unknown dataset; kAlreadyExists when the key
-  // was used with other contents or by another principal; kResourceExhausted when the budget
-  // cannot pay for it. The reservation belongs to `principal`: only it may commit or release it.
-  absl::StatusOr<Reservation> Reserve(const std::string& principal, const std::string& dataset,
-                                      const std::string& job_id,
-                                      const SubsampledGaussian& mechanism,
-                                      const std::string& idempotency_key);
+  // Lets `grantee` reserve budget on `dataset` (RevokeAccess: no longer; reservations it holds
+  // are kept). Both are idempotent. Errors: kInvalidArgument for an empty grantee; kNotFound for an
+  // unknown dataset.
+  absl::Status GrantAccess(const std::string& principal, const std::string& dataset,
+                           const std::string& grantee);
+  absl::Status RevokeAccess(const std::string& principal, const std::string& dataset,
+                            const std::string& grantee);
 
-  // Makes `steps_run` steps of the reservation a permanent charge and frees the rest; returns the
-  // dataset's committed epsilon afterwards. Committing again with the same steps is OK. Errors:
-  // kNotFound for an unknown reservation; kPermissionDenied when another principal made it;
-  // kInvalidArgument when steps_run is negative or exceeds the reservation; kFailedPrecondition
-  // when it was already released or committed with other steps.
-  absl::StatusOr<double> Commit(const std::string& principal, const std::string& reservation_id,
-                                int64_t steps_run);
+  // Reserves request.mechanism for request.job_id on request.dataset. A retry with the same
+  // idempotency key and the same contents returns the original reservation. Errors:
+  // kInvalidArgument for a bad mechanism or clip norm, an empty job_id, idempotency key or
+  // submitter; kNotFound for an unknown dataset; kPermissionDenied when the submitter holds no
+  // grant on it; kAlreadyExists when the key was used with other contents or by another
+  // principal; kResourceExhausted when the budget cannot pay for it. The reservation belongs to
+  // `principal`: only it may lease, commit or release it.
+  absl::StatusOr<Reservation> Reserve(const std::string& principal,
+                                      const ReservationRequest& request);
 
-  // Drops a reservation whose job ran no step. Releasing twice is OK. Errors: kNotFound for an
+  // Leases step indices [first_step, end_step) of the reservation to the group `session` (the
+  // ranks' nonces), for it to run under a ticket: each step index new to the group counts against
+  // the reservation's steps, once, whatever happens after. A group's first lease fixes its
+  // first_step; later ones extend end_step, and a repeated one charges nothing. Grants fewer steps
+  // than asked when the reservation has fewer left. Errors: kNotFound; kPermissionDenied when
+  // another principal made it; kInvalidArgument for a step range that is empty-ended backwards,
+  // negative, or starts elsewhere than the group's first lease; kFailedPrecondition when it was
+  // committed or released, or predates tickets (no clip norm); kResourceExhausted when it has no
+  // step left for the group's next step.
+  absl::StatusOr<LeaseGrant> Lease(const std::string& principal, const std::string& reservation_id,
+                                   const std::string& session, int64_t first_step,
+                                   int64_t end_step);
+
+  // Makes max(steps_run, leased steps) steps of the reservation a permanent charge and frees the
+  // rest. Committing again with the same steps is OK. Errors: kNotFound for an unknown
+  // reservation; kPermissionDenied when another principal made it; kInvalidArgument when
+  // steps_run is negative or exceeds the reservation; kFailedPrecondition when it was already
+  // released or committed with another charge.
+  absl::StatusOr<CommitResult> Commit(const std::string& principal,
+                                      const std::string& reservation_id, int64_t steps_run);
+
+  // Drops a reservation that leased no step. Releasing twice is OK. Errors: kNotFound for an
   // unknown reservation; kPermissionDenied when another principal made it; kFailedPrecondition
-  // when it was committed.
+  // when it was committed or has leased steps (commit it instead).
   absl::Status Release(const std::string& principal, const std::string& reservation_id);
 
  private:
@@ -116,6 +173,13 @@ class Ledger {
   absl::StatusOr<const RdpCurve*> OneStepCurve(double q, double sigma)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<BudgetSummary> GetBudgetLocked(const std::string& dataset)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The steps the reservation has leased, over every group.
+  absl::StatusOr<int64_t> LeasedSteps(const std::string& reservation_id)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Sets (or clears) a grant; `operation` names it in the audit log.
+  absl::Status SetGrant(const std::string& principal, const std::string& dataset,
+                        const std::string& grantee, bool granted, const char* operation)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   absl::Mutex mu_;

@@ -15,6 +15,17 @@ namespace {
 constexpr SubsampledGaussian kSmallJob{
     .sampling_rate = 0.01, .noise_multiplier = 1.0, .steps = 300};
 
+// A reservation request for the dataset's registrant, "admin" (who holds a grant on it).
+ReservationRequest Request(const std::string& dataset, const std::string& job_id,
+                           const SubsampledGaussian& mechanism, const std::string& key) {
+  return {.dataset = dataset,
+          .job_id = job_id,
+          .mechanism = mechanism,
+          .clip_norm = 1.0,
+          .idempotency_key = key,
+          .submitter = "admin"};
+}
+
 std::string FreshPath(const std::string& name) {
   const std::string path =
       std::string(getenv("TEST_TMPDIR") ? getenv("TEST_TMPDIR") : "/tmp") + "/" + name;
@@ -61,14 +72,15 @@ TEST(Ledger, ReservationCountsInFullUntilCommitted) {
   auto ledger = OpenLedger(FreshPath("reserve.db"));
   ASSERT_TRUE(ledger->RegisterDataset("admin", "mnist", 5.0, 1e-5).ok());
   const Reservation reservation =
-      *ledger->Reserve("coordinator", "mnist", "job-1", kSmallJob, "k1");
+      *ledger->Reserve("coordinator", Request("mnist", "job-1", kSmallJob, "k1"));
   EXPECT_NEAR(reservation.epsilon_after, EpsilonOf(kSmallJob, 1e-5), 1e-12);
   BudgetSummary budget = *ledger->GetBudget("mnist");
   EXPECT_EQ(budget.epsilon_committed, 0.0);
   EXPECT_NEAR(budget.epsilon_reserved, EpsilonOf(kSmallJob, 1e-5), 1e-12);
   EXPECT_EQ(budget.open_reservations, 1);
 
-  const double committed = *ledger->Commit("coordinator", reservation.reservation_id, 100);
+  const double committed =
+      ledger->Commit("coordinator", reservation.reservation_id, 100)->epsilon_committed;
   SubsampledGaussian ran = kSmallJob;
   ran.steps = 100;
   EXPECT_NEAR(committed, EpsilonOf(ran, 1e-5), 1e-12);
@@ -83,15 +95,15 @@ TEST(Ledger, ReservationCountsInFullUntilCommitted) {
 TEST(Ledger, MaxStepsIsWhatReserveStillAdmits) {
   auto ledger = OpenLedger(FreshPath("maxsteps.db"));
   ASSERT_TRUE(ledger->RegisterDataset("admin", "mnist", 2.0, 1e-5).ok());
-  ASSERT_TRUE(ledger->Reserve("coordinator", "mnist", "job-1", kSmallJob, "k1").ok());
+  ASSERT_TRUE(ledger->Reserve("coordinator", Request("mnist", "job-1", kSmallJob, "k1")).ok());
   const int64_t steps = *ledger->MaxSteps("mnist", 0.01, 1.0);
   ASSERT_GT(steps, 0);
   SubsampledGaussian fits = kSmallJob;
   fits.steps = steps + 1;
-  EXPECT_EQ(ledger->Reserve("coordinator", "mnist", "job-2", fits, "k2").status().code(),
+  EXPECT_EQ(ledger->Reserve("coordinator", Request("mnist", "job-2", fits, "k2")).status().code(),
             absl::StatusCode::kResourceExhausted);
   fits.steps = steps;
-  EXPECT_TRUE(ledger->Reserve("coordinator", "mnist", "job-2", fits, "k3").ok());
+  EXPECT_TRUE(ledger->Reserve("coordinator", Request("mnist", "job-2", fits, "k3")).ok());
   EXPECT_EQ(*ledger->MaxSteps("mnist", 0.01, 1.0), 0);
   EXPECT_EQ(ledger->MaxSteps("nope", 0.01, 1.0).status().code(), absl::StatusCode::kNotFound);
 }
@@ -99,9 +111,9 @@ TEST(Ledger, MaxStepsIsWhatReserveStillAdmits) {
 TEST(Ledger, RefusesWhatTheBudgetCannotPayAndChangesNothing) {
   auto ledger = OpenLedger(FreshPath("refuse.db"));
   ASSERT_TRUE(ledger->RegisterDataset("admin", "mnist", RoomForOneSmallJob(), 1e-5).ok());
-  ASSERT_TRUE(ledger->Reserve("coordinator", "mnist", "job-1", kSmallJob, "k1").ok());
+  ASSERT_TRUE(ledger->Reserve("coordinator", Request("mnist", "job-1", kSmallJob, "k1")).ok());
   const BudgetSummary before = *ledger->GetBudget("mnist");
-  const auto second = ledger->Reserve("coordinator", "mnist", "job-2", kSmallJob, "k2");
+  const auto second = ledger->Reserve("coordinator", Request("mnist", "job-2", kSmallJob, "k2"));
   ASSERT_EQ(second.status().code(), absl::StatusCode::kResourceExhausted);
   EXPECT_NE(second.status().message().find("mnist"), std::string::npos);
   const BudgetSummary after = *ledger->GetBudget("mnist");
@@ -112,24 +124,27 @@ TEST(Ledger, RefusesWhatTheBudgetCannotPayAndChangesNothing) {
 TEST(Ledger, ReleaseFreesTheBudget) {
   auto ledger = OpenLedger(FreshPath("release.db"));
   ASSERT_TRUE(ledger->RegisterDataset("admin", "mnist", RoomForOneSmallJob(), 1e-5).ok());
-  const Reservation first = *ledger->Reserve("coordinator", "mnist", "job-1", kSmallJob, "k1");
+  const Reservation first =
+      *ledger->Reserve("coordinator", Request("mnist", "job-1", kSmallJob, "k1"));
   ASSERT_TRUE(ledger->Release("coordinator", first.reservation_id).ok());
   EXPECT_TRUE(ledger->Release("coordinator", first.reservation_id).ok());
   EXPECT_EQ(ledger->Commit("coordinator", first.reservation_id, 1).status().code(),
             absl::StatusCode::kFailedPrecondition);
-  EXPECT_TRUE(ledger->Reserve("coordinator", "mnist", "job-2", kSmallJob, "k2").ok());
+  EXPECT_TRUE(ledger->Reserve("coordinator", Request("mnist", "job-2", kSmallJob, "k2")).ok());
 }
 
 TEST(Ledger, IdempotencyKeyReplaysOrConflicts) {
   auto ledger = OpenLedger(FreshPath("idempotent.db"));
   ASSERT_TRUE(ledger->RegisterDataset("admin", "mnist", 5.0, 1e-5).ok());
-  const Reservation first = *ledger->Reserve("coordinator", "mnist", "job-1", kSmallJob, "k1");
-  const Reservation again = *ledger->Reserve("coordinator", "mnist", "job-1", kSmallJob, "k1");
+  const Reservation first =
+      *ledger->Reserve("coordinator", Request("mnist", "job-1", kSmallJob, "k1"));
+  const Reservation again =
+      *ledger->Reserve("coordinator", Request("mnist", "job-1", kSmallJob, "k1"));
   EXPECT_EQ(first.reservation_id, again.reservation_id);
   EXPECT_EQ(ledger->GetBudget("mnist")->open_reservations, 1);
   SubsampledGaussian other = kSmallJob;
   other.steps = 301;
-  const auto conflict = ledger->Reserve("coordinator", "mnist", "job-1", other, "k1");
+  const auto conflict = ledger->Reserve("coordinator", Request("mnist", "job-1", other, "k1"));
   EXPECT_EQ(conflict.status().code(), absl::StatusCode::kAlreadyExists);
   EXPECT_NE(conflict.status().message().find("idempotency_key"), std::string::npos);
 }
@@ -137,9 +152,10 @@ TEST(Ledger, IdempotencyKeyReplaysOrConflicts) {
 TEST(Ledger, OnlyThePrincipalThatReservedMaySettleTheReservation) {
   auto ledger = OpenLedger(FreshPath("owner.db"));
   ASSERT_TRUE(ledger->RegisterDataset("admin", "mnist", 100.0, 1e-5).ok());
-  const Reservation mine = *ledger->Reserve("coordinator-a", "mnist", "job-1", kSmallJob, "k1");
+  const Reservation mine =
+      *ledger->Reserve("coordinator-a", Request("mnist", "job-1", kSmallJob, "k1"));
   // Another holder of the coordinator role cannot commit it short, nor release it.
-  const absl::StatusOr<double> short_commit =
+  const absl::StatusOr<CommitResult> short_commit =
       ledger->Commit("coordinator-b", mine.reservation_id, 0);
   EXPECT_EQ(short_commit.status().code(), absl::StatusCode::kPermissionDenied);
   EXPECT_NE(short_commit.status().message().find("made by 'coordinator-a'"), std::string::npos)
@@ -147,8 +163,9 @@ TEST(Ledger, OnlyThePrincipalThatReservedMaySettleTheReservation) {
   EXPECT_EQ(ledger->Release("coordinator-b", mine.reservation_id).code(),
             absl::StatusCode::kPermissionDenied);
   // Nor replay its idempotency key to learn or share the reservation.
-  EXPECT_EQ(ledger->Reserve("coordinator-b", "mnist", "job-1", kSmallJob, "k1").status().code(),
-            absl::StatusCode::kAlreadyExists);
+  EXPECT_EQ(
+      ledger->Reserve("coordinator-b", Request("mnist", "job-1", kSmallJob, "k1")).status().code(),
+      absl::StatusCode::kAlreadyExists);
   EXPECT_EQ(ledger->GetBudget("mnist")->open_reservations, 1);
   EXPECT_TRUE(ledger->Commit("coordinator-a", mine.reservation_id, 300).ok());
 }
@@ -178,14 +195,112 @@ TEST(Ledger, AVersionOneLedgerIsMigratedAndItsReservationsStaySettleable) {
   auto ledger = OpenLedger(path);
   ASSERT_NE(ledger, nullptr);
   EXPECT_EQ(ledger->GetBudget("mnist")->open_reservations, 1);
+  // It predates tickets: it states no clip norm, so no worker may run its steps.
+  EXPECT_EQ(ledger->Lease("any-coordinator", "res-old", "s", 0, 1).status().code(),
+            absl::StatusCode::kFailedPrecondition);
   EXPECT_TRUE(ledger->Commit("any-coordinator", "res-old", 300).ok());
   EXPECT_NEAR(ledger->GetBudget("mnist")->epsilon_committed, EpsilonOf(kSmallJob, 1e-5), 1e-12);
+  // No one holds a grant on a migrated dataset until an admin gives one.
+  EXPECT_EQ(ledger->Reserve("c", Request("mnist", "job-1", kSmallJob, "k1")).status().code(),
+            absl::StatusCode::kPermissionDenied);
+  ASSERT_TRUE(ledger->GrantAccess("admin", "mnist", "admin").ok());
+  EXPECT_TRUE(ledger->Reserve("c", Request("mnist", "job-1", kSmallJob, "k1")).ok());
+}
+
+TEST(Ledger, LeasedStepsAreChargedWhateverTheCommitSays) {
+  auto ledger = OpenLedger(FreshPath("lease.db"));
+  ASSERT_TRUE(ledger->RegisterDataset("admin", "mnist", 5.0, 1e-5).ok());
+  const Reservation r = *ledger->Reserve("c", Request("mnist", "job-1", kSmallJob, "k1"));
+  // A group's first lease may cover no step: it admits the mechanism and charges nothing.
+  LeaseGrant grant = *ledger->Lease("c", r.reservation_id, "group-1", 0, 0);
+  EXPECT_EQ(grant.end_step, 0);
+  EXPECT_EQ(grant.steps_leased, 0);
+  EXPECT_EQ(grant.noise_multiplier, kSmallJob.noise_multiplier);
+  EXPECT_EQ(grant.clip_norm, 1.0);
+  EXPECT_EQ(grant.job_id, "job-1");
+  grant = *ledger->Lease("c", r.reservation_id, "group-1", 0, 10);
+  EXPECT_EQ(grant.first_step, 0);
+  EXPECT_EQ(grant.end_step, 10);
+  EXPECT_EQ(grant.steps_leased, 10);
+  grant = *ledger->Lease("c", r.reservation_id, "group-1", 0, 4);  // A repeat charges nothing.
+  EXPECT_EQ(grant.end_step, 10);
+  EXPECT_EQ(grant.steps_leased, 10);
+  grant = *ledger->Lease("c", r.reservation_id, "group-1", 0, 20);
+  EXPECT_EQ(grant.steps_leased, 20);
+  // A second group (the job resumed from a checkpoint at step 5) pays for its own steps.
+  grant = *ledger->Lease("c", r.reservation_id, "group-2", 5, 15);
+  EXPECT_EQ(grant.first_step, 5);
+  EXPECT_EQ(grant.steps_leased, 30);
+  EXPECT_EQ(ledger->Lease("c", r.reservation_id, "group-2", 6, 16).status().code(),
+            absl::StatusCode::kInvalidArgument);
+
+  // Once a step is leased the reservation cannot be released, and a commit of fewer steps is
+  // raised to the leased ones.
+  const absl::Status release = ledger->Release("c", r.reservation_id);
+  EXPECT_EQ(release.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(release.message().find("leased 30 steps"), std::string::npos);
+  const CommitResult committed = *ledger->Commit("c", r.reservation_id, 3);
+  EXPECT_EQ(committed.steps_committed, 30);
+  SubsampledGaussian ran = kSmallJob;
+  ran.steps = 30;
+  EXPECT_NEAR(committed.epsilon_committed, EpsilonOf(ran, 1e-5), 1e-12);
+  EXPECT_TRUE(ledger->Commit("c", r.reservation_id, 3).ok());  // The same commit, retried.
+  EXPECT_EQ(ledger->Lease("c", r.reservation_id, "group-1", 0, 21).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+}
+
+TEST(Ledger, LeasesNeverExceedTheReservation) {
+  auto ledger = OpenLedger(FreshPath("lease-limit.db"));
+  ASSERT_TRUE(ledger->RegisterDataset("admin", "mnist", 5.0, 1e-5).ok());
+  const Reservation r = *ledger->Reserve("c", Request("mnist", "job-1", kSmallJob, "k1"));
+  EXPECT_EQ(ledger->Lease("c", r.reservation_id, "a", 0, 200)->steps_leased, 200);
+  const LeaseGrant partial = *ledger->Lease("c", r.reservation_id, "b", 0, 200);
+  EXPECT_EQ(partial.end_step, 100);  // What is left of the 300 steps.
+  EXPECT_EQ(partial.steps_leased, 300);
+  const auto exhausted = ledger->Lease("c", r.reservation_id, "b", 0, 101);
+  EXPECT_EQ(exhausted.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_NE(exhausted.status().message().find("needs a new reservation"), std::string::npos);
+  EXPECT_EQ(ledger->Lease("other", r.reservation_id, "c", 0, 0).status().code(),
+            absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(ledger->Lease("c", "res-unknown", "c", 0, 0).status().code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_EQ(ledger->Lease("c", r.reservation_id, "c", 5, 4).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ledger->Lease("c", r.reservation_id, "", 0, 0).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ledger->Commit("c", r.reservation_id, 0)->steps_committed, 300);
+}
+
+TEST(Ledger, OnlyGrantedSubmittersReserve) {
+  auto ledger = OpenLedger(FreshPath("grants.db"));
+  ASSERT_TRUE(ledger->RegisterDataset("admin", "mnist", 5.0, 1e-5).ok());
+  ReservationRequest bobs = Request("mnist", "job-1", kSmallJob, "k1");
+  bobs.submitter = "bob";
+  const auto refused = ledger->Reserve("c", bobs);
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_NE(refused.status().message().find("'bob' holds no grant on dataset 'mnist'"),
+            std::string::npos);
+  ASSERT_TRUE(ledger->GrantAccess("admin", "mnist", "bob").ok());
+  EXPECT_TRUE(ledger->GrantAccess("admin", "mnist", "bob").ok());
+  const Reservation granted = *ledger->Reserve("c", bobs);
+  ASSERT_TRUE(ledger->RevokeAccess("admin", "mnist", "bob").ok());
+  bobs.idempotency_key = "k2";
+  EXPECT_EQ(ledger->Reserve("c", bobs).status().code(), absl::StatusCode::kPermissionDenied);
+  // What bob reserved before the revocation is still his job's to run and settle.
+  EXPECT_TRUE(ledger->Lease("c", granted.reservation_id, "g", 0, 1).ok());
+  EXPECT_EQ(ledger->GrantAccess("admin", "nope", "bob").code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(ledger->GrantAccess("admin", "mnist", "").code(), absl::StatusCode::kInvalidArgument);
+  bobs.submitter = "";
+  EXPECT_EQ(ledger->Reserve("c", bobs).status().code(), absl::StatusCode::kInvalidArgument);
+  ReservationRequest no_clip = Request("mnist", "job-3", kSmallJob, "k3");
+  no_clip.clip_norm = 0;
+  EXPECT_EQ(ledger->Reserve("c", no_clip).status().code(), absl::StatusCode::kInvalidArgument);
 }
 
 TEST(Ledger, CommitChecksItsArguments) {
   auto ledger = OpenLedger(FreshPath("commit.db"));
   ASSERT_TRUE(ledger->RegisterDataset("admin", "mnist", 5.0, 1e-5).ok());
-  const Reservation r = *ledger->Reserve("coordinator", "mnist", "job-1", kSmallJob, "k1");
+  const Reservation r = *ledger->Reserve("coordinator", Request("mnist", "job-1", kSmallJob, "k1"));
   EXPECT_EQ(ledger->Commit("coordinator", r.reservation_id, 301).status().code(),
             absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(ledger->Commit("coordinator", r.reservation_id, -1).status().code(),
@@ -200,10 +315,11 @@ TEST(Ledger, CommitChecksItsArguments) {
             absl::StatusCode::kFailedPrecondition);
   SubsampledGaussian bad = kSmallJob;
   bad.sampling_rate = 1.5;
-  EXPECT_EQ(ledger->Reserve("coordinator", "mnist", "job-2", bad, "k2").status().code(),
+  EXPECT_EQ(ledger->Reserve("coordinator", Request("mnist", "job-2", bad, "k2")).status().code(),
             absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(ledger->Reserve("coordinator", "nope", "job-2", kSmallJob, "k2").status().code(),
-            absl::StatusCode::kNotFound);
+  EXPECT_EQ(
+      ledger->Reserve("coordinator", Request("nope", "job-2", kSmallJob, "k2")).status().code(),
+      absl::StatusCode::kNotFound);
 }
 
 TEST(Ledger, SurvivesReopening) {
@@ -214,10 +330,10 @@ TEST(Ledger, SurvivesReopening) {
     auto ledger = OpenLedger(path);
     ASSERT_TRUE(ledger->RegisterDataset("admin", "mnist", 5.0, 1e-5).ok());
     const Reservation committed =
-        *ledger->Reserve("coordinator", "mnist", "job-1", kSmallJob, "k1");
+        *ledger->Reserve("coordinator", Request("mnist", "job-1", kSmallJob, "k1"));
     ASSERT_TRUE(ledger->Commit("coordinator", committed.reservation_id, 300).ok());
     reservation_id =
-        ledger->Reserve("coordinator", "mnist", "job-2", kSmallJob, "k2")->reservation_id;
+        ledger->Reserve("coordinator", Request("mnist", "job-2", kSmallJob, "k2"))->reservation_id;
     reserved = ledger->GetBudget("mnist")->epsilon_reserved;
   }
   auto ledger = OpenLedger(path);
@@ -240,7 +356,7 @@ TEST(Ledger, ConcurrentReservationsNeverExceedTheBudget) {
     clients.emplace_back([&, c] {
       for (int i = 0; i < 4; ++i) {
         const std::string job = "job-" + std::to_string(c) + "-" + std::to_string(i);
-        if (ledger->Reserve("coordinator", "mnist", job, kSmallJob, job).ok()) ++admitted;
+        if (ledger->Reserve("coordinator", Request("mnist", job, kSmallJob, job)).ok()) ++admitted;
       }
     });
   }

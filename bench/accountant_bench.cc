@@ -3,9 +3,6 @@
 //
 //   bazel run -c opt //bench:accountant_bench
 
-#include <stdlib.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <atomic>
 #include <cstdlib>
@@ -16,6 +13,7 @@
 #include "accountant/accountant_service.h"
 #include "accountant/accounting.h"
 #include "accountant/privacy_filter.h"
+#include "bench/bench_certificates.h"
 #include "benchmark/benchmark.h"
 #include "common/serve.h"
 #include "common/tls.h"
@@ -78,41 +76,30 @@ void BM_FilterEpsilon(benchmark::State& state) {
 }
 BENCHMARK(BM_FilterEpsilon)->Unit(benchmark::kMicrosecond);
 
-// One accountant server shared by the service benchmarks' threads, over mutual TLS as deployed,
-// with certificates made by deploy/make_certs.sh (from this binary's runfiles).
+// One accountant server shared by the service benchmarks' threads, over mutual TLS as deployed.
 struct Service {
   Service() {
-    char dir_template[] = "/tmp/dpfleet-bench-XXXXXX";
-    dir = mkdtemp(dir_template);
-    char exe[4096];
-    const ssize_t length = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-    exe[std::max<ssize_t>(length, 0)] = 0;
-    const std::string make_certs =
-        absl::StrCat("bash ", exe, ".runfiles/dpfleet/deploy/make_certs.sh ", dir,
-                     " accountant:accountant coordinator:coordinator");
-    if (std::system(make_certs.c_str()) != 0) std::abort();
+    dir = MakeBenchCertificates("accountant:accountant coordinator:coordinator");
     ledger = *Ledger::Open({.path = dir + "/ledger.db"});
-    service = std::make_unique<AccountantServiceImpl>(ledger.get());
-    server = *StartServer({.listen_address = "127.0.0.1:0",
-                           .credentials = MutualTlsServerCredentials(Certificate("accountant"))},
-                          {service.get()});
+    signer = *TicketSigner::FromFile(dir + "/ticket.key", "ticket.key");
+    service = std::make_unique<AccountantServiceImpl>(ledger.get(), signer.get());
+    server = *StartServer(
+        {.listen_address = "127.0.0.1:0",
+         .credentials = MutualTlsServerCredentials(BenchCertificate(dir, "accountant"))},
+        {service.get()});
     ledger->RegisterDataset("bench", "mnist", 1e6, kDelta).IgnoreError();
   }
 
-  TlsMaterial Certificate(const std::string& name) const {
-    return *LoadTls({.ca_cert = dir + "/ca.pem",
-                     .cert = dir + "/" + name + ".pem",
-                     .key = dir + "/" + name + ".key"});
-  }
-
-  // A client with the coordinator's certificate (which may reserve, commit and read).
+  // A client with the coordinator's certificate (which may reserve, lease, commit and read).
   std::unique_ptr<v1::AccountantService::Stub> NewStub() const {
-    return v1::AccountantService::NewStub(MutualTlsChannel(
-        absl::StrCat("127.0.0.1:", server.port), Certificate("coordinator"), Role::kAccountant));
+    return v1::AccountantService::NewStub(MutualTlsChannel(absl::StrCat("127.0.0.1:", server.port),
+                                                           BenchCertificate(dir, "coordinator"),
+                                                           Role::kAccountant));
   }
 
   std::string dir;
   std::unique_ptr<Ledger> ledger;
+  std::unique_ptr<TicketSigner> signer;
   std::unique_ptr<AccountantServiceImpl> service;
   RunningServer server;
 };
@@ -123,6 +110,22 @@ Service& SharedService() {
 }
 
 std::unique_ptr<grpc::ClientContext> Context() { return std::make_unique<grpc::ClientContext>(); }
+
+// A reservation request for `steps` steps under a fresh key, for the dataset's registrant.
+v1::ReserveRequest FreshReservation(int64_t steps) {
+  static std::atomic<int64_t> next_key{0};
+  const std::string key = absl::StrCat("bench-", next_key++);
+  v1::ReserveRequest reserve;
+  reserve.set_dataset("mnist");
+  reserve.set_job_id(key);
+  reserve.set_idempotency_key(key);
+  reserve.mutable_mechanism()->set_sampling_rate(0.01);
+  reserve.mutable_mechanism()->set_noise_multiplier(1.0);
+  reserve.mutable_mechanism()->set_steps(steps);
+  reserve.set_clip_norm(1.0);
+  reserve.set_submitter("bench");
+  return reserve;
+}
 
 void BM_ServiceGetBudget(benchmark::State& state) {
   auto stub = SharedService().NewStub();
@@ -138,19 +141,10 @@ void BM_ServiceGetBudget(benchmark::State& state) {
 BENCHMARK(BM_ServiceGetBudget)->Threads(8)->UseRealTime()->Unit(benchmark::kMillisecond);
 
 void BM_ServiceReserveCommit(benchmark::State& state) {
-  static std::atomic<int64_t> next_key{0};
   auto stub = SharedService().NewStub();
   for (auto _ : state) {
-    const std::string key = absl::StrCat("bench-", next_key++);
-    v1::ReserveRequest reserve;
-    reserve.set_dataset("mnist");
-    reserve.set_job_id(key);
-    reserve.set_idempotency_key(key);
-    reserve.mutable_mechanism()->set_sampling_rate(0.01);
-    reserve.mutable_mechanism()->set_noise_multiplier(1.0);
-    reserve.mutable_mechanism()->set_steps(10);
     v1::ReserveResponse reserved;
-    if (!stub->Reserve(Context().get(), reserve, &reserved).ok()) {
+    if (!stub->Reserve(Context().get(), FreshReservation(10), &reserved).ok()) {
       state.SkipWithError("Reserve");
       break;
     }
@@ -163,6 +157,32 @@ void BM_ServiceReserveCommit(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations());
 }
 BENCHMARK(BM_ServiceReserveCommit)->Threads(8)->UseRealTime()->Unit(benchmark::kMillisecond);
+
+// What a running job pays per lease (StepLeaser): a durable ledger update and a signed ticket for
+// the next 8 steps of a 4-rank group.
+void BM_ServiceLease(benchmark::State& state) {
+  auto stub = SharedService().NewStub();
+  v1::ReserveResponse reserved;
+  if (!stub->Reserve(Context().get(), FreshReservation(1'000'000), &reserved).ok()) {
+    state.SkipWithError("Reserve");
+    return;
+  }
+  v1::LeaseRequest lease;
+  lease.set_reservation_id(reserved.reservation_id());
+  for (int rank = 0; rank < 4; ++rank) {
+    lease.add_rank_nonces(std::string(16, static_cast<char>(rank)));
+    v1::ShardRange* shard = lease.add_shards();
+    shard->set_begin(rank * 15000);
+    shard->set_end(rank * 15000 + 15000);
+  }
+  for (auto _ : state) {
+    lease.set_end_step(lease.end_step() + 8);
+    v1::LeaseResponse leased;
+    if (!stub->Lease(Context().get(), lease, &leased).ok()) state.SkipWithError("Lease");
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_ServiceLease)->Threads(8)->UseRealTime()->Unit(benchmark::kMillisecond);
 
 }  // namespace
 }  // namespace dpfleet::accountant

@@ -62,7 +62,7 @@ absl::StatusOr<Principal> PrincipalFromCertificate(
   return Principal{common_name, roles.front()};
 }
 
-absl::StatusOr<Principal> CallerOf(const grpc::ServerContext& context) {
+absl::StatusOr<Principal> CallerOf(const grpc::ServerContextBase& context) {
   const std::shared_ptr<const grpc::AuthContext> auth = context.auth_context();
   if (auth == nullptr || !auth->IsPeerAuthenticated()) {
     return absl::UnauthenticatedError("the caller presented no verified client certificate");

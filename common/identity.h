@@ -43,7 +43,7 @@ absl::StatusOr<Principal> PrincipalFromCertificate(
 
 // Returns the caller of the RPC in `context`, from the certificate its TLS handshake verified.
 // Errors: kUnauthenticated when the channel carries no verified certificate, or as above.
-absl::StatusOr<Principal> CallerOf(const grpc::ServerContext& context);
+absl::StatusOr<Principal> CallerOf(const grpc::ServerContextBase& context);
 
 // Returns the caller if its role is one of `allowed`. Errors: kUnauthenticated as CallerOf;
 // kPermissionDenied naming `rpc`, the caller, its role and the roles that may call it.

@@ -30,7 +30,8 @@ TEST(CheckRole, NamesTheRpcTheCallerAndTheRolesNeeded) {
   const absl::Status denied =
       CheckRole({"bob", Role::kReader}, {Role::kAdmin, Role::kSubmitter}, "SubmitJob");
   EXPECT_EQ(denied.code(), absl::StatusCode::kPermissionDenied);
-  EXPECT_EQ(denied.message(), "SubmitJob needs the role admin or submitter; 'bob' has the role reader");
+  EXPECT_EQ(denied.message(),
+            "SubmitJob needs the role admin or submitter; 'bob' has the role reader");
 }
 
 TEST(RoleDnsName, IsTheRoleUnderDpfleet) {

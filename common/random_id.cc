@@ -2,20 +2,23 @@
 
 #include <sys/random.h>
 
-#include <vector>
-
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 
 namespace dpfleet {
 
-absl::StatusOr<std::string> RandomId(const std::string& prefix, size_t bytes) {
-  std::vector<unsigned char> random(bytes);
+absl::StatusOr<std::string> RandomBytes(size_t bytes) {
+  std::string random(bytes, '\0');
   if (getrandom(random.data(), bytes, 0) != static_cast<ssize_t>(bytes)) {
-    return absl::InternalError(absl::StrCat("getrandom failed while creating a ", prefix, " id"));
+    return absl::InternalError(absl::StrCat("getrandom failed for ", bytes, " random bytes"));
   }
-  std::string id = prefix;
-  for (unsigned char b : random) absl::StrAppend(&id, absl::Hex(b, absl::kZeroPad2));
-  return id;
+  return random;
+}
+
+absl::StatusOr<std::string> RandomId(const std::string& prefix, size_t bytes) {
+  absl::StatusOr<std::string> random = RandomBytes(bytes);
+  if (!random.ok()) return random.status();
+  return absl::StrCat(prefix, absl::BytesToHexString(*random));
 }
 
 }  // namespace dpfleet

@@ -18,5 +18,14 @@ TEST(RandomId, IsThePrefixAndTwoHexDigitsPerByteAndDoesNotRepeat) {
   }
 }
 
+TEST(RandomBytes, HasTheLengthAskedForAndDoesNotRepeat) {
+  std::set<std::string> seen;
+  for (int i = 0; i < 1000; ++i) {
+    const std::string secret = *RandomBytes(16);
+    ASSERT_EQ(secret.size(), 16u);
+    EXPECT_TRUE(seen.insert(secret).second);
+  }
+}
+
 }  // namespace
 }  // namespace dpfleet

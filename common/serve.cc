@@ -67,8 +67,14 @@ absl::StatusOr<RunningServer> StartServer(const ServerOptions& options,
     return absl::InvalidArgumentError("a dpfleet server needs TLS credentials");
   }
   RunningServer running;
+  absl::StatusOr<std::unique_ptr<AuditLog>> audit_log = AuditLog::Open(options.audit_log);
+  if (!audit_log.ok()) return audit_log.status();
+  running.audit_log = *std::move(audit_log);
   grpc::ServerBuilder builder;
   builder.AddListeningPort(options.listen_address, options.credentials, &running.port);
+  std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
+  interceptors.push_back(AuditRefusals(running.audit_log.get()));
+  builder.experimental().SetInterceptorCreators(std::move(interceptors));
   builder.SetMaxReceiveMessageSize(256 << 20);
   for (grpc::Service* service : services) builder.RegisterService(service);
   running.health_services.push_back(std::make_unique<ServingHealth>());

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "common/audit_log.h"
 #include "grpcpp/grpcpp.h"
 
 namespace dpfleet {
@@ -33,9 +34,12 @@ struct ServerOptions {
   // but whether the server runs. Its bound port goes to `health_port_file` when that is set.
   std::string health_listen_address;
   std::string health_port_file;
+  // Where refused calls are recorded (common/audit_log.h); empty: stderr.
+  std::string audit_log;
 };
 
 struct RunningServer {
+  std::unique_ptr<AuditLog> audit_log;  // Outlives the servers that append to it.
   // Each server's grpc.health.v1 service; declared first, so that it outlives the servers.
   std::vector<std::unique_ptr<grpc::Service>> health_services;
   std::unique_ptr<grpc::Server> server;
@@ -45,8 +49,8 @@ struct RunningServer {
 };
 
 // Starts a server with `services` and grpc.health.v1's Check (SERVING for the whole server until it
-// stops). Errors: kInvalidArgument without credentials; kUnavailable when an
-// address cannot be bound; kInternal when a port file cannot be written.
+// stops), auditing every refused call. Errors: kInvalidArgument without credentials; kUnavailable
+// when an address cannot be bound; kInternal when a port file or the audit log cannot be written.
 absl::StatusOr<RunningServer> StartServer(const ServerOptions& options,
                                           const std::vector<grpc::Service*>& services);
 

@@ -8,6 +8,9 @@ ABSL_FLAG(
     std::string, health_listen, "",
     "host:port of a plaintext listener serving only grpc.health.v1 (for probes; empty: none)");
 ABSL_FLAG(std::string, health_port_file, "", "write the health listener's bound port here");
+ABSL_FLAG(std::string, audit_log, "",
+          "append every refused call (UNAUTHENTICATED, PERMISSION_DENIED) here, one JSON object "
+          "per line (empty: stderr)");
 ABSL_FLAG(std::string, tls_ca, "", "PEM certificate of the cluster CA (required)");
 ABSL_FLAG(std::string, tls_cert, "",
           "PEM certificate of this process, signed by the cluster CA (required)");
@@ -28,7 +31,8 @@ ServerOptions ServerOptionsFromFlags(const TlsMaterial& tls) {
           .port_file = absl::GetFlag(FLAGS_port_file),
           .credentials = MutualTlsServerCredentials(tls),
           .health_listen_address = absl::GetFlag(FLAGS_health_listen),
-          .health_port_file = absl::GetFlag(FLAGS_health_port_file)};
+          .health_port_file = absl::GetFlag(FLAGS_health_port_file),
+          .audit_log = absl::GetFlag(FLAGS_audit_log)};
 }
 
 }  // namespace dpfleet

@@ -2,8 +2,8 @@
 #define DPFLEET_COMMON_SERVER_FLAGS_H_
 
 // The flags every dpfleet server takes: where it listens (--listen, --port_file), its plaintext
-// health listener (--health_listen, --health_port_file) and its TLS files (--tls_ca, --tls_cert,
-// --tls_key).
+// health listener (--health_listen, --health_port_file), its audit log of refused calls
+// (--audit_log) and its TLS files (--tls_ca, --tls_cert, --tls_key).
 
 #include "absl/flags/declare.h"
 #include "absl/status/statusor.h"
@@ -14,6 +14,7 @@ ABSL_DECLARE_FLAG(std::string, listen);
 ABSL_DECLARE_FLAG(std::string, port_file);
 ABSL_DECLARE_FLAG(std::string, health_listen);
 ABSL_DECLARE_FLAG(std::string, health_port_file);
+ABSL_DECLARE_FLAG(std::string, audit_log);
 ABSL_DECLARE_FLAG(std::string, tls_ca);
 ABSL_DECLARE_FLAG(std::string, tls_cert);
 ABSL_DECLARE_FLAG(std::string, tls_key);

@@ -10,6 +10,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/admission_ticket.h"
 #include "common/identity.h"
 #include "common/tls.h"
 #include "gtest/gtest.h"
@@ -46,6 +47,21 @@ inline TlsMaterial TestCertificate(const std::string& name, Role role,
                                    const std::string& ca = "cluster-ca") {
   MakeCertificatesIn(TestCaDir(ca), {absl::StrCat(name, ":", RoleName(role))});
   return CertificateIn(TestCaDir(ca), name);
+}
+
+// The ticket key pair made with test CA `ca`: the accountant's signer, and a worker's verifier.
+// A failure fails the test (and returns null).
+inline std::unique_ptr<TicketSigner> TestTicketSigner(const std::string& ca = "cluster-ca") {
+  MakeCertificatesIn(TestCaDir(ca), {});
+  auto signer = TicketSigner::FromFile(TestCaDir(ca) + "/ticket.key", "ticket.key");
+  EXPECT_TRUE(signer.ok()) << signer.status();
+  return signer.ok() ? *std::move(signer) : nullptr;
+}
+inline std::unique_ptr<TicketVerifier> TestTicketVerifier(const std::string& ca = "cluster-ca") {
+  MakeCertificatesIn(TestCaDir(ca), {});
+  auto verifier = TicketVerifier::FromFile(TestCaDir(ca) + "/ticket.pub", "ticket.pub");
+  EXPECT_TRUE(verifier.ok()) << verifier.status();
+  return verifier.ok() ? *std::move(verifier) : nullptr;
 }
 
 }  // namespace dpfleet

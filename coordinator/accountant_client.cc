@@ -32,6 +32,10 @@ absl::StatusOr<v1::ReserveResponse> AccountantClient::Reserve(const v1::ReserveR
   return Call(&v1::AccountantService::Stub::Reserve, request);
 }
 
+absl::StatusOr<v1::LeaseResponse> AccountantClient::Lease(const v1::LeaseRequest& request) {
+  return Call(&v1::AccountantService::Stub::Lease, request);
+}
+
 absl::StatusOr<v1::CommitResponse> AccountantClient::Commit(const v1::CommitRequest& request) {
   return Call(&v1::AccountantService::Stub::Commit, request);
 }

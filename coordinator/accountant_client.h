@@ -26,6 +26,7 @@ class AccountantClient {
   absl::StatusOr<v1::ComputeEpsilonResponse> ComputeEpsilon(
       const v1::ComputeEpsilonRequest& request);
   absl::StatusOr<v1::ReserveResponse> Reserve(const v1::ReserveRequest& request);
+  absl::StatusOr<v1::LeaseResponse> Lease(const v1::LeaseRequest& request);
   absl::StatusOr<v1::CommitResponse> Commit(const v1::CommitRequest& request);
   absl::Status Release(const v1::ReleaseRequest& request);
 

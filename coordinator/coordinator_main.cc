@@ -17,6 +17,9 @@ ABSL_FLAG(int, checkpoint_every_steps, 25, "steps between checkpoints a failed j
 ABSL_FLAG(int, max_attempts, 3, "how many times a job is started in all, resumptions included");
 ABSL_FLAG(int, resume_wait_s, 10,
           "after a failure, how long to wait for the job's workers before resuming on fewer");
+ABSL_FLAG(int, lease_steps, 8,
+          "steps leased from the accountant at a time: a job that stops early is charged up to "
+          "this many minus one steps it did not run");
 
 int main(int argc, char** argv) {
   dpfleet::BlockTerminationSignals();
@@ -55,6 +58,7 @@ int main(int argc, char** argv) {
                        .max_attempts = absl::GetFlag(FLAGS_max_attempts),
                        .resume_wait = absl::Seconds(absl::GetFlag(FLAGS_resume_wait_s)),
                        .collective_timeout_s = absl::GetFlag(FLAGS_collective_timeout_s),
+                       .lease_steps = absl::GetFlag(FLAGS_lease_steps),
                        .tls = *tls});
   if (absl::Status recovered = job_service->Recover(); !recovered.ok()) {
     std::cerr << "dpfleet-coordinator: recovering jobs: " << recovered << "\n";

@@ -68,6 +68,8 @@ absl::StatusOr<v1::Job> JobServiceImpl::Admit(const v1::JobSpec& spec, const std
   reserve.mutable_mechanism()->set_sampling_rate(plan.sampling_rate);
   reserve.mutable_mechanism()->set_noise_multiplier(job.noise_multiplier());
   reserve.mutable_mechanism()->set_steps(plan.steps);
+  reserve.set_clip_norm(spec.clip_norm());
+  reserve.set_submitter(owner);  // The accountant checks its grant on the dataset.
   DPFLEET_ASSIGN_OR_RETURN(const v1::ReserveResponse reserved, accountant_->Reserve(reserve));
   job.set_reservation_id(reserved.reservation_id());
   v1::ComputeEpsilonRequest planned;

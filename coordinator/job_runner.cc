@@ -9,7 +9,9 @@
 #include "absl/strings/str_cat.h"
 #include "accountant/accounting.h"
 #include "common/grpc_status.h"
+#include "common/random_id.h"
 #include "common/status.h"
+#include "coordinator/step_leaser.h"
 #include "grpcpp/grpcpp.h"
 #include "proto/dpfleet.grpc.pb.h"
 
@@ -58,36 +60,59 @@ double EpsilonAfter(const v1::Job& job, int64_t steps) {
   return epsilon.ok() ? *epsilon : 0.0;
 }
 
+// The steps the job's reservations hold together.
+int64_t ReservedSteps(const v1::JobRecovery& recovery) {
+  int64_t steps = 0;
+  for (const v1::Reservation& reservation : recovery.reservations()) steps += reservation.steps();
+  return steps;
+}
+
 }  // namespace
 
 void JobRunner::ChargeAndEnd(const v1::Job& job, v1::JobState state, const absl::Status& error,
                              const Progress& progress, v1::JobResult result) {
   // Every started step is charged, reservation by reservation; what is left of each is freed.
   std::string message = error.ok() ? "" : std::string(error.message());
+  // Commits `steps` of `reservation`; returns the steps the ledger charged.
+  auto commit = [&](const v1::Reservation& reservation, int64_t steps) -> absl::StatusOr<int64_t> {
+    v1::CommitRequest request;
+    request.set_reservation_id(reservation.reservation_id());
+    request.set_steps_run(steps);
+    DPFLEET_ASSIGN_OR_RETURN(const v1::CommitResponse committed, accountant_->Commit(request));
+    return committed.steps_committed();
+  };
   int64_t remaining = progress.steps_started;
+  int64_t steps_charged = 0;
   for (const v1::Reservation& reservation : progress.durable.reservations()) {
     const int64_t steps = std::min(remaining, reservation.steps());
     remaining -= steps;
-    absl::Status charged;
+    absl::StatusOr<int64_t> charged = int64_t{0};
     if (steps > 0) {
-      v1::CommitRequest commit;
-      commit.set_reservation_id(reservation.reservation_id());
-      commit.set_steps_run(steps);
-      charged = accountant_->Commit(commit).status();
+      charged = commit(reservation, steps);
     } else {
       v1::ReleaseRequest release;
       release.set_reservation_id(reservation.reservation_id());
-      charged = accountant_->Release(release);
+      const absl::Status released = accountant_->Release(release);
+      // Refused once the reservation has leased steps: they are charged by committing.
+      if (absl::IsFailedPrecondition(released)) {
+        charged = commit(reservation, 0);
+      } else if (!released.ok()) {
+        charged = released;
+      }
     }
-    if (!charged.ok()) {
+    if (charged.ok()) {
+      steps_charged += *charged;
+    } else {
       // The reservation stays open and keeps counting in full: the ledger over-counts, never under.
+      steps_charged += reservation.steps();
       absl::StrAppend(&message, message.empty() ? "" : "; ", "reservation ",
-                      reservation.reservation_id(), " stays open: ", charged.message());
+                      reservation.reservation_id(), " stays open: ", charged.status().message());
       if (state == v1::SUCCEEDED) state = v1::FAILED;
     }
   }
   result.set_steps_run(progress.steps_started);
-  result.set_epsilon_spent(EpsilonAfter(job, progress.steps_started));
+  result.set_steps_charged(steps_charged);
+  result.set_epsilon_spent(EpsilonAfter(job, steps_charged));
   result.set_delta(job.spec().delta());
   jobs_
       ->Update(job.job_id(),
@@ -98,6 +123,28 @@ void JobRunner::ChargeAndEnd(const v1::Job& job, v1::JobState state, const absl:
                  j.mutable_progress()->set_epsilon_spent(result.epsilon_spent());
                })
       .IgnoreError();
+}
+
+absl::Status JobRunner::ReserveRerun(const v1::Job& job, int attempt, int64_t step,
+                                     Progress& progress) {
+  v1::ReserveRequest reserve;
+  reserve.set_dataset(job.spec().dataset());
+  reserve.set_job_id(job.job_id());
+  reserve.set_idempotency_key(absl::StrCat(job.job_id(), "/resume-", attempt, "-", step));
+  reserve.mutable_mechanism()->set_sampling_rate(job.sampling_rate());
+  reserve.mutable_mechanism()->set_noise_multiplier(job.noise_multiplier());
+  reserve.mutable_mechanism()->set_steps(job.total_steps() - step);
+  reserve.set_clip_norm(job.spec().clip_norm());
+  reserve.set_submitter(job.owner());
+  const absl::StatusOr<v1::ReserveResponse> reserved = accountant_->Reserve(reserve);
+  if (!reserved.ok()) {
+    return Annotate(reserved.status(),
+                    absl::StrCat("re-running steps from ", step, " after a failure"));
+  }
+  v1::Reservation* added = progress.durable.add_reservations();
+  added->set_reservation_id(reserved->reservation_id());
+  added->set_steps(job.total_steps() - step);
+  return Save(job.job_id(), progress);
 }
 
 absl::Status JobRunner::Save(const std::string& job_id, const Progress& progress) {
@@ -334,7 +381,9 @@ absl::StatusOr<JobRunner::AttemptEnd> JobRunner::RunAttempt(const v1::Job& job, 
                                                             absl::Duration step_deadline) {
   const std::string& job_id = job.job_id();
   // Assign shards: rank 0 first, since it serves the store the others connect to.
+  DPFLEET_ASSIGN_OR_RETURN(const std::string rendezvous_secret, RandomBytes(16));
   v1::ShardAssignment assignment;
+  assignment.set_rendezvous_secret(rendezvous_secret);
   assignment.set_job_id(job_id);
   *assignment.mutable_spec() = job.spec();
   assignment.set_world_size(static_cast<int32_t>(peers.size()));
@@ -346,6 +395,7 @@ absl::StatusOr<JobRunner::AttemptEnd> JobRunner::RunAttempt(const v1::Job& job, 
   assignment.set_checkpoint(progress.durable.checkpoint());
   assignment.set_checkpoint_step(progress.durable.checkpoint_step());
   assignment.set_attempt(attempt);
+  std::vector<std::string> session_nonces(peers.size());
   auto assign = [&](size_t rank) {
     v1::AssignShardRequest request;
     *request.mutable_assignment() = assignment;
@@ -355,6 +405,7 @@ absl::StatusOr<JobRunner::AttemptEnd> JobRunner::RunAttempt(const v1::Job& job, 
     v1::AssignShardResponse response;
     auto context = ContextWithDeadline(options_.control_deadline);
     grpc::Status status = peers[rank].stub->AssignShard(context.get(), request, &response);
+    session_nonces[rank] = response.session_nonce();
     if (status.ok() && rank == 0) {
       assignment.set_store_host(response.store_host());
       assignment.set_store_port(response.store_port());
@@ -368,65 +419,68 @@ absl::StatusOr<JobRunner::AttemptEnd> JobRunner::RunAttempt(const v1::Job& job, 
   DPFLEET_RETURN_IF_ERROR(ForEachPeer(peers, "assigning the shard", [&](size_t rank) {
     return rank == 0 ? grpc::Status::OK : assign(rank);
   }));
+  // The group's tickets: the accountant leases its steps to exactly these ranks and shards.
+  std::vector<v1::ShardRange> shards(peers.size());
+  for (size_t rank = 0; rank < peers.size(); ++rank) {
+    shards[rank].set_begin(peers[rank].shard_begin);
+    shards[rank].set_end(peers[rank].shard_end);
+  }
+  StepLeaser leaser(
+      session_nonces, shards, progress.durable.checkpoint_step(), job.total_steps(),
+      options_.lease_steps, &progress.durable.reservations(),
+      [&](const v1::LeaseRequest& request) { return accountant_->Lease(request); },
+      [&](int64_t step) { return ReserveRerun(job, attempt, step, progress); });
+  DPFLEET_ASSIGN_OR_RETURN(const v1::AdmissionTicket join_ticket, leaser.JoinTicket());
   // The group forms before any step is dispatched, so an attempt that cannot form it (a peer
   // unreachable on the collective network, a rendezvous timeout) touched no example and is
   // charged nothing.
   DPFLEET_RETURN_IF_ERROR(ForEachPeer(peers, "joining the collective group", [&](size_t rank) {
     v1::JoinCollectiveRequest request;
     request.set_job_id(job_id);
+    *request.mutable_ticket() = join_ticket;
     v1::JoinCollectiveResponse response;
     auto context = ContextWithDeadline(step_deadline);
     return peers[rank].stub->JoinCollective(context.get(), request, &response);
   }));
 
   // The steps, in lockstep: every worker runs step t before any runs t + 1.
+  absl::Duration last_step_time = absl::ZeroDuration();
   for (int64_t step = progress.durable.checkpoint_step(); step < job.total_steps(); ++step) {
-    if (shutting_down_) {
+    const bool finish_lease_first =
+        leaser.Covers(step, absl::Now(), step_deadline) &&
+        last_step_time * leaser.LeasedFrom(step) <= options_.shutdown_grace;
+    if (shutting_down_ && !finish_lease_first) {
       DPFLEET_RETURN_IF_ERROR(Suspend(job, attempt, step, peers[0], progress));
       return AttemptEnd::kSuspended;
     }
     if (jobs_->CancelRequested(job_id)) {
       return absl::CancelledError(absl::StrCat("cancelled after ", step, " steps"));
     }
-    int64_t capacity = 0;
-    for (const v1::Reservation& reservation : progress.durable.reservations()) {
-      capacity += reservation.steps();
-    }
-    if (progress.steps_started >= capacity) {
+    if (progress.steps_started >= ReservedSteps(progress.durable)) {
       // Steps lost to a failure run again and cost privacy again: reserve them before they run.
-      v1::ReserveRequest reserve;
-      reserve.set_dataset(job.spec().dataset());
-      reserve.set_job_id(job_id);
-      reserve.set_idempotency_key(absl::StrCat(job_id, "/resume-", attempt));
-      reserve.mutable_mechanism()->set_sampling_rate(job.sampling_rate());
-      reserve.mutable_mechanism()->set_noise_multiplier(job.noise_multiplier());
-      reserve.mutable_mechanism()->set_steps(job.total_steps() - step);
-      const absl::StatusOr<v1::ReserveResponse> reserved = accountant_->Reserve(reserve);
-      if (!reserved.ok()) {
-        return Annotate(reserved.status(),
-                        absl::StrCat("re-running steps from ", step, " after a failure"));
-      }
-      v1::Reservation* added = progress.durable.add_reservations();
-      added->set_reservation_id(reserved->reservation_id());
-      added->set_steps(job.total_steps() - step);
-      capacity += added->steps();
-      DPFLEET_RETURN_IF_ERROR(Save(job_id, progress));
+      DPFLEET_RETURN_IF_ERROR(ReserveRerun(job, attempt, step, progress));
     }
+    DPFLEET_ASSIGN_OR_RETURN(const v1::AdmissionTicket ticket,
+                             leaser.TicketFor(step, absl::Now(), step_deadline));
     // The step is leased durably before it starts, so a crash can never under-charge it.
-    if (absl::Status leased = jobs_->LeaseSteps(job_id, progress.steps_started, capacity);
+    if (absl::Status leased =
+            jobs_->LeaseSteps(job_id, progress.steps_started, ReservedSteps(progress.durable));
         !leased.ok()) {
       return absl::DataLossError(
           absl::StrCat("cannot record progress durably: ", leased.message()));
     }
     ++progress.steps_started;  // From here on the step may release noised gradients: it is charged.
+    const absl::Time step_started = absl::Now();
     std::vector<v1::RunStepResponse> responses(peers.size());
     DPFLEET_RETURN_IF_ERROR(ForEachPeer(peers, absl::StrCat("step ", step), [&](size_t rank) {
       v1::RunStepRequest request;
       request.set_job_id(job_id);
       request.set_step(step);
+      *request.mutable_ticket() = ticket;
       auto context = ContextWithDeadline(step_deadline);
       return peers[rank].stub->RunStep(context.get(), request, &responses[rank]);
     }));
+    last_step_time = absl::Now() - step_started;
     double loss_sum = 0;
     int64_t batch_size = 0;
     for (const v1::RunStepResponse& response : responses) {

@@ -10,14 +10,20 @@
 // checkpoint, the reservations and the attempt count are saved in the job store as they change,
 // so a job also resumes after the coordinator itself restarts.
 //
-// What a job is charged: every step that was dispatched to its workers. A job that fails before
-// its first step (assignment, forming the collective group, a dead worker) is charged nothing for
-// that attempt. Only after a crash, when the coordinator cannot know, is a job charged for its
-// durable step bound (steps are leased ahead, JobTable::kStepLease at a time).
+// What a job is charged: every step that was dispatched to its workers, and every step the
+// accountant leased to them (coordinator/step_leaser.h: the workers run only leased steps, under
+// the accountant's admission tickets, and the ledger charges at least what it leased). A job that
+// fails before its first step (assignment, forming the collective group, a dead worker) is
+// charged nothing for that attempt. After a crash, when the coordinator cannot know, a job is
+// charged for its durable step bound (steps are leased ahead, JobTable::kStepLease at a time).
 //
-// Shutting down (Shutdown()) suspends instead of cancelling: a running job stops at its next step
-// boundary, saves a checkpoint of exactly that step and the exact count of its started steps, and
-// frees its workers; a queued job stays queued. A restarted coordinator resumes them (Resume), with
+// Each attempt gets a fresh rendezvous secret, so only the ranks it was assigned to can form its
+// collective group.
+//
+// Shutting down (Shutdown()) suspends instead of cancelling: a running job stops at the end of the
+// steps it leased (or at its next step boundary when they would outlast shutdown_grace), saves a
+// checkpoint of exactly that step and the exact count of its started steps, and frees its
+// workers; a queued job stays queued. A restarted coordinator resumes them (Resume), with
 // no step run twice and no attempt used up by the shutdown.
 
 #include <atomic>
@@ -48,6 +54,12 @@ struct JobRunnerOptions {
   absl::Duration control_deadline = absl::Seconds(30);
   // How often a queued job looks for idle workers.
   absl::Duration acquire_poll = absl::Milliseconds(200);
+  // Steps leased from the accountant at a time (StepLeaser): a job that stops early is charged up
+  // to this many minus one steps it did not run; each lease is one accountant call.
+  int64_t lease_steps = 8;
+  // While the coordinator shuts down, a job first runs the steps it has leased (they are charged
+  // anyway) when they should take no longer than this; otherwise it suspends at once.
+  absl::Duration shutdown_grace = absl::Seconds(10);
   // The coordinator's certificate, presented to the workers, which accept WorkerService calls
   // from the coordinator role only; a worker must hold a worker certificate of the same CA.
   TlsMaterial tls;
@@ -114,12 +126,18 @@ class JobRunner {
   // Runs `job` (its snapshot when it starts or resumes) from `progress`.
   void RunFrom(const v1::Job& job, Progress progress);
 
+  // Reserves the steps from `step` to the job's end again, before a re-run of steps lost to a
+  // failure, and records the reservation durably. Errors: the accountant's (kResourceExhausted
+  // when the budget cannot pay); kDataLoss.
+  absl::Status ReserveRerun(const v1::Job& job, int attempt, int64_t step, Progress& progress);
+
   // Saves progress.durable. Errors: kDataLoss.
   absl::Status Save(const std::string& job_id, const Progress& progress);
 
   // Charges progress.steps_started steps across the reservations in order (committing, or
-  // releasing a reservation no step reached) and records the job's end. A failed charge leaves its
-  // reservation open (counting in full) and says so.
+  // releasing a reservation no step reached; the ledger raises each to the steps it leased) and
+  // records the job's end with the steps charged. A failed charge leaves its reservation open
+  // (counting in full) and says so.
   void ChargeAndEnd(const v1::Job& job, v1::JobState state, const absl::Status& error,
                     const Progress& progress, v1::JobResult result);
 

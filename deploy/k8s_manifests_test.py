@@ -32,12 +32,20 @@ API_VERSIONS = {
 }
 # Created by the operator (README.md, "Running on a cluster"), never committed: they hold keys.
 SECRETS = {
-    "dpfleet-ca": {"ca.pem"},
-    "dpfleet-accountant-tls": {"cert.pem", "key.pem"},
+    "dpfleet-ca": {"ca.pem", "ticket.pub"},
+    "dpfleet-accountant-tls": {"cert.pem", "key.pem", "ticket.key"},
     "dpfleet-coordinator-tls": {"cert.pem", "key.pem"},
     "dpfleet-worker-tls": {"cert.pem", "key.pem"},
 }
 TLS_FLAGS = ("tls_ca", "tls_cert", "tls_key")
+# The files each binary must be given from a Secret: its TLS files, and the ticket keys (the
+# accountant signs admission tickets, the workers check them).
+SECRET_FILE_FLAGS = {
+    "dpfleet-accountant": TLS_FLAGS + ("ticket_key",),
+    "dpfleet-coordinator": TLS_FLAGS,
+    "dpfleet-worker": TLS_FLAGS + ("ticket_public_key",),
+}
+PRIVATE_KEY_FLAGS = ("tls_key", "ticket_key")  # The binaries refuse them when anyone may read.
 OPTIONAL_FILES = {"workers-gpu.yaml"}  # Applied by hand, still validated.
 
 failures = []
@@ -222,9 +230,9 @@ def main():
                 check(target is not None and
                       int(port) in [p["port"] for p in target[1]["spec"]["ports"]],
                       "%s: --%s=%s names no Service with that port" % (cwhere, flag, values[flag]))
-            for flag in TLS_FLAGS:
-                check(flag in values, "%s: --%s is missing: every channel is mutual TLS" %
-                      (cwhere, flag))
+            for flag in SECRET_FILE_FLAGS[command]:
+                check(flag in values, "%s: --%s is missing (mutual TLS on every channel, "
+                      "admission tickets on every step)" % (cwhere, flag))
                 if flag not in values:
                     continue
                 directory, key = os.path.split(values[flag])
@@ -236,7 +244,7 @@ def main():
                     check(key in SECRETS.get(secret, set()),
                           "%s: --%s reads %s from Secret %s, which holds %s" %
                           (cwhere, flag, key, secret, sorted(SECRETS.get(secret, []))))
-                    if flag == "tls_key":
+                    if flag in PRIVATE_KEY_FLAGS:
                         mode = volume["secret"].get("defaultMode", 0o644)
                         check(mode & 0o007 == 0, "%s: the key's Secret has mode %o: the binaries "
                               "refuse a key anyone may read" % (cwhere, mode))

@@ -4,7 +4,7 @@
 # Every channel is mutual TLS: the cluster's CA and each component's certificate are made with
 # deploy/make_certs.sh under STATE/tls, with certificates for an admin and a reader to use dpctl
 # with (`env` exports the admin's). Each server also answers plaintext health checks on the port
-# in STATE/NAME.health_port.
+# in STATE/NAME.health_port, and records every call it refused in STATE/NAME.audit.log.
 #
 #   deploy/local_cluster.sh start [--workers N] [--state-dir DIR] [--bin-dir DIR] [--data-dir DIR]
 #                                 [--collective-timeout-s S] [--resume-wait-s S]
@@ -83,9 +83,10 @@ make_certs() {  # make_certs NAME:ROLE...: certificates under STATE/tls, kept ac
   bash "$repo/deploy/make_certs.sh" "$state_dir/tls" "$@" >&2 || die "cannot make certificates"
 }
 
-tls_flags() {  # tls_flags NAME: a server's or client's TLS and health flags
+tls_flags() {  # tls_flags NAME: a server's TLS, health and audit flags
   echo "--tls_ca $state_dir/tls/ca.pem --tls_cert $state_dir/tls/$1.pem --tls_key $state_dir/tls/$1.key"
   echo "--health_listen 127.0.0.1:0 --health_port_file $state_dir/$1.health_port"
+  echo "--audit_log $state_dir/$1.audit.log"
 }
 
 stop() {
@@ -143,7 +144,7 @@ start_worker() {  # start_worker I: worker I on the data folder the cluster was 
   OMP_NUM_THREADS=1 OMP_WAIT_POLICY=PASSIVE start_process "worker-$1" "$worker" \
     --coordinator "127.0.0.1:$(cat "$state_dir/coordinator.port")" $(tls_flags "worker-$1") \
     --data_dir "${data//%w/$1}" --port_file "$state_dir/worker-$1.port" \
-    --threads 1
+    --ticket_public_key "$state_dir/tls/ticket.pub" --threads 1
 }
 
 # Starts worker I again (after it died): a replacement holding the same part of the data.
@@ -194,7 +195,8 @@ start() {
 
   # shellcheck disable=SC2046
   start_process accountant "$accountant" --ledger "$state_dir/ledger.db" \
-    $(tls_flags accountant) --port_file "$state_dir/accountant.port"
+    $(tls_flags accountant) --ticket_key "$state_dir/tls/ticket.key" \
+    --port_file "$state_dir/accountant.port"
   wait_for_file "$state_dir/accountant.port" accountant "$state_dir/accountant.pid"
   start_coordinator 0
   echo "$data_dir" >"$state_dir/data_dir"

@@ -4,16 +4,20 @@
 # name and its role in its one subjectAltName, DNS:<role>.dpfleet, which is what the services
 # authorise and what a client checks the server it reaches against (common/identity.h).
 #
-#   deploy/make_certs.sh DIR NAME:ROLE [NAME:ROLE ...]
+#   deploy/make_certs.sh DIR [NAME:ROLE ...]
 #
 # ROLE is admin, submitter, reader, coordinator, worker or accountant. The CA (DIR/ca.pem,
 # DIR/ca.key) is made on the first call and reused after; each principal gets DIR/NAME.pem and
 # DIR/NAME.key (mode 600), kept if they already exist. Keys are ECDSA P-256; certificates last
 # 825 days.
+#
+# With the CA comes the cluster's ticket key pair (Ed25519): DIR/ticket.key (mode 600) is the
+# accountant's, which signs admission tickets; DIR/ticket.pub goes to every worker, which runs
+# no step without a ticket it verifies.
 set -euo pipefail
 
 die() { echo "make_certs: $*" >&2; exit 1; }
-(($# >= 2)) || die "usage: $0 DIR NAME:ROLE [NAME:ROLE ...]"
+(($# >= 1)) || die "usage: $0 DIR [NAME:ROLE ...]"
 command -v openssl >/dev/null || die "openssl is missing (Debian package openssl)"
 dir=$1
 shift
@@ -26,6 +30,13 @@ if [[ ! -s $dir/ca.pem || ! -s $dir/ca.key ]]; then
     -addext "keyUsage=critical,keyCertSign,cRLSign" \
     -keyout "$dir/ca.key" -out "$dir/ca.pem" 2>/dev/null || die "cannot make the CA in $dir"
   chmod 644 "$dir/ca.pem"
+fi
+if [[ ! -s $dir/ticket.key || ! -s $dir/ticket.pub ]]; then
+  openssl genpkey -algorithm ed25519 -out "$dir/ticket.key" 2>/dev/null &&
+    openssl pkey -in "$dir/ticket.key" -pubout -out "$dir/ticket.pub" 2>/dev/null ||
+    die "cannot make the ticket key pair in $dir"
+  chmod 600 "$dir/ticket.key"
+  chmod 644 "$dir/ticket.pub"
 fi
 
 for entry in "$@"; do

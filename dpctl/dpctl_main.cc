@@ -44,7 +44,9 @@ Jobs (coordinator at --coordinator or $DPFLEET_COORDINATOR):
   dpctl workers [--json]    registered workers; prints "N alive" last
 
 Budgets (accountant at --accountant-address or $DPFLEET_ACCOUNTANT):
-  dpctl register-dataset NAME --epsilon E --delta D
+  dpctl register-dataset NAME --epsilon E --delta D   (admin; grants the admin access to it)
+  dpctl grant NAME PRINCIPAL    admin: lets PRINCIPAL (a certificate name) submit jobs on NAME
+  dpctl revoke NAME PRINCIPAL   admin: no longer (its running jobs go on)
   dpctl budget NAME [--json]
 
 Health (grpc.health.v1, plaintext, on the servers' --health_listen ports):
@@ -136,6 +138,14 @@ void PrintJob(const v1::Job& job) {
         "  result: test accuracy %.2f%%  epsilon %.4f at delta %g  (%d steps, %.1f s)\n",
         100 * job.result().test_accuracy(), job.result().epsilon_spent(), job.result().delta(),
         job.result().steps_run(), job.result().wall_seconds());
+  }
+  const bool stopped_early = job.state() == v1::FAILED || job.state() == v1::CANCELLED;
+  if (job.result().steps_charged() != job.result().steps_run() ||
+      (stopped_early && job.result().steps_charged() > 0)) {
+    // Steps leased to the workers count as run, whether or not they did.
+    std::cout << absl::StrFormat("  charged: %d steps (%d ran), epsilon %.4f at delta %g\n",
+                                 job.result().steps_charged(), job.result().steps_run(),
+                                 job.result().epsilon_spent(), job.result().delta());
   }
   if (!job.error().empty()) std::cout << "  error: " << job.error() << "\n";
 }
@@ -506,6 +516,37 @@ int Health(Args& args) {
   return unhealthy == 0 ? 0 : 1;
 }
 
+int GrantCommand(Args& args, const std::string& command) {
+  if (args.positional().size() != 3) {
+    return Fail(absl::InvalidArgumentError(command + " needs a dataset name and a principal"));
+  }
+  const std::string& dataset = args.positional()[1];
+  const std::string& principal = args.positional()[2];
+  DPCTL_ASSIGN_OR_FAIL(
+      channel, Channel(args, "accountant-address", "DPFLEET_ACCOUNTANT", Role::kAccountant));
+  if (absl::Status unused = args.CheckAllUsed(); !unused.ok()) return Fail(unused);
+  auto accountant = v1::AccountantService::NewStub(channel);
+  auto context = Context();
+  grpc::Status status;
+  if (command == "grant") {
+    v1::GrantAccessRequest request;
+    request.set_dataset(dataset);
+    request.set_principal(principal);
+    v1::GrantAccessResponse response;
+    status = accountant->GrantAccess(context.get(), request, &response);
+  } else {
+    v1::RevokeAccessRequest request;
+    request.set_dataset(dataset);
+    request.set_principal(principal);
+    v1::RevokeAccessResponse response;
+    status = accountant->RevokeAccess(context.get(), request, &response);
+  }
+  if (!status.ok()) return Fail(FromGrpcStatus(status));
+  std::cout << (command == "grant" ? "granted " : "revoked ") << principal << " access to "
+            << dataset << "\n";
+  return 0;
+}
+
 int Main(int argc, char** argv) {
   absl::StatusOr<Args> parsed = Args::Parse(argc, argv, 1);
   if (!parsed.ok()) return Fail(parsed.status());
@@ -521,6 +562,7 @@ int Main(int argc, char** argv) {
   }
   if (command == "workers") return Workers(args);
   if (command == "budget" || command == "register-dataset") return BudgetCommand(args, command);
+  if (command == "grant" || command == "revoke") return GrantCommand(args, command);
   if (command == "privacy") return Privacy(args);
   if (command == "health") return Health(args);
   std::cerr << "dpctl: unknown command '" << command << "'\n\n" << kUsage;

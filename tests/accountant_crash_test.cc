@@ -55,6 +55,8 @@ class Accountant {
                                      tls + "/accountant.pem",
                                      "--tls_key",
                                      tls + "/accountant.key",
+                                     "--ticket_key",
+                                     tls + "/ticket.key",
                                      "--port_file",
                                      port_file};
     std::vector<char*> argv;
@@ -112,6 +114,7 @@ double FilterEpsilonOfSteps(int64_t steps) {
 struct ClientRecord {
   absl::Mutex mu;
   std::map<std::string, int64_t> intended_commit;  // Acknowledged reservation -> steps to commit.
+  std::map<std::string, int64_t> acknowledged_lease;  // Steps leased to a group, acknowledged.
   std::map<std::string, int64_t> acknowledged_commit;
 };
 
@@ -143,6 +146,8 @@ TEST(AccountantCrash, SigkillMidTrafficLosesNothingAcknowledged) {
           reserve.mutable_mechanism()->set_sampling_rate(kQ);
           reserve.mutable_mechanism()->set_noise_multiplier(kSigma);
           reserve.mutable_mechanism()->set_steps(50 + rng() % 100);
+          reserve.set_clip_norm(1.0);
+          reserve.set_submitter("ops");  // The registrant, who holds a grant.
           v1::ReserveResponse reserved;
           const grpc::Status status =
               accountant.as_coordinator().Reserve(Context().get(), reserve, &reserved);
@@ -155,6 +160,18 @@ TEST(AccountantCrash, SigkillMidTrafficLosesNothingAcknowledged) {
           {
             absl::MutexLock lock(&record.mu);
             record.intended_commit[reserved.reservation_id()] = steps;
+          }
+          // The workers' steps are leased first, as a job's are.
+          v1::LeaseRequest lease;
+          lease.set_reservation_id(reserved.reservation_id());
+          lease.add_rank_nonces(absl::StrCat(absl::Hex(rng(), absl::kZeroPad16)));
+          lease.add_shards()->set_end(60000);
+          lease.set_end_step(steps);
+          v1::LeaseResponse leased;
+          if (!accountant.as_coordinator().Lease(Context().get(), lease, &leased).ok()) break;
+          {
+            absl::MutexLock lock(&record.mu);
+            record.acknowledged_lease[reserved.reservation_id()] = steps;
           }
           v1::CommitRequest commit;
           commit.set_reservation_id(reserved.reservation_id());
@@ -174,25 +191,30 @@ TEST(AccountantCrash, SigkillMidTrafficLosesNothingAcknowledged) {
   ASSERT_GT(record.acknowledged_commit.size(), 10u) << "too little traffic before the kill";
 
   Accountant restarted(ledger);
-  auto commit = [&restarted](const std::string& id, int64_t steps) {
+  // Commits `steps` of reservation `id`; returns the steps charged, or -1 when refused.
+  auto commit = [&restarted](const std::string& id, int64_t steps) -> int64_t {
     v1::CommitRequest request;
     request.set_reservation_id(id);
     request.set_steps_run(steps);
     v1::CommitResponse response;
-    return restarted.as_coordinator().Commit(Context().get(), request, &response);
+    const grpc::Status status =
+        restarted.as_coordinator().Commit(Context().get(), request, &response);
+    return status.ok() ? response.steps_committed() : -1;
   };
-  // Every acknowledged commit is there, with its steps: the same commit is OK, another is refused.
+  // Every acknowledged commit is there, with its steps; a commit claiming fewer is raised to them.
   for (const auto& [id, steps] : record.acknowledged_commit) {
-    ASSERT_TRUE(commit(id, steps).ok()) << id;
-    EXPECT_EQ(commit(id, steps == 0 ? 1 : steps - 1).error_code(),
-              grpc::StatusCode::FAILED_PRECONDITION)
-        << id << " lost its committed steps";
+    EXPECT_EQ(commit(id, steps), steps) << id;
+    EXPECT_EQ(commit(id, 0), steps) << id << " lost its committed steps";
   }
-  // Every acknowledged reservation is there: the clients can finish them.
+  // Every acknowledged reservation is there, and so is every acknowledged lease: a client that
+  // claims no step ran is charged what it leased.
   int64_t total_steps = 0;
   for (const auto& [id, steps] : record.intended_commit) {
-    ASSERT_TRUE(commit(id, steps).ok()) << id;
-    total_steps += steps;
+    const int64_t charged = commit(id, 0);
+    ASSERT_GE(charged, 0) << id;
+    const auto leased = record.acknowledged_lease.find(id);
+    if (leased != record.acknowledged_lease.end()) EXPECT_EQ(charged, leased->second) << id;
+    total_steps += charged;
   }
   v1::GetBudgetRequest get;
   get.set_dataset("mnist");
@@ -204,9 +226,9 @@ TEST(AccountantCrash, SigkillMidTrafficLosesNothingAcknowledged) {
   EXPECT_GE(after.epsilon_reserved(), FilterEpsilonOfSteps(total_steps) - 1e-9);
   EXPECT_LE(after.open_reservations(), kClients);
   EXPECT_LE(after.epsilon_reserved(), budget + 1e-12);
-  std::printf("acknowledged commits %zu, reservations %zu, refused for budget %d\n",
-              record.acknowledged_commit.size(), record.intended_commit.size(),
-              refused_for_budget.load());
+  std::printf("acknowledged commits %zu, leases %zu, reservations %zu, refused for budget %d\n",
+              record.acknowledged_commit.size(), record.acknowledged_lease.size(),
+              record.intended_commit.size(), refused_for_budget.load());
 }
 
 }  // namespace

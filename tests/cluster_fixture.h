@@ -27,6 +27,9 @@
 namespace dpfleet {
 
 constexpr double kDelta = 1e-5;
+// The coordinator's default --lease_steps: a job that stops early is charged fewer than this many
+// steps more than it ran, per attempt (coordinator/step_leaser.h).
+constexpr int64_t kLeaseSteps = 8;
 
 inline std::string Runfiles() { return absl::StrCat(std::getenv("TEST_SRCDIR"), "/dpfleet"); }
 
@@ -96,6 +99,15 @@ class ClusterTest : public ::testing::Test {
     request.set_delta(delta);
     v1::RegisterDatasetResponse response;
     ASSERT_TRUE(accountant_->RegisterDataset(Context().get(), request, &response).ok());
+  }
+
+  // Lets `principal` submit jobs on `dataset` (the admin that registered it may already).
+  void Grant(const std::string& principal, const std::string& dataset = "fashion-mnist") {
+    v1::GrantAccessRequest request;
+    request.set_dataset(dataset);
+    request.set_principal(principal);
+    v1::GrantAccessResponse response;
+    ASSERT_TRUE(accountant_->GrantAccess(Context().get(), request, &response).ok());
   }
 
   grpc::Status Submit(const v1::JobSpec& spec, v1::Job* job) {

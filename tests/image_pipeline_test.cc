@@ -168,7 +168,9 @@ TEST_F(ImagePipelineTest, AReplacementPartHolderLetsTheJobFinishChargedForEveryS
   // that ran at the noise calibrated for kSteps (the lost ones take it past the target).
   const double sigma =
       accountant::CalibrateFullBatchNoise(kSteps, 4.0, kImageDelta)->noise_multiplier;
-  const double spent = *accountant::FullBatchEpsilon(sigma, job.result().steps_run(), kImageDelta);
+  const double spent =
+      *accountant::FullBatchEpsilon(sigma, job.result().steps_charged(), kImageDelta);
+  EXPECT_LT(job.result().steps_charged(), job.result().steps_run() + kLeaseSteps);
   EXPECT_NEAR(job.result().epsilon_spent(), spent, 1e-9);
   const v1::GetBudgetResponse budget = Budget("pets");
   EXPECT_EQ(budget.open_reservations(), 0);

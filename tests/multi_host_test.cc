@@ -88,7 +88,8 @@ class MultiHostTest : public ClusterTest {
     ASSERT_EQ(services, next_host_ - 1);
     MakeCertificates({"accountant:accountant", "coordinator:coordinator", "admin:admin"});
     Launch(services, "accountant", "accountant/dpfleet-accountant",
-           {"--listen", Address(services) + ":0", "--ledger", state_dir_ + "/ledger.db"});
+           {"--listen", Address(services) + ":0", "--ledger", state_dir_ + "/ledger.db",
+            "--ticket_key", state_dir_ + "/tls/ticket.key"});
     services_host_ = services;
     coordinator_flags_ = flags;
     accountant_ = Address(services) + ":" + WaitForPort("accountant");
@@ -129,11 +130,18 @@ class MultiHostTest : public ClusterTest {
   int StartWorker(const std::vector<std::string>& extra_flags = {}) {
     const int host = AddHost();
     MakeCertificates({absl::StrCat("worker-h", host, ":worker")});
-    std::vector<std::string> flags = {"--coordinator",    coordinator_,
-                                      "--listen",         Address(host) + ":0",
-                                      "--advertise_host", Address(host),
-                                      "--data_dir",       "/usr/share/datasets",
-                                      "--threads",        "1"};
+    std::vector<std::string> flags = {"--coordinator",
+                                      coordinator_,
+                                      "--listen",
+                                      Address(host) + ":0",
+                                      "--advertise_host",
+                                      Address(host),
+                                      "--data_dir",
+                                      "/usr/share/datasets",
+                                      "--threads",
+                                      "1",
+                                      "--ticket_public_key",
+                                      state_dir_ + "/tls/ticket.pub"};
     flags.insert(flags.end(), extra_flags.begin(), extra_flags.end());
     Launch(host, absl::StrCat("worker-h", host), "worker/dpfleet-worker", flags);
     WaitForPort(absl::StrCat("worker-h", host));
@@ -282,7 +290,9 @@ TEST_F(MultiHostTest, AHostKilledMidJobIsReplacedAndEveryStepThatRanIsCharged) {
   EXPECT_GT(job.result().test_accuracy(), 0.6);
   const v1::GetBudgetResponse budget = Budget();
   EXPECT_EQ(budget.open_reservations(), 0);
-  EXPECT_NEAR(budget.epsilon_committed(), ChargeOf(job.result().steps_run()), kEpsilonTolerance);
+  EXPECT_LT(job.result().steps_charged(), job.result().steps_run() + kLeaseSteps);
+  EXPECT_NEAR(budget.epsilon_committed(), ChargeOf(job.result().steps_charged()),
+              kEpsilonTolerance);
 }
 
 TEST_F(MultiHostTest, AJobThatCannotFormItsGroupFailsBeforeItsFirstStepAndIsChargedNothing) {
@@ -301,6 +311,7 @@ TEST_F(MultiHostTest, AJobThatCannotFormItsGroupFailsBeforeItsFirstStepAndIsChar
   EXPECT_NE(job.error().find("joining the collective group"), std::string::npos) << job.error();
   EXPECT_NE(job.error().find("10.77.0.250"), std::string::npos) << job.error();
   EXPECT_EQ(job.result().steps_run(), 0);
+  EXPECT_EQ(job.result().steps_charged(), 0);
   EXPECT_EQ(job.result().epsilon_spent(), 0.0);
   const v1::GetBudgetResponse budget = Budget();
   EXPECT_EQ(budget.open_reservations(), 0);
@@ -330,6 +341,7 @@ TEST_F(MultiHostTest, ACoordinatorCrashBeforeTheFirstStepLeavesNothingCharged) {
   ASSERT_EQ(job.state(), v1::FAILED) << job.error();
   EXPECT_NE(job.error().find("attempt 2"), std::string::npos) << job.error();
   EXPECT_EQ(job.result().steps_run(), 0);
+  EXPECT_EQ(job.result().steps_charged(), 0);
   const v1::GetBudgetResponse budget = Budget();
   EXPECT_EQ(budget.open_reservations(), 0);
   EXPECT_EQ(budget.epsilon_committed(), 0.0);

@@ -4,6 +4,7 @@
 // Each is refused with the right code, and nothing changes in the job store or the ledger.
 
 #include <functional>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -52,6 +53,21 @@ class SecurityTest : public LocalClusterTest {
   }
   std::string Address(const std::string& server) {
     return AddressIn(absl::StrCat(state_dir_, "/", server, ".port"));
+  }
+
+  // Whether `server`'s audit log records a refused call of `rpc` by `principal` whose message
+  // holds `reason`.
+  bool Audited(const std::string& server, const std::string& rpc, const std::string& principal,
+               const std::string& reason = "") {
+    std::istringstream log(ReadFile(absl::StrCat(state_dir_, "/", server, ".audit.log")));
+    for (std::string line; std::getline(log, line);) {
+      if (line.find(absl::StrCat("/", rpc, "\"")) != std::string::npos &&
+          line.find(absl::StrCat("\"principal\":\"", principal, "\"")) != std::string::npos &&
+          line.find(reason) != std::string::npos) {
+        return true;
+      }
+    }
+    return false;
   }
 
   // Everything a refused call might have changed: the jobs (as an admin sees them) and the budget.
@@ -104,6 +120,17 @@ class SecurityTest : public LocalClusterTest {
     commit.set_reservation_id("r-1");
     v1::ReleaseRequest release;
     release.set_reservation_id("r-1");
+    v1::LeaseRequest lease;
+    lease.set_reservation_id("r-1");
+    lease.add_rank_nonces(std::string(16, 'n'));
+    lease.add_shards()->set_end(60000);
+    lease.set_end_step(100);
+    v1::GrantAccessRequest grant;
+    grant.set_dataset("fashion-mnist");
+    grant.set_principal("intruder");
+    v1::RevokeAccessRequest revoke;
+    revoke.set_dataset("fashion-mnist");
+    revoke.set_principal("alice");
     v1::ComputeEpsilonRequest epsilon;
     *epsilon.mutable_mechanism() = reserve.mechanism();
     epsilon.set_delta(1e-5);
@@ -174,6 +201,13 @@ class SecurityTest : public LocalClusterTest {
          Unary(&AccountantService::Stub::Commit, &AccountantService::NewStub, commit), "alice"},
         {"Release", "accountant", kA,
          Unary(&AccountantService::Stub::Release, &AccountantService::NewStub, release), "reader"},
+        {"Lease", "accountant", kA,
+         Unary(&AccountantService::Stub::Lease, &AccountantService::NewStub, lease), "admin"},
+        {"GrantAccess", "accountant", kA,
+         Unary(&AccountantService::Stub::GrantAccess, &AccountantService::NewStub, grant), "alice"},
+        {"RevokeAccess", "accountant", kA,
+         Unary(&AccountantService::Stub::RevokeAccess, &AccountantService::NewStub, revoke),
+         "coordinator"},
         {"ComputeEpsilon", "accountant", kA,
          Unary(&AccountantService::Stub::ComputeEpsilon, &AccountantService::NewStub, epsilon), ""},
         {"CalibrateNoise", "accountant", kA,
@@ -185,6 +219,7 @@ class SecurityTest : public LocalClusterTest {
 
 TEST_F(SecurityTest, EveryRpcRefusesPlaintextStrangersAndWrongRolesAndChangesNothing) {
   RegisterDataset(1000.0);
+  Grant("alice");
   // A job of alice's, held on both workers while the calls below are made.
   v1::Job job;
   {
@@ -203,7 +238,7 @@ TEST_F(SecurityTest, EveryRpcRefusesPlaintextStrangersAndWrongRolesAndChangesNot
   ASSERT_EQ(job.state(), v1::RUNNING) << job.error();
 
   const std::vector<Rpc> rpcs = EveryRpc(job.job_id());
-  EXPECT_EQ(rpcs.size(), 21u) << "every RPC of JobService, WorkerRegistry, WorkerService and "
+  EXPECT_EQ(rpcs.size(), 24u) << "every RPC of JobService, WorkerRegistry, WorkerService and "
                                  "AccountantService";
   const std::string before = State();
   for (const Rpc& rpc : rpcs) {
@@ -229,6 +264,9 @@ TEST_F(SecurityTest, EveryRpcRefusesPlaintextStrangersAndWrongRolesAndChangesNot
         << rpc.name << " as " << rpc.refused_principal << ": " << refused.error_message();
     EXPECT_NE(refused.error_message().find(rpc.refused_principal), std::string::npos)
         << refused.error_message();
+    EXPECT_TRUE(Audited(rpc.server, rpc.name, rpc.refused_principal, "PERMISSION_DENIED"))
+        << rpc.name << " refused to " << rpc.refused_principal << " is not in " << rpc.server
+        << "'s audit log";
   }
   EXPECT_EQ(State(), before) << "a refused call changed the jobs or the ledger";
   EXPECT_EQ(Get(job.job_id()).state(), v1::RUNNING);
@@ -238,6 +276,8 @@ TEST_F(SecurityTest, EveryRpcRefusesPlaintextStrangersAndWrongRolesAndChangesNot
 
 TEST_F(SecurityTest, ASubmitterCannotTouchAnotherSubmittersJob) {
   RegisterDataset(1000.0);
+  Grant("alice");
+  Grant("bob");
   auto as = [&](const std::string& principal) {
     return v1::JobService::NewStub(
         MutualTlsChannel(coordinator_address_, Certificate(principal), Role::kCoordinator));
@@ -283,6 +323,105 @@ TEST_F(SecurityTest, ASubmitterCannotTouchAnotherSubmittersJob) {
   EXPECT_EQ(Get(job_id).progress().batch_size(), 0);
   ASSERT_TRUE(alice->CancelJob(Context().get(), cancel, &seen).ok());
   EXPECT_EQ(WaitFor(job_id, Ended).state(), v1::CANCELLED);
+}
+
+TEST_F(SecurityTest, ASubmitterWithoutAGrantCannotSpendADatasetsBudget) {
+  RegisterDataset(1000.0);
+  auto alice = v1::JobService::NewStub(
+      MutualTlsChannel(coordinator_address_, Certificate("alice"), Role::kCoordinator));
+  v1::SubmitJobRequest submit;
+  *submit.mutable_spec() = SmallJob(5);
+  v1::SubmitJobResponse submitted;
+  const std::string before = State();
+  const grpc::Status refused = alice->SubmitJob(Context().get(), submit, &submitted);
+  EXPECT_EQ(refused.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_NE(refused.error_message().find("'alice' holds no grant on dataset 'fashion-mnist'"),
+            std::string::npos)
+      << refused.error_message();
+  EXPECT_EQ(State(), before);
+  Grant("alice");
+  EXPECT_TRUE(alice->SubmitJob(Context().get(), submit, &submitted).ok());
+  EXPECT_EQ(WaitFor(submitted.job().job_id(), Ended).state(), v1::SUCCEEDED);
+}
+
+// A coordinator taken over by an attacker holds the coordinator's certificate: it can reserve and
+// lease budget, and call the workers. It still cannot run a step with less noise than the
+// accountant admitted, and what it leased stays charged.
+TEST_F(SecurityTest, AWorkerRefusesAMechanismItsTicketDoesNotCover) {
+  RegisterDataset(1000.0);
+  const TlsMaterial coordinator = Certificate("coordinator");
+  auto accountant = v1::AccountantService::NewStub(
+      MutualTlsChannel(AddressIn(state_dir_ + "/accountant.port"), coordinator, Role::kAccountant));
+  auto worker =
+      v1::WorkerService::NewStub(MutualTlsChannel(Address("worker-0"), coordinator, Role::kWorker));
+  const v1::JobSpec spec = SmallJob(10);
+  v1::ReserveRequest reserve;
+  reserve.set_dataset("fashion-mnist");
+  reserve.set_job_id("job-rogue");
+  reserve.set_idempotency_key("job-rogue");
+  reserve.mutable_mechanism()->set_sampling_rate(0.01);
+  reserve.mutable_mechanism()->set_noise_multiplier(1.0);
+  reserve.mutable_mechanism()->set_steps(10);
+  reserve.set_clip_norm(spec.clip_norm());
+  reserve.set_submitter("admin");
+  v1::ReserveResponse reserved;
+  ASSERT_TRUE(accountant->Reserve(Context().get(), reserve, &reserved).ok());
+
+  v1::AssignShardRequest assign;
+  v1::ShardAssignment& assignment = *assign.mutable_assignment();
+  assignment.set_job_id("job-rogue");
+  *assignment.mutable_spec() = spec;
+  assignment.set_world_size(1);
+  assignment.set_sampling_rate(0.01);
+  assignment.set_noise_multiplier(0);  // A noise-free step would release the raw gradient sum.
+  assignment.set_total_steps(10);
+  assignment.set_dataset_size(60000);
+  assignment.set_shard_end(60000);
+  assignment.set_collective_timeout_s(10);
+  assignment.set_rendezvous_secret(std::string(16, 's'));
+  v1::AssignShardResponse assigned;
+  ASSERT_TRUE(worker->AssignShard(Context().get(), assign, &assigned).ok());
+
+  // The accountant leases the admitted mechanism (sigma 1) to this worker's group.
+  v1::LeaseRequest lease;
+  lease.set_reservation_id(reserved.reservation_id());
+  lease.add_rank_nonces(assigned.session_nonce());
+  lease.add_shards()->set_end(60000);
+  lease.set_end_step(1);
+  v1::LeaseResponse leased;
+  ASSERT_TRUE(accountant->Lease(Context().get(), lease, &leased).ok());
+  v1::JoinCollectiveRequest join;
+  join.set_job_id("job-rogue");
+  *join.mutable_ticket() = leased.ticket();
+  v1::JoinCollectiveResponse joined;
+  const grpc::Status refused = worker->JoinCollective(Context().get(), join, &joined);
+  EXPECT_EQ(refused.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_NE(refused.error_message().find("noise multiplier is 0"), std::string::npos)
+      << refused.error_message();
+  EXPECT_TRUE(Audited("worker-0", "JoinCollective", "coordinator", "noise multiplier is 0"));
+  v1::RunStepRequest step;
+  step.set_job_id("job-rogue");
+  *step.mutable_ticket() = leased.ticket();
+  v1::RunStepResponse stepped;
+  EXPECT_EQ(worker->RunStep(Context().get(), step, &stepped).error_code(),
+            grpc::StatusCode::FAILED_PRECONDITION)
+      << "a worker that refused the group has no trainer to step";
+
+  // The leased step cannot be taken back: no release, and a commit of nothing charges it.
+  v1::ReleaseRequest release;
+  release.set_reservation_id(reserved.reservation_id());
+  v1::ReleaseResponse released;
+  EXPECT_EQ(accountant->Release(Context().get(), release, &released).error_code(),
+            grpc::StatusCode::FAILED_PRECONDITION);
+  v1::CommitRequest commit;
+  commit.set_reservation_id(reserved.reservation_id());
+  v1::CommitResponse committed;
+  ASSERT_TRUE(accountant->Commit(Context().get(), commit, &committed).ok());
+  EXPECT_EQ(committed.steps_committed(), 1);
+  v1::ReleaseShardRequest release_shard;
+  release_shard.set_job_id("job-rogue");
+  v1::ReleaseShardResponse shard_released;
+  EXPECT_TRUE(worker->ReleaseShard(Context().get(), release_shard, &shard_released).ok());
 }
 
 }  // namespace

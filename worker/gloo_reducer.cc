@@ -1,5 +1,6 @@
 #include "worker/gloo_reducer.h"
 
+#include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 
@@ -71,6 +72,13 @@ class GlooReducer final : public Reducer {
   const int world_size_;
 };
 
+// `store` with every key under `prefix`, when there is one.
+c10::intrusive_ptr<c10d::Store> WithKeyPrefix(const std::string& prefix,
+                                              c10::intrusive_ptr<c10d::Store> store) {
+  if (prefix.empty()) return store;
+  return c10::make_intrusive<c10d::PrefixStore>(prefix, std::move(store));
+}
+
 }  // namespace
 
 absl::StatusOr<c10::intrusive_ptr<c10d::Store>> ServeRendezvousStore(
@@ -84,7 +92,7 @@ absl::StatusOr<c10::intrusive_ptr<c10d::Store>> ServeRendezvousStore(
     store_options.timeout = options.timeout;
     auto store = c10::make_intrusive<c10d::TCPStore>(options.store_host, store_options);
     *bound_port = store->getPort();
-    return c10::intrusive_ptr<c10d::Store>(store);
+    return WithKeyPrefix(options.key_prefix, store);
   } catch (const std::exception& e) {
     return absl::UnavailableError(absl::StrCat("cannot serve the rendezvous store on ",
                                                options.store_host, ":", options.store_port, ": ",
@@ -99,8 +107,8 @@ absl::StatusOr<c10::intrusive_ptr<c10d::Store>> ConnectRendezvousStore(
     store_options.port = static_cast<uint16_t>(options.store_port);
     store_options.isServer = false;
     store_options.timeout = options.timeout;
-    return c10::intrusive_ptr<c10d::Store>(
-        c10::make_intrusive<c10d::TCPStore>(options.store_host, store_options));
+    return WithKeyPrefix(options.key_prefix,
+                         c10::make_intrusive<c10d::TCPStore>(options.store_host, store_options));
   } catch (const std::exception& e) {
     return absl::UnavailableError(absl::StrCat("cannot reach the rendezvous store at ",
                                                options.store_host, ":", options.store_port, ": ",

@@ -11,6 +11,7 @@ namespace dpfleet::worker {
 
 // Starts the job's rendezvous store on this host (rank 0 does this before the other ranks are told
 // where to connect). Port 0 picks a free port; returns the store, whose port is in *bound_port.
+// Both this and ConnectRendezvousStore return a store whose keys carry options.key_prefix.
 // Errors: kUnavailable when the port cannot be bound.
 absl::StatusOr<c10::intrusive_ptr<c10d::Store>> ServeRendezvousStore(
     const RendezvousOptions& options, int* bound_port);

@@ -28,6 +28,9 @@ struct RendezvousOptions {
   int world_size = 1;
   // How long a rendezvous or a collective may wait for peers before it fails.
   std::chrono::milliseconds timeout = std::chrono::seconds(60);
+  // Prefixed to every key of the rendezvous store (the job's secret, ShardAssignment): whoever
+  // reaches the store without it cannot find or answer the group's keys.
+  std::string key_prefix;
 };
 
 // An all-reduce that was started and has not been waited for.

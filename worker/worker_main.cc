@@ -26,6 +26,9 @@ ABSL_FLAG(int, threads, 1, "intra-op threads for tensor math (1 when workers sha
 ABSL_FLAG(std::string, collective, "gloo",
           "all-reduce backend: gloo (CPU) or nccl (GPU, CUDA build)");
 ABSL_FLAG(int, gpu, 0, "GPU used by the nccl collective");
+ABSL_FLAG(std::string, ticket_public_key, "",
+          "the accountant's ticket key (Ed25519 public key, PEM; deploy/make_certs.sh makes it as "
+          "ticket.pub): this worker runs only steps an admission ticket signed with it covers");
 
 namespace {
 
@@ -63,6 +66,12 @@ int main(int argc, char** argv) {
     std::cerr << "dpfleet-worker: " << tls.status() << "\n";
     return 2;
   }
+  const auto tickets = dpfleet::TicketVerifier::FromFile(absl::GetFlag(FLAGS_ticket_public_key),
+                                                         "--ticket_public_key");
+  if (!tickets.ok()) {
+    std::cerr << "dpfleet-worker: " << tickets.status() << "\n";
+    return 2;
+  }
   at::set_num_threads(absl::GetFlag(FLAGS_threads));
   dpfleet::worker::InstallCachingCpuAllocator();
   auto datasets = dpfleet::worker::LoadDatasets(absl::GetFlag(FLAGS_data_dir));
@@ -81,7 +90,7 @@ int main(int argc, char** argv) {
     std::cerr << "dpfleet-worker: " << valid << "\n";
     return 2;
   }
-  dpfleet::worker::WorkerServiceImpl service(options, std::move(*datasets));
+  dpfleet::worker::WorkerServiceImpl service(options, std::move(*datasets), tickets->get());
   auto server = dpfleet::StartServer(dpfleet::ServerOptionsFromFlags(*tls), {&service});
   if (!server.ok()) {
     std::cerr << "dpfleet-worker: " << server.status() << "\n";

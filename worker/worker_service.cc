@@ -2,18 +2,32 @@
 
 #include <filesystem>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "common/grpc_status.h"
 #include "common/identity.h"
 #include "common/status.h"
+#include "worker/admission.h"
 #include "worker/caching_allocator.h"
 #include "worker/feature_dataset.h"
 #include "worker/gloo_reducer.h"
+#include "worker/secure_random.h"
 #ifdef DPFLEET_WITH_CUDA
 #include "worker/nccl_reducer.h"
 #endif
 
 namespace dpfleet::worker {
+namespace {
+
+constexpr size_t kSecretBytes = 16;
+
+std::string FreshNonce() {
+  std::string nonce(kSecretBytes, '\0');
+  FillSecureRandomBytes(nonce.data(), nonce.size());
+  return nonce;
+}
+
+}  // namespace
 
 absl::StatusOr<std::map<std::string, std::shared_ptr<const Dataset>>> LoadDatasets(
     const std::string& data_dir) {
@@ -134,6 +148,13 @@ absl::StatusOr<WorkerServiceImpl::ActiveJob*> WorkerServiceImpl::FindUsableJob(
   return job;
 }
 
+absl::Status WorkerServiceImpl::CheckAdmitted(const ActiveJob& job,
+                                              const v1::AdmissionTicket& ticket,
+                                              std::optional<int64_t> step) const {
+  DPFLEET_ASSIGN_OR_RETURN(const v1::TicketBody body, tickets_->Verify(ticket));
+  return CheckTicketCovers(body, job.assignment, job.session_nonce, step, absl::Now());
+}
+
 absl::StatusOr<ShardTrainer*> WorkerServiceImpl::FindTrainer(const std::string& job_id) {
   DPFLEET_ASSIGN_OR_RETURN(ActiveJob* const job, FindJob(job_id));
   if (job->trainer == nullptr) {
@@ -155,7 +176,13 @@ grpc::Status WorkerServiceImpl::AssignShard(grpc::ServerContext* context,
       job_->assignment.attempt() == assignment.attempt()) {  // A retried call.
     response->set_store_port(job_->assignment.store_port());
     response->set_store_host(job_->assignment.store_host());
+    response->set_session_nonce(job_->session_nonce);
     return grpc::Status::OK;
+  }
+  if (assignment.rendezvous_secret().size() != kSecretBytes) {
+    return ToGrpcStatus(absl::InvalidArgumentError(
+        absl::StrCat("rendezvous_secret must be ", kSecretBytes, " random bytes, got ",
+                     assignment.rendezvous_secret().size())));
   }
   // The coordinator only assigns workers it considers idle: a job still held here ended without
   // a ReleaseShard reaching this worker (its coordinator failed or gave up), so it is dropped.
@@ -178,13 +205,15 @@ grpc::Status WorkerServiceImpl::AssignShard(grpc::ServerContext* context,
   if (!options.ok()) return ToGrpcStatus(options.status());
   auto job = std::make_unique<ActiveJob>();
   job->assignment = assignment;
+  job->session_nonce = FreshNonce();
   if (assignment.rank() == 0) {
     int port = 0;
     const auto store =
         ServeRendezvousStore({.store_host = options_.collective_host,
                               .store_port = assignment.store_port(),
                               .world_size = assignment.world_size(),
-                              .timeout = std::chrono::seconds(assignment.collective_timeout_s())},
+                              .timeout = std::chrono::seconds(assignment.collective_timeout_s()),
+                              .key_prefix = absl::BytesToHexString(assignment.rendezvous_secret())},
                              &port);
     if (!store.ok()) return ToGrpcStatus(store.status());
     job->store = *store;
@@ -193,6 +222,7 @@ grpc::Status WorkerServiceImpl::AssignShard(grpc::ServerContext* context,
   }
   response->set_store_port(job->assignment.store_port());
   response->set_store_host(job->assignment.store_host());
+  response->set_session_nonce(job->session_nonce);
   job_ = std::move(job);
   return grpc::Status::OK;
 }
@@ -206,7 +236,8 @@ absl::Status WorkerServiceImpl::EnsureTrainer(ActiveJob& job) {
       .local_host = options_.collective_host,
       .rank = assignment.rank(),
       .world_size = assignment.world_size(),
-      .timeout = std::chrono::seconds(assignment.collective_timeout_s())};
+      .timeout = std::chrono::seconds(assignment.collective_timeout_s()),
+      .key_prefix = absl::BytesToHexString(assignment.rendezvous_secret())};
   if (job.store.get() == nullptr) {
     DPFLEET_ASSIGN_OR_RETURN(job.store, ConnectRendezvousStore(rendezvous));
   }
@@ -241,6 +272,10 @@ grpc::Status WorkerServiceImpl::JoinCollective(grpc::ServerContext* context,
   const absl::StatusOr<ActiveJob*> job = FindUsableJob(request->job_id());
   if (!job.ok()) return ToGrpcStatus(job.status());
   ActiveJob& active = **job;
+  if (absl::Status admitted = CheckAdmitted(active, request->ticket(), std::nullopt);
+      !admitted.ok()) {
+    return ToGrpcStatus(admitted);
+  }
   // Tensor code reports some failures by exception; none may escape into gRPC.
   absl::Status joined;
   try {
@@ -267,6 +302,10 @@ grpc::Status WorkerServiceImpl::RunStep(grpc::ServerContext* context,
   if (request->step() != (*trainer)->steps_done()) {
     return ToGrpcStatus(absl::FailedPreconditionError(absl::StrCat(
         "asked for step ", request->step(), " but the next step is ", (*trainer)->steps_done())));
+  }
+  if (absl::Status admitted = CheckAdmitted(active, request->ticket(), request->step());
+      !admitted.ok()) {
+    return ToGrpcStatus(admitted);
   }
   // Tensor code reports some failures by exception; none may escape into gRPC.
   const absl::StatusOr<ShardTrainer::StepResult> result =

@@ -4,15 +4,23 @@
 // WorkerService: the coordinator's handle on one worker process. Every RPC is refused unless the
 // caller's certificate carries the coordinator role (common/identity.h); then it translates the
 // request into calls on ShardTrainer. Holds at most one job at a time.
+//
+// The coordinator is not trusted with the mechanism: AssignShard hands back a fresh session
+// nonce, and JoinCollective and every RunStep must carry an admission ticket from the accountant
+// that covers the assignment, this worker's nonce and the step (worker/admission.h). The group
+// forms and the trainer is built only after the ticket checks out, so a refused job has touched
+// no training example.
 
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <torch/csrc/distributed/c10d/Store.hpp>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "common/admission_ticket.h"
 #include "proto/dpfleet.grpc.pb.h"
 #include "worker/idx_dataset.h"
 #include "worker/trainer.h"
@@ -46,9 +54,11 @@ absl::StatusOr<TrainerOptions> TrainerOptionsFromAssignment(const v1::ShardAssig
 
 class WorkerServiceImpl final : public v1::WorkerService::Service {
  public:
+  // `tickets` (the accountant's ticket key) must outlive the service.
   WorkerServiceImpl(const WorkerOptions& options,
-                    std::map<std::string, std::shared_ptr<const Dataset>> datasets)
-      : options_(options), datasets_(std::move(datasets)) {}
+                    std::map<std::string, std::shared_ptr<const Dataset>> datasets,
+                    const TicketVerifier* tickets)
+      : options_(options), datasets_(std::move(datasets)), tickets_(tickets) {}
 
   // What RegisterWorker advertises.
   std::vector<v1::DatasetInfo> DatasetInfos() const;
@@ -70,6 +80,7 @@ class WorkerServiceImpl final : public v1::WorkerService::Service {
  private:
   struct ActiveJob {
     v1::ShardAssignment assignment;
+    std::string session_nonce;              // Drawn for this assignment; names it in tickets.
     c10::intrusive_ptr<c10d::Store> store;  // Rank 0's server store, made at assignment.
     std::unique_ptr<ShardTrainer> trainer;  // Made by JoinCollective.
     std::string broken;                     // Why the job can no longer step, if it cannot.
@@ -84,12 +95,17 @@ class WorkerServiceImpl final : public v1::WorkerService::Service {
   // its collective group.
   absl::StatusOr<ShardTrainer*> FindTrainer(const std::string& job_id)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Verifies `ticket` and checks that it covers `job` (and `step`, when set). Errors:
+  // kPermissionDenied saying why not.
+  absl::Status CheckAdmitted(const ActiveJob& job, const v1::AdmissionTicket& ticket,
+                             std::optional<int64_t> step) const;
   // Joins the job's group and builds its trainer, unless it has one. Errors: kUnavailable when the
   // group cannot be formed; those of ShardTrainer::Create and Restore.
   absl::Status EnsureTrainer(ActiveJob& job) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const WorkerOptions options_;
   const std::map<std::string, std::shared_ptr<const Dataset>> datasets_;
+  const TicketVerifier* const tickets_;
 
   absl::Mutex mu_;
   std::unique_ptr<ActiveJob> job_ ABSL_GUARDED_BY(mu_);
