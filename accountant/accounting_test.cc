@@ -1,5 +1,7 @@
 #include "accountant/accounting.h"
 
+#include <cmath>
+
 #include "accountant/gaussian.h"
 #include "accountant/rdp.h"
 #include "gtest/gtest.h"
@@ -17,6 +19,26 @@ TEST(Accounting, AutoIsExactForFullBatchAndRdpOtherwise) {
   // For full batch, RDP is valid but looser than exact: RDP >= exact.
   EXPECT_GT(*MechanismEpsilon(full, 1e-6, AccountingMethod::kRdp),
             *MechanismEpsilon(full, 1e-6, AccountingMethod::kExact));
+}
+
+TEST(CombinedNoiseMultiplier, IsTheGaussianMechanismOfBothReleases) {
+  EXPECT_EQ(CombinedNoiseMultiplier(1.3, 0), 1.3);
+  EXPECT_EQ(CombinedNoiseMultiplier(0, 2.0), 0);
+  EXPECT_DOUBLE_EQ(CombinedNoiseMultiplier(1.0, 1.0), 1 / std::sqrt(2.0));
+  // Less private than either release alone, and the inverse recovers the gradient's multiplier.
+  const double combined = CombinedNoiseMultiplier(1.0, 3.0);
+  EXPECT_LT(combined, 1.0);
+  EXPECT_NEAR(*GradientNoiseMultiplierFor(combined, 3.0), 1.0, 1e-12);
+  EXPECT_EQ(GradientNoiseMultiplierFor(1.0, 0.9).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  // Renyi DP of Gaussians adds up (alpha / (2 sigma^2) each): one full-batch step of each release,
+  // composed, is one step of the combined mechanism, at every order.
+  RdpCurve both;
+  ASSERT_TRUE(both.Compose({.sampling_rate = 1.0, .noise_multiplier = 1.0, .steps = 1}).ok());
+  ASSERT_TRUE(both.Compose({.sampling_rate = 1.0, .noise_multiplier = 3.0, .steps = 1}).ok());
+  RdpCurve one;
+  ASSERT_TRUE(one.Compose({.sampling_rate = 1.0, .noise_multiplier = combined, .steps = 1}).ok());
+  EXPECT_NEAR(both.Epsilon(1e-5)->epsilon, one.Epsilon(1e-5)->epsilon, 1e-9);
 }
 
 TEST(Accounting, MethodsThatDoNotApplySaySo) {

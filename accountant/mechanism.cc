@@ -29,4 +29,19 @@ absl::Status ValidateDelta(double delta) {
   return absl::OkStatus();
 }
 
+double CombinedNoiseMultiplier(double gradient, double loss) {
+  if (loss <= 0) return gradient;
+  if (gradient <= 0) return 0;
+  return 1.0 / std::sqrt(1.0 / (gradient * gradient) + 1.0 / (loss * loss));
+}
+
+absl::StatusOr<double> GradientNoiseMultiplierFor(double combined, double loss) {
+  if (!(combined > 0) || !(loss > combined) || !std::isfinite(loss)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("loss_noise_multiplier must exceed the job's noise multiplier ", combined,
+                     ", got ", loss, ": the noised loss would use up the whole privacy budget"));
+  }
+  return 1.0 / std::sqrt(1.0 / (combined * combined) - 1.0 / (loss * loss));
+}
+
 }  // namespace dpfleet::accountant

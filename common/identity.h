@@ -5,10 +5,11 @@
 // peer's identity is read off its verified certificate: the subject's common name is the
 // principal's name, and its one subjectAltName DNS:<role>.dpfleet is its role
 // (deploy/make_certs.sh makes such certificates). What each role may do:
-//   admin        registers datasets; sees and cancels every job; reads budgets and workers
+//   admin        registers datasets and grants them; sees and cancels every job; reads budgets
+//                and workers
 //   submitter    submits jobs, and sees and cancels its own; reads budgets
 //   reader       reads budgets, jobs (without their private diagnostics) and workers
-//   coordinator  reserves, commits and releases budget; drives the workers
+//   coordinator  reserves, leases, commits and releases budget; drives the workers
 //   worker       registers itself with the coordinator and heartbeats
 //   accountant   serves the ledger (the role clients check the accountant's certificate for)
 

@@ -3,6 +3,7 @@
 #include <chrono>
 
 #include "absl/strings/str_cat.h"
+#include "accountant/mechanism.h"
 #include "common/grpc_status.h"
 #include "common/identity.h"
 #include "common/random_id.h"
@@ -57,16 +58,27 @@ absl::StatusOr<v1::Job> JobServiceImpl::Admit(const v1::JobSpec& spec, const std
     request.set_delta(spec.delta());
     DPFLEET_ASSIGN_OR_RETURN(const v1::CalibrateNoiseResponse noise,
                              accountant_->CalibrateNoise(request));
-    job.set_noise_multiplier(noise.noise_multiplier());
+    if (spec.loss_noise_multiplier() > 0) {
+      // The noised loss takes its share: the gradient gets less noise' worth of the target.
+      DPFLEET_ASSIGN_OR_RETURN(const double gradient,
+                               accountant::GradientNoiseMultiplierFor(
+                                   noise.noise_multiplier(), spec.loss_noise_multiplier()));
+      job.set_noise_multiplier(gradient);
+    } else {
+      job.set_noise_multiplier(noise.noise_multiplier());
+    }
   } else {
     job.set_noise_multiplier(spec.noise_multiplier());
   }
+  // What the workers check against their ticket is recomputed from the very same two numbers.
+  job.set_accounted_noise_multiplier(
+      accountant::CombinedNoiseMultiplier(job.noise_multiplier(), spec.loss_noise_multiplier()));
   v1::ReserveRequest reserve;
   reserve.set_dataset(spec.dataset());
   reserve.set_job_id(job.job_id());
   reserve.set_idempotency_key(job.job_id());
   reserve.mutable_mechanism()->set_sampling_rate(plan.sampling_rate);
-  reserve.mutable_mechanism()->set_noise_multiplier(job.noise_multiplier());
+  reserve.mutable_mechanism()->set_noise_multiplier(job.accounted_noise_multiplier());
   reserve.mutable_mechanism()->set_steps(plan.steps);
   reserve.set_clip_norm(spec.clip_norm());
   reserve.set_submitter(owner);  // The accountant checks its grant on the dataset.

@@ -12,6 +12,7 @@ v1::Job AlicesJob() {
   job.mutable_progress()->set_step(7);
   job.mutable_progress()->set_loss(0.42);
   job.mutable_progress()->set_batch_size(611);
+  job.mutable_progress()->set_noised_loss(0.45);
   return job;
 }
 
@@ -51,6 +52,7 @@ TEST(JobAccess, OnlyTheOwnerSeesTheDiagnosticsOfThePrivateSample) {
     EXPECT_EQ(seen.progress().loss(), 0.0);
     EXPECT_EQ(seen.progress().batch_size(), 0);
     EXPECT_EQ(seen.progress().step(), 7);
+    EXPECT_EQ(seen.progress().noised_loss(), 0.45);  // Covered by DP: everyone's to read.
   }
 }
 

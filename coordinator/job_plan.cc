@@ -106,6 +106,15 @@ absl::Status ValidateJobSpec(const v1::JobSpec& spec) {
     default:
       return absl::InvalidArgumentError("one of noise_multiplier or target_epsilon is required");
   }
+  if (spec.loss_noise_multiplier() != 0) {
+    if (!PositiveFinite(spec.loss_noise_multiplier())) {
+      return Invalid("loss_noise_multiplier", "finite and > 0, or 0 (no noised loss)",
+                     spec.loss_noise_multiplier());
+    }
+    if (!PositiveFinite(spec.loss_clip())) {
+      return Invalid("loss_clip", "finite and > 0 with a loss_noise_multiplier", spec.loss_clip());
+    }
+  }
   if (!(std::isfinite(spec.delta()) && spec.delta() > 0 && spec.delta() < 1)) {
     return Invalid("delta", "in (0, 1)", spec.delta());
   }
@@ -113,6 +122,11 @@ absl::Status ValidateJobSpec(const v1::JobSpec& spec) {
   if (spec.micro_batch_size() < 0)
     return Invalid("micro_batch_size", ">= 0", spec.micro_batch_size());
   return absl::OkStatus();
+}
+
+double AccountedNoiseMultiplier(const v1::Job& job) {
+  return job.accounted_noise_multiplier() > 0 ? job.accounted_noise_multiplier()
+                                              : job.noise_multiplier();
 }
 
 absl::StatusOr<JobPlan> PlanJob(const v1::JobSpec& spec, int64_t dataset_size) {

@@ -17,6 +17,10 @@ namespace dpfleet::coordinator {
 // exist is checked elsewhere.
 absl::Status ValidateJobSpec(const v1::JobSpec& spec);
 
+// Returns the noise multiplier the accountant charges for `job`: accounted_noise_multiplier, or
+// noise_multiplier for a job stored before that field existed.
+double AccountedNoiseMultiplier(const v1::Job& job);
+
 struct JobPlan {
   double sampling_rate = 0;  // q.
   int64_t steps = 0;         // T.

@@ -82,6 +82,22 @@ TEST(ValidateJobSpec, NamesEachBadField) {
   EXPECT_TRUE(ValidateJobSpec(spec).ok());
   spec.set_clipping_mode(v1::CLIPPING_PER_LAYER);
   ExpectInvalidNaming(spec, "low_memory_clipping");
+
+  spec = GoodSpec();
+  spec.set_loss_noise_multiplier(-1);
+  ExpectInvalidNaming(spec, "loss_noise_multiplier");
+  spec.set_loss_noise_multiplier(2);
+  ExpectInvalidNaming(spec, "loss_clip");  // A noised loss needs its sensitivity.
+  spec.set_loss_clip(3);
+  EXPECT_TRUE(ValidateJobSpec(spec).ok());
+}
+
+TEST(AccountedNoiseMultiplier, FallsBackToTheGradientsForJobsStoredBeforeIt) {
+  v1::Job job;
+  job.set_noise_multiplier(1.2);
+  EXPECT_EQ(AccountedNoiseMultiplier(job), 1.2);
+  job.set_accounted_noise_multiplier(0.9);
+  EXPECT_EQ(AccountedNoiseMultiplier(job), 0.9);
 }
 
 TEST(PlanJob, DerivesRateAndSteps) {

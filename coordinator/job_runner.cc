@@ -11,6 +11,7 @@
 #include "common/grpc_status.h"
 #include "common/random_id.h"
 #include "common/status.h"
+#include "coordinator/job_plan.h"
 #include "coordinator/step_leaser.h"
 #include "grpcpp/grpcpp.h"
 #include "proto/dpfleet.grpc.pb.h"
@@ -54,7 +55,7 @@ absl::Status ForEachPeer(const std::vector<Peer>& peers, const std::string& what
 double EpsilonAfter(const v1::Job& job, int64_t steps) {
   const absl::StatusOr<double> epsilon =
       accountant::MechanismEpsilon({.sampling_rate = job.sampling_rate(),
-                                    .noise_multiplier = job.noise_multiplier(),
+                                    .noise_multiplier = AccountedNoiseMultiplier(job),
                                     .steps = steps},
                                    job.spec().delta(), accountant::AccountingMethod::kAuto);
   return epsilon.ok() ? *epsilon : 0.0;
@@ -132,7 +133,7 @@ absl::Status JobRunner::ReserveRerun(const v1::Job& job, int attempt, int64_t st
   reserve.set_job_id(job.job_id());
   reserve.set_idempotency_key(absl::StrCat(job.job_id(), "/resume-", attempt, "-", step));
   reserve.mutable_mechanism()->set_sampling_rate(job.sampling_rate());
-  reserve.mutable_mechanism()->set_noise_multiplier(job.noise_multiplier());
+  reserve.mutable_mechanism()->set_noise_multiplier(AccountedNoiseMultiplier(job));
   reserve.mutable_mechanism()->set_steps(job.total_steps() - step);
   reserve.set_clip_norm(job.spec().clip_norm());
   reserve.set_submitter(job.owner());
@@ -487,6 +488,11 @@ absl::StatusOr<JobRunner::AttemptEnd> JobRunner::RunAttempt(const v1::Job& job, 
       loss_sum += response.loss_sum();
       batch_size += response.local_batch_size();
     }
+    // Every rank holds the same noised sum; the mean is over the expected batch, not the realised.
+    const double noised_loss =
+        job.spec().loss_noise_multiplier() > 0
+            ? responses[0].noised_loss_sum() / (job.sampling_rate() * job.dataset_size())
+            : 0.0;
     const double epsilon = EpsilonAfter(job, progress.steps_started);
     jobs_
         ->Update(job_id,
@@ -496,6 +502,7 @@ absl::StatusOr<JobRunner::AttemptEnd> JobRunner::RunAttempt(const v1::Job& job, 
                    progress->set_total_steps(job.total_steps());
                    progress->set_loss(batch_size > 0 ? loss_sum / batch_size : 0.0);
                    progress->set_batch_size(batch_size);
+                   progress->set_noised_loss(noised_loss);
                    progress->set_epsilon_spent(epsilon);
                  })
         .IgnoreError();

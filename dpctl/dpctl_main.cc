@@ -36,6 +36,8 @@ Jobs (coordinator at --coordinator or $DPFLEET_COORDINATOR):
                [--schedule constant|cosine] [--warmup-steps N] [--ema-decay D]
                [--clipping flat|per-layer] [--automatic-clipping] [--loss softmax|sigmoid]
                [--zero-init-head] [--low-memory-clipping]
+               [--loss-noise-multiplier S --loss-clip L]  (show a DP noised loss instead of the
+                                                            owner-only raw one; accounted too)
                [--workers N] [--seed S] [--micro-batch-size M] [--name TEXT] [--watch] [--json]
   dpctl watch JOB_ID        live progress until the job ends (exit 0 only if it succeeded)
   dpctl get JOB_ID [--json]
@@ -120,6 +122,15 @@ std::string Json(const google::protobuf::Message& message) {
 
 std::string StateName(v1::JobState state) { return v1::JobState_Name(state); }
 
+// The job's last loss as dpctl shows it: the noised one (covered by DP) when the job releases one,
+// else the raw diagnostic, which only the job's owner is served.
+std::string ShownLoss(const v1::Job& job) {
+  if (job.spec().loss_noise_multiplier() > 0) {
+    return absl::StrFormat("noised loss %.4f", job.progress().noised_loss());
+  }
+  return absl::StrFormat("loss %.4f (not private)", job.progress().loss());
+}
+
 void PrintJob(const v1::Job& job) {
   std::cout << absl::StrFormat("%s  %-9s  %s on %s, %d worker(s)\n", job.job_id(),
                                StateName(job.state()), job.spec().model(), job.spec().dataset(),
@@ -129,8 +140,8 @@ void PrintJob(const v1::Job& job) {
       job.sampling_rate(), job.noise_multiplier(), job.total_steps(), job.planned_epsilon(),
       job.spec().delta());
   if (job.state() == v1::RUNNING || job.progress().step() > 0) {
-    std::cout << absl::StrFormat("  progress: step %d/%d  loss %.4f  epsilon spent %.4f\n",
-                                 job.progress().step(), job.total_steps(), job.progress().loss(),
+    std::cout << absl::StrFormat("  progress: step %d/%d  %s  epsilon spent %.4f\n",
+                                 job.progress().step(), job.total_steps(), ShownLoss(job),
                                  job.progress().epsilon_spent());
   }
   if (job.state() == v1::SUCCEEDED) {
@@ -171,16 +182,16 @@ int Watch(v1::JobService::Stub& jobs, const std::string& job_id, bool json) {
     if (tty) {
       const int width = 30;
       const int filled = static_cast<int>(width * p.step() / total);
-      std::cout << absl::StrFormat("\r%-9s [%s%s] %3d%%  step %d/%d  loss %.4f  eps %.3f ",
+      std::cout << absl::StrFormat("\r%-9s [%s%s] %3d%%  step %d/%d  %s  eps %.3f ",
                                    StateName(last.state()), std::string(filled, '#'),
                                    std::string(width - filled, '.'), percent, p.step(), total,
-                                   p.loss(), p.epsilon_spent())
+                                   ShownLoss(last), p.epsilon_spent())
                 << std::flush;
     } else if (percent / 10 != last_percent_printed / 10 || last.state() != v1::RUNNING) {
       last_percent_printed = percent;
-      std::cout << absl::StrFormat("%-9s step %d/%d (%d%%)  loss %.4f  epsilon spent %.4f\n",
-                                   StateName(last.state()), p.step(), total, percent, p.loss(),
-                                   p.epsilon_spent());
+      std::cout << absl::StrFormat("%-9s step %d/%d (%d%%)  %s  epsilon spent %.4f\n",
+                                   StateName(last.state()), p.step(), total, percent,
+                                   ShownLoss(last), p.epsilon_spent());
     }
   }
   const grpc::Status status = reader->Finish();
@@ -248,6 +259,10 @@ absl::StatusOr<v1::JobSpec> SpecFromArgs(Args& args) {
   }
   spec.set_zero_init_head(args.Bool("zero-init-head"));
   spec.set_low_memory_clipping(args.Bool("low-memory-clipping"));
+  DPFLEET_ASSIGN_OR_RETURN(const double loss_noise, args.Double("loss-noise-multiplier", 0.0));
+  DPFLEET_ASSIGN_OR_RETURN(const double loss_clip, args.Double("loss-clip", 0.0));
+  spec.set_loss_noise_multiplier(loss_noise);
+  spec.set_loss_clip(loss_clip);
 
   if (args.Has("batch-size")) {
     DPFLEET_ASSIGN_OR_RETURN(const int64_t batch_size, args.Int("batch-size"));

@@ -13,6 +13,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "accountant/gaussian.h"
+#include "accountant/mechanism.h"
 #include "features/feature_shard.h"
 #include "gtest/gtest.h"
 #include "tests/cluster_fixture.h"
@@ -107,6 +108,58 @@ TEST_F(LocalClusterTest, BadJobsAreRefusedNamingTheProblemAndReserveNothing) {
   const v1::GetBudgetResponse budget = Budget();
   EXPECT_EQ(budget.epsilon_reserved(), 0.0);
   EXPECT_EQ(budget.open_reservations(), 0);
+}
+
+TEST_F(LocalClusterTest, ANoisedLossIsShownToReadersAndChargedWithTheGradient) {
+  constexpr int64_t kSteps = 30;
+  RegisterDataset(100.0);
+  v1::JobSpec spec = SmallJob(kSteps);
+  spec.set_loss_noise_multiplier(2.0);
+  spec.set_loss_clip(3.0);
+  v1::Job job;
+  ASSERT_TRUE(Submit(spec, &job).ok());
+  const double combined = accountant::CombinedNoiseMultiplier(1.0, 2.0);
+  EXPECT_EQ(job.noise_multiplier(), 1.0);
+  EXPECT_EQ(job.accounted_noise_multiplier(), combined);
+  job = WaitFor(job.job_id(), Ended);
+  ASSERT_EQ(job.state(), v1::SUCCEEDED) << job.error();
+  // The raw diagnostics are not released at all, the noised loss is (noise std 6/600 = 0.01).
+  EXPECT_EQ(job.progress().batch_size(), 0);
+  EXPECT_EQ(job.progress().loss(), 0.0);
+  EXPECT_GT(job.progress().noised_loss(), 0.05);
+  EXPECT_LT(job.progress().noised_loss(), 3.0);
+  auto reader = v1::JobService::NewStub(
+      MutualTlsChannel(coordinator_address_, Certificate("reader"), Role::kCoordinator));
+  v1::GetJobRequest get;
+  get.set_job_id(job.job_id());
+  v1::Job seen;
+  ASSERT_TRUE(reader->GetJob(Context().get(), get, &seen).ok());
+  EXPECT_EQ(seen.progress().noised_loss(), job.progress().noised_loss());
+  // Charged as one Gaussian mechanism of both releases.
+  accountant::RdpCurve curve;
+  ASSERT_TRUE(curve
+                  .Compose({.sampling_rate = kSmallJobSamplingRate,
+                            .noise_multiplier = combined,
+                            .steps = kSteps})
+                  .ok());
+  EXPECT_NEAR(Budget().epsilon_committed(), *accountant::FilterEpsilon(curve, kSmallJobDelta),
+              kEpsilonTolerance);
+  EXPECT_GT(Budget().epsilon_committed(), ChargeOf(kSteps));
+
+  // With a target epsilon, the gradient gets less noise's worth of it: the whole meets the target.
+  v1::JobSpec targeted = SmallJob(kSteps);
+  targeted.set_target_epsilon(1.0);
+  targeted.set_loss_noise_multiplier(5.0);
+  targeted.set_loss_clip(3.0);
+  ASSERT_TRUE(Submit(targeted, &job).ok());
+  EXPECT_GT(job.noise_multiplier(), job.accounted_noise_multiplier());
+  EXPECT_LE(job.planned_epsilon(), 1.0 + 1e-9);
+  EXPECT_EQ(WaitFor(job.job_id(), Ended).state(), v1::SUCCEEDED);
+  // A loss noise that would by itself spend the target is refused.
+  targeted.set_loss_noise_multiplier(0.1);
+  const grpc::Status refused = Submit(targeted, &job);
+  EXPECT_EQ(refused.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(refused.error_message().find("loss_noise_multiplier"), std::string::npos);
 }
 
 TEST_F(LocalClusterTest, WorkerKilledMidJobResumesFromItsCheckpointAndChargesEveryStepThatRan) {

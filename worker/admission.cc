@@ -2,6 +2,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "accountant/mechanism.h"
 
 namespace dpfleet::worker {
 namespace {
@@ -37,10 +38,16 @@ absl::Status CheckTicketCovers(const v1::TicketBody& ticket, const v1::ShardAssi
       !same.ok()) {
     return same;
   }
-  if (absl::Status same =
-          CheckSame("noise multiplier", ticket.noise_multiplier(), assignment.noise_multiplier());
-      !same.ok()) {
-    return same;
+  // The noise of everything the step releases (the gradient, and the loss if it is noised) must
+  // be at least what the accountant charged for.
+  const double noise = accountant::CombinedNoiseMultiplier(
+      assignment.noise_multiplier(), assignment.spec().loss_noise_multiplier());
+  if (!(noise >= ticket.noise_multiplier())) {
+    return Refuse(absl::StrFormat(
+        "the assignment's noise multiplier is %.17g (%.17g combined with a noised loss's "
+        "%.17g), the ticket's %.17g",
+        assignment.noise_multiplier(), noise, assignment.spec().loss_noise_multiplier(),
+        ticket.noise_multiplier()));
   }
   if (absl::Status same = CheckSame("clip norm", ticket.clip_norm(), assignment.spec().clip_norm());
       !same.ok()) {

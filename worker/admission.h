@@ -19,9 +19,10 @@
 namespace dpfleet::worker {
 
 // Returns OK when `ticket` covers `assignment` for the worker that drew `session_nonce` for it,
-// and, when `step` is set, step index *step; at time `now`. Errors: kPermissionDenied naming the
-// first thing that differs (job, dataset, sampling rate, noise multiplier, clip norm, group,
-// shard, step, expiry).
+// and, when `step` is set, step index *step; at time `now`. The sampling rate and clip norm must
+// be the ticket's; the noise at least the ticket's (the gradient's multiplier, combined with a
+// noised loss's, accountant/mechanism.h). Errors: kPermissionDenied naming the first thing that
+// differs (job, dataset, sampling rate, noise multiplier, clip norm, group, shard, step, expiry).
 absl::Status CheckTicketCovers(const v1::TicketBody& ticket, const v1::ShardAssignment& assignment,
                                const std::string& session_nonce, std::optional<int64_t> step,
                                absl::Time now);

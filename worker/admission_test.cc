@@ -1,5 +1,6 @@
 #include "worker/admission.h"
 
+#include "accountant/mechanism.h"
 #include "gtest/gtest.h"
 
 namespace dpfleet::worker {
@@ -82,6 +83,24 @@ TEST(CheckTicketCovers, RefusesAnyOtherMechanism) {
   v1::ShardAssignment other_job = Assignment();
   other_job.set_job_id("job-2");
   EXPECT_NE(Refusal(Ticket(), other_job).find("job job-1, not job-2"), std::string::npos);
+}
+
+TEST(CheckTicketCovers, AcceptsMoreNoiseAndCountsANoisedLossAgainstIt) {
+  v1::ShardAssignment more_noise = Assignment();
+  more_noise.set_noise_multiplier(1.5);
+  EXPECT_EQ(Refusal(Ticket(), more_noise), "");
+  // The accountant charged for the gradient at 1.1 and a loss at 3, combined.
+  v1::TicketBody both = Ticket();
+  both.set_noise_multiplier(accountant::CombinedNoiseMultiplier(1.1, 3.0));
+  v1::ShardAssignment noised_loss = Assignment();
+  noised_loss.mutable_spec()->set_loss_noise_multiplier(3.0);
+  EXPECT_EQ(Refusal(both, noised_loss), "");
+  EXPECT_EQ(Refusal(both, Assignment()), "");  // Releasing no loss is more private still.
+  noised_loss.mutable_spec()->set_loss_noise_multiplier(2.9);
+  EXPECT_NE(Refusal(both, noised_loss).find("combined with a noised loss's"), std::string::npos);
+  // A noised loss on top of a gradient charged alone spends more than was admitted.
+  noised_loss.mutable_spec()->set_loss_noise_multiplier(100.0);
+  EXPECT_NE(Refusal(Ticket(), noised_loss).find("noise multiplier"), std::string::npos);
 }
 
 TEST(CheckTicketCovers, RefusesAnotherGroupOrShard) {

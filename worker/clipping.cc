@@ -58,29 +58,30 @@ at::Tensor ClipFactors(const at::Tensor& squared_norms, double clip_norm,
 // softmax(z) - onehot(y) for softmax cross-entropy, sigmoid(z) - onehot(y) for the per-class
 // sigmoid loss. Fused like this it costs a few passes over the logits, about half of autograd
 // through the library's loss, which matters for linear heads over many classes.
-std::pair<double, at::Tensor> SummedLossAndGradient(const at::Tensor& logits,
-                                                    const at::Tensor& labels, Loss loss) {
+// Returns the per-example losses [B] (in double) and the gradient of their sum w.r.t. `logits`.
+std::pair<at::Tensor, at::Tensor> PerExampleLossAndGradient(const at::Tensor& logits,
+                                                            const at::Tensor& labels, Loss loss) {
   at::NoGradGuard no_grad;
   const at::Tensor z = logits.detach();
   const at::Tensor index = labels.view({-1, 1});
-  const double label_logits = z.gather(1, index).sum().item<double>();
+  const at::Tensor label_logits = z.gather(1, index).squeeze(1).to(at::kDouble);
   at::Tensor gradient;
-  double loss_sum;
+  at::Tensor losses;
   if (loss == Loss::kSigmoidCrossEntropy) {
     gradient = z.sigmoid();
-    // sum_ij softplus(z_ij) - sum_i z_{i,y_i}, with softplus(z) = max(z, 0) + log1p(exp(-|z|)).
-    loss_sum = z.clamp_min(0).sum().item<double>() +
-               z.abs().neg_().exp_().log1p_().sum().item<double>() - label_logits;
+    // sum_j softplus(z_ij) - z_{i,y_i}, with softplus(z) = max(z, 0) + log1p(exp(-|z|)).
+    losses =
+        (z.clamp_min(0) + z.abs().neg_().exp_().log1p_()).sum(1).to(at::kDouble) - label_logits;
   } else {
     const at::Tensor max = std::get<0>(z.max(1, /*keepdim=*/true));
     gradient = (z - max).exp_();
     const at::Tensor total = gradient.sum(1, /*keepdim=*/true);
     gradient.div_(total);
-    // sum_i logsumexp(z_i) - z_{i,y_i}.
-    loss_sum = (max.sum() + total.log_().sum()).item<double>() - label_logits;
+    // logsumexp(z_i) - z_{i,y_i}.
+    losses = (max + total.log()).squeeze(1).to(at::kDouble) - label_logits;
   }
   gradient.scatter_add_(1, index, at::full({z.size(0), 1}, -1.0, z.options()));
-  return {loss_sum, gradient};
+  return {losses, gradient};
 }
 
 // Runs the backward pass from `logits`, seeded with `logit_gradient`, just far enough to reach the
@@ -226,8 +227,16 @@ absl::StatusOr<ClippedBatch> AccumulateClippedGradients(
   if (absl::Status valid = CheckTrace(model, trace); !valid.ok()) return valid;
   // Summed (not averaged) loss: the gradient w.r.t. each layer output is then exactly the
   // per-example output gradient, row by row.
-  auto [loss_sum, logit_gradient] = SummedLossAndGradient(logits, labels, options.loss);
-  batch.loss_sum = loss_sum;
+  auto [losses, logit_gradient] = PerExampleLossAndGradient(logits, labels, options.loss);
+  batch.loss_sum = losses.sum().item<double>();
+  if (options.loss_clip > 0) {
+    // A cross-entropy is >= 0 (rounding may leave it a hair below); a non-finite one counts as 0
+    // (NaN) or loss_clip (inf), so no example moves the sum by more than loss_clip.
+    batch.clipped_loss_sum = losses.nan_to_num(0.0, options.loss_clip, 0.0)
+                                 .clamp(0, options.loss_clip)
+                                 .sum()
+                                 .item<double>();
+  }
 
   if (options.low_memory) {
     const absl::Status summed =

@@ -50,11 +50,15 @@ struct ClippingOptions {
   // second, ordinary backward of the loss with each example weighted by its clip factor yields
   // the clipped sum. Peak memory stays near non-private training, for one more backward pass.
   bool low_memory = false;
+  // When > 0, also sum the examples' losses each clipped to [0, loss_clip]: a sum of sensitivity
+  // loss_clip, which can be released with noise (TrainerOptions::loss_noise_multiplier).
+  double loss_clip = 0;
 };
 
 struct ClippedBatch {
-  double loss_sum = 0;   // Sum of the examples' cross-entropy losses.
-  int64_t examples = 0;  // Examples in the batch.
+  double loss_sum = 0;          // Sum of the examples' cross-entropy losses.
+  double clipped_loss_sum = 0;  // Sum of min(loss, loss_clip), with loss_clip > 0.
+  int64_t examples = 0;         // Examples in the batch.
 };
 
 // Adds S (above) for the batch (inputs [B, ...], labels [B] int64) to `sums`, one tensor per model

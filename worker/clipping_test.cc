@@ -290,6 +290,30 @@ TEST(AccumulateClippedGradients, EachExampleContributesAtMostTheClipNorm) {
   EXPECT_LE(std::sqrt(squared), 0.5 * (1 + 1e-5));
 }
 
+TEST(AccumulateClippedGradients, ClipsEachExamplesLossForTheNoisedLoss) {
+  for (const Loss loss : {Loss::kSoftmaxCrossEntropy, Loss::kSigmoidCrossEntropy}) {
+    auto model = *models::CreateModel("linear", {.input_shape = {4}, .num_classes = 3}, 5);
+    // Large inputs give some examples losses far above the clip, others below.
+    const at::Tensor inputs = at::randn({64, 4}) * 10;
+    const at::Tensor labels = at::randint(0, 3, {64}, at::kLong);
+    std::vector<at::Tensor> sums = ZerosLike(model->parameters());
+    const ClippedBatch batch = *AccumulateClippedGradients(
+        *model, inputs, labels, {.clip_norm = 1.0, .loss = loss, .loss_clip = 2.0}, sums);
+    double expected_sum = 0, expected_clipped = 0;
+    for (int64_t i = 0; i < 64; ++i) {
+      const double example = SummedLoss(model->Forward(inputs.slice(0, i, i + 1), nullptr),
+                                        labels.slice(0, i, i + 1), loss)
+                                 .item<double>();
+      expected_sum += example;
+      expected_clipped += std::min(example, 2.0);
+    }
+    EXPECT_NEAR(batch.loss_sum, expected_sum, 1e-4 * expected_sum);
+    EXPECT_NEAR(batch.clipped_loss_sum, expected_clipped, 1e-4 * expected_clipped);
+    EXPECT_LT(batch.clipped_loss_sum, batch.loss_sum);
+    EXPECT_LE(batch.clipped_loss_sum, 64 * 2.0);
+  }
+}
+
 TEST(AccumulateClippedGradients, RejectsBadClipNorm) {
   auto model = *models::CreateModel("linear", {.input_shape = {4}, .num_classes = 2}, 5);
   std::vector<at::Tensor> sums = ZerosLike(model->parameters());

@@ -40,6 +40,16 @@ absl::StatusOr<std::unique_ptr<ShardTrainer>> ShardTrainer::Create(
     return absl::InvalidArgumentError(
         absl::StrCat("clip_norm must be finite and > 0, got ", options.clipping.clip_norm));
   }
+  if (!std::isfinite(options.loss_noise_multiplier) || options.loss_noise_multiplier < 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "loss_noise_multiplier must be finite and >= 0, got ", options.loss_noise_multiplier));
+  }
+  if (options.loss_noise_multiplier > 0 &&
+      !(std::isfinite(options.clipping.loss_clip) && options.clipping.loss_clip > 0)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("loss_clip must be finite and > 0 to release a noised loss, got ",
+                     options.clipping.loss_clip));
+  }
   if (!(options.ema_decay >= 0 && options.ema_decay < 1)) {
     return absl::InvalidArgumentError(
         absl::StrCat("optimizer.ema_decay must be in [0, 1), got ", options.ema_decay));
@@ -114,6 +124,7 @@ absl::StatusOr<ShardTrainer::StepResult> ShardTrainer::RunStep() {
   flat_gradient_.zero_();
   StepResult result;
   result.batch_size = static_cast<int64_t>(sample.size());
+  double clipped_loss_sum = 0;
 
   // Buckets are noised and started strictly in order, so that every rank starts the same
   // all-reduces in the same order whatever its sample.
@@ -154,12 +165,25 @@ absl::StatusOr<ShardTrainer::StepResult> ShardTrainer::RunStep() {
     const absl::StatusOr<ClippedBatch> batch =
         AccumulateClippedGradients(*model_, inputs, labels, options_.clipping, gradient_views_,
                                    end == sample.size() ? on_final : nullptr);
-    if (batch.ok()) result.loss_sum += batch->loss_sum;
+    if (batch.ok()) {
+      result.loss_sum += batch->loss_sum;
+      clipped_loss_sum += batch->clipped_loss_sum;
+    }
     computed = batch.status();
   }
   // Started all-reduces must be finished on every rank, even when this one failed.
   const absl::Time reduce_start = absl::Now();
   if (computed.ok()) start_ready_buckets(/*all=*/true);
+  // After the gradient's, on every rank in the same order; one rank adds the loss's noise.
+  at::Tensor noised_loss;
+  if (computed.ok() && options_.loss_noise_multiplier > 0) {
+    noised_loss = at::full({1}, clipped_loss_sum, at::kFloat);
+    if (const auto [begin, end] = RankShare(1, *reducer_); end > begin) {
+      AddSecureGaussianNoise(noised_loss.data_ptr<float>(), 1,
+                             options_.loss_noise_multiplier * options_.clipping.loss_clip);
+    }
+    pending.push_back(reducer_->StartAllReduceSum(noised_loss));
+  }
   absl::Status reduced;
   for (const std::unique_ptr<PendingAllReduce>& reduce : pending) {
     if (absl::Status status = reduce->Wait(); reduced.ok()) reduced = status;
@@ -167,6 +191,7 @@ absl::StatusOr<ShardTrainer::StepResult> ShardTrainer::RunStep() {
   DPFLEET_RETURN_IF_ERROR(computed);
   DPFLEET_RETURN_IF_ERROR(reduced);
   result.allreduce_seconds = absl::ToDoubleSeconds(absl::Now() - reduce_start);
+  if (noised_loss.defined()) result.noised_loss_sum = noised_loss.item<double>();
   const double expected_batch_size =
       options_.sampling_rate * static_cast<double>(dataset_->train_examples);
   flat_gradient_.div_(expected_batch_size);

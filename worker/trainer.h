@@ -15,6 +15,10 @@
 //      data);
 //   6. take the optimizer step. All ranks started from the same parameters and apply the same
 //      update, so they hold bit-identical parameters after every step.
+// With a noised loss (loss_noise_multiplier > 0), the sum of the sample's losses clipped to
+// [0, clipping.loss_clip] is noised once, by one rank, and all-reduced after the gradient, so
+// every rank holds the same noised sum; the job is accounted for both releases
+// (accountant/mechanism.h, CombinedNoiseMultiplier).
 
 #include <ATen/ATen.h>
 
@@ -38,6 +42,8 @@ struct TrainerOptions {
   double noise_multiplier = 0;
   // Clip norm C (the noise std is noise_multiplier * C) and how examples are clipped.
   ClippingOptions clipping;
+  // When > 0, release the clipped loss sum with N(0, (loss_noise_multiplier * loss_clip)^2).
+  double loss_noise_multiplier = 0;
   // Largest number of examples pushed through the model at once.
   int64_t micro_batch_size = 256;
   OptimizerOptions optimizer;
@@ -73,6 +79,9 @@ class ShardTrainer {
     // Diagnostics of this rank's sample, before the update. Not covered by the DP guarantee.
     double loss_sum = 0;
     int64_t batch_size = 0;
+    // With a noised loss: the whole sample's clipped loss sum plus its noise; the same on every
+    // rank, and covered by the DP guarantee.
+    double noised_loss_sum = 0;
     // Time from the end of this rank's computation until every bucket's all-reduce finished: the
     // communication (and waiting for slower peers) not hidden behind computation.
     double allreduce_seconds = 0;

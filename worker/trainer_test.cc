@@ -207,12 +207,47 @@ TEST(ShardTrainer, ZeroInitialisedHeadWithSigmoidLossLearns) {
   });
 }
 
+TEST(ShardTrainer, ANoisedLossIsNoisedOnceAndTheSameOnEveryRank) {
+  // A loss clip so small that the clipped sum is at most 1000 * 1e-6: what is left is the noise,
+  // of std loss_noise_multiplier * loss_clip = 1, added by one rank only.
+  TrainerOptions options = ToyOptions(1.0);
+  options.clipping.loss_clip = 1e-6;
+  options.loss_noise_multiplier = 1e6;
+  const auto dataset = ToyDataset(4000, 100);
+  constexpr int kSteps = 300;
+  std::vector<double> noised[2];
+  RunOnGlooRanks(2, [&](int rank, std::unique_ptr<Reducer> reducer) {
+    auto trainer = *ShardTrainer::Create(options, dataset, std::move(reducer));
+    for (int step = 0; step < kSteps; ++step) {
+      const absl::StatusOr<ShardTrainer::StepResult> result = trainer->RunStep();
+      ASSERT_TRUE(result.ok());
+      noised[rank].push_back(result->noised_loss_sum);
+    }
+  });
+  EXPECT_EQ(noised[0], noised[1]);
+  double sum = 0, squares = 0;
+  for (double x : noised[0]) {
+    sum += x;
+    squares += x * x;
+  }
+  const double mean = sum / kSteps;
+  const double variance = squares / kSteps - mean * mean;
+  // Once, not twice: a variance of 1 (2 if both ranks noised it), within sampling error.
+  EXPECT_NEAR(variance, 1.0, 0.25);
+  EXPECT_NEAR(mean, 0.0, 0.25);
+}
+
 TEST(ShardTrainer, RejectsBadOptions) {
   TrainerOptions options = ToyOptions(1.0);
   options.clipping.clip_norm = std::nan("");
   const auto trainer = ShardTrainer::Create(options, ToyDataset(10, 10), SingleRank());
   ASSERT_EQ(trainer.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(trainer.status().message().find("clip_norm"), std::string::npos);
+  options = ToyOptions(1.0);
+  options.loss_noise_multiplier = 2.0;  // A noised loss needs a loss clip.
+  const auto unclipped = ShardTrainer::Create(options, ToyDataset(10, 10), SingleRank());
+  EXPECT_EQ(unclipped.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(unclipped.status().message().find("loss_clip"), std::string::npos);
   options = ToyOptions(1.0);
   options.model = "nope";
   EXPECT_EQ(ShardTrainer::Create(options, ToyDataset(10, 10), SingleRank()).status().code(),

@@ -73,6 +73,8 @@ absl::StatusOr<TrainerOptions> TrainerOptionsFromAssignment(const v1::ShardAssig
   options.seed = spec.seed();
   options.sampling_rate = assignment.sampling_rate();
   options.noise_multiplier = assignment.noise_multiplier();
+  options.loss_noise_multiplier = spec.loss_noise_multiplier();
+  options.clipping.loss_clip = spec.loss_noise_multiplier() > 0 ? spec.loss_clip() : 0;
   options.clipping.clip_norm = spec.clip_norm();
   options.clipping.mode = spec.clipping_mode() == v1::CLIPPING_PER_LAYER ? ClippingMode::kPerLayer
                                                                          : ClippingMode::kFlat;
@@ -321,8 +323,12 @@ grpc::Status WorkerServiceImpl::RunStep(grpc::ServerContext* context,
     return ToGrpcStatus(result.status());
   }
   response->set_step(request->step());
-  response->set_loss_sum(result->loss_sum);
-  response->set_local_batch_size(result->batch_size);
+  if (active.assignment.spec().loss_noise_multiplier() > 0) {
+    response->set_noised_loss_sum(result->noised_loss_sum);  // Instead of the raw diagnostics.
+  } else {
+    response->set_loss_sum(result->loss_sum);
+    response->set_local_batch_size(result->batch_size);
+  }
   return grpc::Status::OK;
 }
 
