@@ -109,8 +109,9 @@ grpc::Status AccountantServiceImpl::GetBudget(grpc::ServerContext* context,
         ledger_->MaxSteps(request->dataset(), request->mechanism().sampling_rate(),
                           request->mechanism().noise_multiplier());
     if (!max_steps.ok()) {
-      return ToGrpcStatus(
-          absl::InvalidArgumentError("mechanism." + std::string(max_steps.status().message())));
+      // The ledger's own code: a bad mechanism is INVALID_ARGUMENT, a failing ledger is not.
+      return ToGrpcStatus(absl::Status(max_steps.status().code(),
+                                       "mechanism." + std::string(max_steps.status().message())));
     }
     response->set_max_steps(*max_steps);
   }
@@ -238,7 +239,7 @@ grpc::Status AccountantServiceImpl::CalibrateNoise(grpc::ServerContext* context,
   if (!noise.ok()) return ToGrpcStatus(noise.status());
   response->set_noise_multiplier(noise->noise_multiplier);
   response->set_epsilon(noise->epsilon);
-  response->set_method(ToProto(method));
+  response->set_method(ToProto(noise->method));  // PLD may fall back to RDP's noise.
   return grpc::Status::OK;
 }
 

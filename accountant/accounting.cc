@@ -36,7 +36,8 @@ absl::StatusOr<CalibratedNoise> CalibratePldNoise(double q, int64_t steps, doubl
   };
   double hi = std::log(rdp.noise_multiplier);
   DPFLEET_ASSIGN_OR_RETURN(double gap_hi, gap_at(hi));
-  if (gap_hi > 0) return rdp;  // Discretisation left PLD looser here: RDP's sigma stands.
+  // Discretisation left PLD looser here: RDP's sigma stands, and is reported as RDP's.
+  if (gap_hi > 0) return rdp;
   double lo = hi + std::log(0.85);
   DPFLEET_ASSIGN_OR_RETURN(double gap_lo, gap_at(lo));
   while (gap_lo <= 0) {  // Even less noise meets the target: widen the bracket downwards.
@@ -63,7 +64,7 @@ absl::StatusOr<CalibratedNoise> CalibratePldNoise(double q, int64_t steps, doubl
     }
   }
   DPFLEET_ASSIGN_OR_RETURN(const double gap, gap_at(hi));
-  return CalibratedNoise{std::exp(hi), gap + target_epsilon};
+  return CalibratedNoise{std::exp(hi), gap + target_epsilon, AccountingMethod::kPld};
 }
 
 }  // namespace

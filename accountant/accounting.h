@@ -12,13 +12,6 @@
 
 namespace dpfleet::accountant {
 
-enum class AccountingMethod {
-  kAuto,   // Exact for full batch (q = 1), RDP otherwise (fast enough for every step).
-  kRdp,    // rdp.h: Renyi DP of the subsampled Gaussian, any q.
-  kPld,    // pld.h: privacy loss distributions, any q; the tightest, and slower.
-  kExact,  // gaussian.h: exact, full batch only.
-};
-
 // Parses "auto", "rdp", "pld" or "exact". Errors: kInvalidArgument naming the value.
 absl::StatusOr<AccountingMethod> ParseAccountingMethod(const std::string& name);
 std::string AccountingMethodName(AccountingMethod method);

@@ -56,10 +56,14 @@ TEST(Accounting, CalibrationUsesTheChosenMethod) {
   const CalibratedNoise exact = *CalibrateNoise(1.0, 1, 4.0, 1e-6, AccountingMethod::kAuto);
   const CalibratedNoise rdp = *CalibrateNoise(1.0, 1, 4.0, 1e-6, AccountingMethod::kRdp);
   EXPECT_LT(exact.noise_multiplier, rdp.noise_multiplier);
+  // Each says which method computed its epsilon.
+  EXPECT_EQ(exact.method, AccountingMethod::kExact);
+  EXPECT_EQ(rdp.method, AccountingMethod::kRdp);
   const CalibratedNoise pld = *CalibrateNoise(0.01, 500, 2.0, 1e-5, AccountingMethod::kPld);
   const CalibratedNoise sampled_rdp = *CalibrateNoise(0.01, 500, 2.0, 1e-5, AccountingMethod::kRdp);
   EXPECT_LT(pld.noise_multiplier, sampled_rdp.noise_multiplier);
   EXPECT_LE(pld.epsilon, 2.0);
+  EXPECT_EQ(pld.method, AccountingMethod::kPld);
 }
 
 }  // namespace

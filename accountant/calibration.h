@@ -10,7 +10,8 @@ namespace dpfleet::accountant {
 
 struct CalibratedNoise {
   double noise_multiplier;
-  double epsilon;  // RDP epsilon achieved at that noise; never above the target.
+  double epsilon;  // Epsilon achieved at that noise, by `method`; never above the target.
+  AccountingMethod method = AccountingMethod::kRdp;  // What computed `epsilon` (never kAuto).
 };
 
 // Returns the smallest noise multiplier sigma (to relative precision 1e-6, rounded up) such that

@@ -82,7 +82,7 @@ absl::StatusOr<CalibratedNoise> CalibrateFullBatchNoise(int64_t steps, double ta
   }
   const double sigma = std::sqrt(static_cast<double>(steps)) / lo;
   DPFLEET_ASSIGN_OR_RETURN(const double epsilon, FullBatchEpsilon(sigma, steps, delta));
-  return CalibratedNoise{sigma, epsilon};
+  return CalibratedNoise{sigma, epsilon, AccountingMethod::kExact};
 }
 
 }  // namespace dpfleet::accountant

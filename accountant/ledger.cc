@@ -92,6 +92,15 @@ absl::Status CheckOwner(const std::string& reservation_id, const std::string& ow
                                                   "' may not ", what, " it"));
 }
 
+// The refusal `status`, saying so when it could not be written to the audit log (`audited`): the
+// refusal stands either way, and no error is dropped.
+absl::Status WithAuditFailure(const absl::Status& status, const absl::Status& audited) {
+  if (audited.ok()) return status;
+  return absl::Status(status.code(),
+                      absl::StrCat(status.message(), " (and the refusal could not be audited: ",
+                                   audited.message(), ")"));
+}
+
 std::string Describe(const SubsampledGaussian& m) {
   return absl::StrFormat("q=%.17g sigma=%.17g steps=%d", m.sampling_rate, m.noise_multiplier,
                          m.steps);
@@ -210,7 +219,8 @@ absl::Status Ledger::RegisterDataset(const std::string& principal, const std::st
       return Audit(principal, "RegisterDataset", detail, absl::OkStatus());
     });
   }();
-  if (!status.ok()) Audit(principal, "RegisterDataset", detail, status).IgnoreError();
+  if (!status.ok())
+    status = WithAuditFailure(status, Audit(principal, "RegisterDataset", detail, status));
   return status;
 }
 
@@ -268,7 +278,7 @@ absl::Status Ledger::SetGrant(const std::string& principal, const std::string& d
       return Audit(principal, operation, detail, absl::OkStatus());
     });
   }();
-  if (!status.ok()) Audit(principal, operation, detail, status).IgnoreError();
+  if (!status.ok()) status = WithAuditFailure(status, Audit(principal, operation, detail, status));
   return status;
 }
 
@@ -372,7 +382,7 @@ absl::StatusOr<Reservation> Ledger::Reserve(const std::string& principal,
     });
   }();
   if (!status.ok()) {
-    Audit(principal, "Reserve", detail, status).IgnoreError();
+    status = WithAuditFailure(status, Audit(principal, "Reserve", detail, status));
     return status;
   }
   return reservation;
@@ -469,7 +479,7 @@ absl::StatusOr<LeaseGrant> Ledger::Lease(const std::string& principal,
     });
   }();
   if (!status.ok()) {
-    Audit(principal, "Lease", detail, status).IgnoreError();
+    status = WithAuditFailure(status, Audit(principal, "Lease", detail, status));
     return status;
   }
   return grant;
@@ -528,7 +538,7 @@ absl::StatusOr<CommitResult> Ledger::Commit(const std::string& principal,
     return Audit(principal, "Commit", detail, absl::OkStatus());
   });
   if (!status.ok()) {
-    Audit(principal, "Commit", detail, status).IgnoreError();
+    status = WithAuditFailure(status, Audit(principal, "Commit", detail, status));
     return status;
   }
   return result;
@@ -567,7 +577,7 @@ absl::Status Ledger::Release(const std::string& principal, const std::string& re
     }
     return Audit(principal, "Release", detail, absl::OkStatus());
   });
-  if (!status.ok()) Audit(principal, "Release", detail, status).IgnoreError();
+  if (!status.ok()) status = WithAuditFailure(status, Audit(principal, "Release", detail, status));
   return status;
 }
 

@@ -19,6 +19,13 @@ struct SubsampledGaussian {
   int64_t steps = 1;
 };
 
+enum class AccountingMethod {
+  kAuto,   // Exact for full batch (q = 1), RDP otherwise (fast enough for every step).
+  kRdp,    // rdp.h: Renyi DP of the subsampled Gaussian, any q.
+  kPld,    // pld.h: privacy loss distributions, any q; the tightest, and slower.
+  kExact,  // gaussian.h: exact, full batch only.
+};
+
 // Returns OK when q is in (0, 1], sigma is finite and > 0, and steps >= 0; otherwise
 // kInvalidArgument naming the offending field and value.
 absl::Status ValidateMechanism(const SubsampledGaussian& mechanism);

@@ -34,6 +34,7 @@ v1::Job AsSeenBy(const Principal& caller, v1::Job job) {
   if (!IsOwner(caller, job)) {
     job.mutable_progress()->clear_loss();
     job.mutable_progress()->clear_batch_size();
+    job.mutable_progress()->clear_non_finite_examples();
   }
   return job;
 }

@@ -13,6 +13,7 @@ v1::Job AlicesJob() {
   job.mutable_progress()->set_loss(0.42);
   job.mutable_progress()->set_batch_size(611);
   job.mutable_progress()->set_noised_loss(0.45);
+  job.mutable_progress()->set_non_finite_examples(2);
   return job;
 }
 
@@ -51,6 +52,7 @@ TEST(JobAccess, OnlyTheOwnerSeesTheDiagnosticsOfThePrivateSample) {
     const v1::Job seen = AsSeenBy(other, AlicesJob());
     EXPECT_EQ(seen.progress().loss(), 0.0);
     EXPECT_EQ(seen.progress().batch_size(), 0);
+    EXPECT_EQ(seen.progress().non_finite_examples(), 0);
     EXPECT_EQ(seen.progress().step(), 7);
     EXPECT_EQ(seen.progress().noised_loss(), 0.45);  // Covered by DP: everyone's to read.
   }

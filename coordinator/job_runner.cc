@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <functional>
+#include <limits>
 #include <memory>
 #include <thread>
 #include <vector>
@@ -51,14 +52,13 @@ absl::Status ForEachPeer(const std::vector<Peer>& peers, const std::string& what
 }
 
 // The job's own epsilon after `steps` steps, by the tightest method for its mechanism (exact for
-// full batch, RDP otherwise), as the accountant's ComputeEpsilon reports it.
-double EpsilonAfter(const v1::Job& job, int64_t steps) {
-  const absl::StatusOr<double> epsilon =
-      accountant::MechanismEpsilon({.sampling_rate = job.sampling_rate(),
-                                    .noise_multiplier = AccountedNoiseMultiplier(job),
-                                    .steps = steps},
-                                   job.spec().delta(), accountant::AccountingMethod::kAuto);
-  return epsilon.ok() ? *epsilon : 0.0;
+// full batch, RDP otherwise), as the accountant's ComputeEpsilon reports it. Errors: those of the
+// accounting (never shown as an epsilon of 0).
+absl::StatusOr<double> EpsilonAfter(const v1::Job& job, int64_t steps) {
+  return accountant::MechanismEpsilon({.sampling_rate = job.sampling_rate(),
+                                       .noise_multiplier = AccountedNoiseMultiplier(job),
+                                       .steps = steps},
+                                      job.spec().delta(), accountant::AccountingMethod::kAuto);
 }
 
 // The steps the job's reservations hold together.
@@ -113,7 +113,15 @@ void JobRunner::ChargeAndEnd(const v1::Job& job, v1::JobState state, const absl:
   }
   result.set_steps_run(progress.steps_started);
   result.set_steps_charged(steps_charged);
-  result.set_epsilon_spent(EpsilonAfter(job, steps_charged));
+  if (const absl::StatusOr<double> epsilon = EpsilonAfter(job, steps_charged); epsilon.ok()) {
+    result.set_epsilon_spent(*epsilon);
+  } else {
+    // The ledger holds the charge; only this figure is missing, and it says so rather than 0.
+    result.set_epsilon_spent(std::numeric_limits<double>::quiet_NaN());
+    absl::StrAppend(&message, message.empty() ? "" : "; ",
+                    "the job's epsilon could not be computed: ", epsilon.status().ToString());
+    if (state == v1::SUCCEEDED) state = v1::FAILED;
+  }
   result.set_delta(job.spec().delta());
   jobs_
       ->Update(job.job_id(),
@@ -483,17 +491,18 @@ absl::StatusOr<JobRunner::AttemptEnd> JobRunner::RunAttempt(const v1::Job& job, 
     }));
     last_step_time = absl::Now() - step_started;
     double loss_sum = 0;
-    int64_t batch_size = 0;
+    int64_t batch_size = 0, non_finite = 0;
     for (const v1::RunStepResponse& response : responses) {
       loss_sum += response.loss_sum();
       batch_size += response.local_batch_size();
+      non_finite += response.non_finite_examples();
     }
     // Every rank holds the same noised sum; the mean is over the expected batch, not the realised.
     const double noised_loss =
         job.spec().loss_noise_multiplier() > 0
             ? responses[0].noised_loss_sum() / (job.sampling_rate() * job.dataset_size())
             : 0.0;
-    const double epsilon = EpsilonAfter(job, progress.steps_started);
+    DPFLEET_ASSIGN_OR_RETURN(const double epsilon, EpsilonAfter(job, progress.steps_started));
     jobs_
         ->Update(job_id,
                  [&](v1::Job& j) {
@@ -503,6 +512,7 @@ absl::StatusOr<JobRunner::AttemptEnd> JobRunner::RunAttempt(const v1::Job& job, 
                    progress->set_loss(batch_size > 0 ? loss_sum / batch_size : 0.0);
                    progress->set_batch_size(batch_size);
                    progress->set_noised_loss(noised_loss);
+                   progress->set_non_finite_examples(non_finite);
                    progress->set_epsilon_spent(epsilon);
                  })
         .IgnoreError();

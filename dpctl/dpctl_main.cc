@@ -487,10 +487,12 @@ int Privacy(Args& args) {
       std::cout << absl::StrFormat(
           "{\"noise_multiplier\": %.17g, \"epsilon\": %.17g, \"delta\": %.17g, \"accountant\": "
           "\"%s\"}\n",
-          noise.noise_multiplier, noise.epsilon, delta, method);
+          noise.noise_multiplier, noise.epsilon, delta,
+          accountant::AccountingMethodName(noise.method));
     } else {
       std::cout << absl::StrFormat("noise multiplier = %.6f (epsilon %.6f at delta %g, %s)\n",
-                                   noise.noise_multiplier, noise.epsilon, delta, method);
+                                   noise.noise_multiplier, noise.epsilon, delta,
+                                   accountant::AccountingMethodName(noise.method));
     }
     return 0;
   }

@@ -66,6 +66,14 @@ absl::StatusOr<ExtractionResult> ExtractFeatureShard(const ImageFolder& folder, 
     DPFLEET_ASSIGN_OR_RETURN(const at::Tensor images, next.get());
     if (start + options.batch_size < end) next = load(start + options.batch_size);
     DPFLEET_ASSIGN_OR_RETURN(const at::Tensor features, backbone.Embed(images));
+    // Checked as stored, so a backbone activation beyond float16's range is reported by image.
+    if (const int64_t bad = FirstNonFiniteRow(features.to(options.storage)); bad >= 0) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          folder.images[start + bad].path, ": its features are not finite as ",
+          at::toString(options.storage),
+          " (an activation beyond float16's 65504, or an inf or a NaN); store float32 or "
+          "bfloat16"));
+    }
     if (writer == nullptr) {
       dim = features.size(1);
       DPFLEET_ASSIGN_OR_RETURN(

@@ -201,6 +201,20 @@ absl::StatusOr<std::unique_ptr<FeatureShardWriter>> FeatureShardWriter::Create(
   return std::unique_ptr<FeatureShardWriter>(new FeatureShardWriter(std::move(state)));
 }
 
+int64_t FirstNonFiniteRow(const at::Tensor& features) {
+  constexpr int64_t kRowsPerChunk = 4096;
+  for (int64_t start = 0; start < features.size(0); start += kRowsPerChunk) {
+    const at::Tensor finite =
+        features.slice(0, start, std::min(features.size(0), start + kRowsPerChunk))
+            .isfinite()
+            .all(1);
+    if (!finite.all().item<bool>()) {
+      return start + finite.logical_not().nonzero()[0][0].item<int64_t>();
+    }
+  }
+  return -1;
+}
+
 absl::Status FeatureShardWriter::Append(const at::Tensor& features) {
   const Header& header = state_->header;
   if (features.dim() != 2 || features.size(1) != static_cast<int64_t>(header.dim)) {
@@ -218,6 +232,13 @@ absl::Status FeatureShardWriter::Append(const at::Tensor& features) {
         features.slice(0, start, std::min(features.size(0), start + kRowsPerChunk))
             .to(at::kCPU, state_->dtype)
             .contiguous();
+    // Checked as stored: a float32 value beyond 65504 becomes inf in a float16 shard.
+    if (const int64_t bad = FirstNonFiniteRow(chunk); bad >= 0) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "row ", header.first_row + rows_written_ + start + bad, " of ", state_->path,
+          " is not finite as ", at::toString(state_->dtype),
+          " (an inf or a NaN, or beyond float16's range): it would break the clip bound"));
+    }
     state_->Write(chunk.data_ptr(), chunk.numel() * chunk.element_size());
   }
   rows_written_ += features.size(0);
@@ -328,6 +349,10 @@ absl::StatusOr<std::unique_ptr<FeatureShard>> FeatureShard::Open(const std::stri
         (labels.min().item<int32_t>() < 0 || labels.max().item<int32_t>() >= shard->num_classes_)) {
       return absl::DataLossError(
           absl::StrCat(path, " has a label outside [0, ", shard->num_classes_, ")"));
+    }
+    if (const int64_t bad = FirstNonFiniteRow(shard->features()); bad >= 0) {
+      return absl::DataLossError(absl::StrCat(path, ": row ", shard->placement_.first_row + bad,
+                                              " holds a value that is not finite"));
     }
   }
   return shard;
@@ -462,6 +487,10 @@ absl::StatusOr<NpyFeatures> ReadNpyFeatures(const std::string& features_path,
   result.labels =
       at::from_blob(const_cast<unsigned char*>(labels.data), {labels.shape[0]}, label_dtype)
           .to(at::kLong, /*non_blocking=*/false, /*copy=*/true);
+  if (const int64_t bad = FirstNonFiniteRow(result.features); bad >= 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(features_path, ": row ", bad, " holds an inf or a NaN"));
+  }
   result.mapping = std::move(features.file);
   return result;
 }

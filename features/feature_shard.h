@@ -50,7 +50,9 @@ class FeatureShardWriter {
   FeatureShardWriter& operator=(const FeatureShardWriter&) = delete;
 
   // Appends the next `features.size(0)` rows ([n, dim], any floating type). Errors:
-  // kInvalidArgument for a wrong width or more rows than the labels; kInternal on a write error.
+  // kInvalidArgument for a wrong width, more rows than the labels, or a row that is not finite in
+  // the shard's dtype (an inf or a NaN, or a value beyond float16's 65504), naming the dataset row;
+  // kInternal on a write error.
   absl::Status Append(const at::Tensor& features);
 
   // Completes the checksum and publishes the file. Errors: kFailedPrecondition when rows are
@@ -67,6 +69,11 @@ class FeatureShardWriter {
   int64_t rows_written_ = 0;
 };
 
+// Returns the first row of `features` [N, D] (any floating dtype) holding an inf or a NaN, or -1.
+// Such a row would break the clip bound of every job that samples it (worker/clipping.h drops it,
+// but a dataset should never hold one); shards and .npy imports are refused for one.
+int64_t FirstNonFiniteRow(const at::Tensor& features);
+
 // Writes `features` [N, D] and `labels` [N] as one shard (FeatureShardWriter, in one call).
 absl::Status WriteFeatureShard(const std::string& path, const at::Tensor& features,
                                const at::Tensor& labels, int64_t num_classes, at::ScalarType dtype,
@@ -79,7 +86,8 @@ class FeatureShard {
   // Maps and checks `path`: header, sizes against the file's length, and (when `verify_checksum`)
   // the checksum, which reads the whole file once. Errors: kNotFound for a missing file; kDataLoss
   // naming what is wrong (bad magic, unknown version or dtype, truncated or over-long file,
-  // checksum mismatch, label out of range, a placement outside its dataset).
+  // checksum mismatch, label out of range, a placement outside its dataset, and with the checksum
+  // a row that is not finite, by its dataset row).
   static absl::StatusOr<std::unique_ptr<FeatureShard>> Open(const std::string& path,
                                                             bool verify_checksum = true);
   ~FeatureShard();
@@ -125,7 +133,7 @@ struct NpyFeatures {
 // Maps a 2-D C-ordered float32 or float16 `.npy` features file (no copy: arrays far larger than
 // memory are read through the page cache) and reads a 1-D integer `.npy` labels file. Errors:
 // kNotFound; kDataLoss for a malformed, truncated or over-long file; kInvalidArgument for
-// unsupported dtypes, Fortran order or mismatched N.
+// unsupported dtypes, Fortran order or mismatched N, or a row holding an inf or a NaN (named).
 absl::StatusOr<NpyFeatures> ReadNpyFeatures(const std::string& features_path,
                                             const std::string& labels_path);
 

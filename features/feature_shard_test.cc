@@ -120,6 +120,38 @@ TEST(FeatureShard, WriterRefusesBadInput) {
             absl::StatusCode::kInvalidArgument);
 }
 
+TEST(FeatureShard, ARowThatIsNotFiniteAsStoredIsRefusedByItsRow) {
+  const at::Tensor labels = at::zeros({10}, at::kLong);
+  at::Tensor features = at::randn({10, 3});
+  features[6][1] = std::nan("");
+  absl::Status refused = WriteFeatureShard(TempPath("nan.dpf"), features, labels, 2, at::kFloat);
+  EXPECT_EQ(refused.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(refused.message().find("row 6 "), std::string::npos) << refused;
+  // Finite in float32, beyond float16's 65504: inf once stored.
+  features = at::randn({10, 3});
+  features[3][0] = 1e5;
+  EXPECT_TRUE(WriteFeatureShard(TempPath("big.dpf"), features, labels, 2, at::kFloat).ok());
+  refused = WriteFeatureShard(TempPath("big16.dpf"), features, labels, 2, at::kHalf);
+  EXPECT_EQ(refused.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(refused.message().find("row 3 "), std::string::npos) << refused;
+  EXPECT_FALSE(std::ifstream(TempPath("big16.dpf")).good()) << "a refused shard was published";
+  EXPECT_EQ(FirstNonFiniteRow(at::randn({9000, 2})), -1);
+  at::Tensor late = at::randn({9000, 2});
+  late[8500][1] = -INFINITY;
+  EXPECT_EQ(FirstNonFiniteRow(late), 8500);
+}
+
+TEST(ReadNpyFeatures, RefusesARowHoldingAnInfOrANaN) {
+  at::Tensor features = at::randn({6, 4});
+  features[4][2] = INFINITY;
+  const at::Tensor labels = at::arange(6, at::kLong);
+  WriteNpy(TempPath("inf.npy"), "<f4", "(6, 4)", features.data_ptr(), 6 * 4 * 4);
+  WriteNpy(TempPath("l6.npy"), "<i8", "(6,)", labels.data_ptr(), 6 * 8);
+  const auto read = ReadNpyFeatures(TempPath("inf.npy"), TempPath("l6.npy"));
+  EXPECT_EQ(read.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(read.status().message().find("row 4"), std::string::npos) << read.status();
+}
+
 TEST(ReadNpyFeatures, ReadsFeaturesAndLabelsWrittenElsewhere) {
   const at::Tensor features = at::randn({6, 4});
   const at::Tensor labels = at::arange(6, at::kLong);

@@ -11,6 +11,7 @@
 #include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/status.h"
 
 namespace dpfleet::worker {
 namespace {
@@ -45,13 +46,14 @@ absl::Status CheckTrace(const models::Model& model, const models::ForwardTrace& 
   return absl::OkStatus();
 }
 
-// c = C / (norm + stability) for automatic clipping, else min(1, C / (norm + 1e-6)) (the 1e-6
-// follows Opacus and only matters for zero gradients).
+// c = C' / (norm + stability) for automatic clipping, else min(1, C' / (norm + 1e-6)), with
+// C' = C (1 - ClipMargin(dtype)) (the 1e-6 follows Opacus and only matters for zero gradients).
 at::Tensor ClipFactors(const at::Tensor& squared_norms, double clip_norm,
-                       const ClippingOptions& options) {
+                       const ClippingOptions& options, at::ScalarType dtype) {
   const at::Tensor norms = squared_norms.sqrt();
-  if (options.automatic) return clip_norm / (norms + options.automatic_stability);
-  return (clip_norm / (norms + 1e-6)).clamp_max(1.0);
+  const double target = clip_norm * (1 - ClipMargin(dtype));
+  if (options.automatic) return target / (norms + options.automatic_stability);
+  return (target / (norms + 1e-6)).clamp_max(1.0);
 }
 
 // The summed loss (as SummedLoss) and its gradient with respect to the logits, in closed form:
@@ -155,24 +157,12 @@ std::vector<bool> VisitOutputGradients(
   return visited;
 }
 
-// Ghost clipping (ClippingOptions::low_memory), flat clipping only. Pass 1: hooks on the layer
-// outputs take the per-example norms while VisitOutputGradients' backward runs, so no output
-// gradient outlives its use. Pass 2: the ordinary parameter gradient of sum_i c_i loss_i, with c_i
-// from pass 1, is the clipped sum sum_i c_i g_i.
-absl::Status GhostClippedSum(models::Model& model, models::ForwardTrace& trace,
-                             const at::Tensor& logits, const at::Tensor& logit_gradient,
-                             const ClippingOptions& options, std::vector<at::Tensor>& sums) {
-  if (options.mode != ClippingMode::kFlat) {
-    return absl::InvalidArgumentError(
-        "low-memory (ghost) clipping supports flat clipping only: per-layer factors would need a "
-        "backward pass per layer");
-  }
-  at::Tensor squared = at::zeros({logits.size(0)}, logits.options().dtype(at::kDouble));
-  VisitOutputGradients(trace, logits, logit_gradient, /*retain_graph=*/true,
-                       [&](size_t l, const at::Tensor& gradient) {
-                         squared += trace.layers[l]->SquaredNorms(gradient);
-                       });
-  const at::Tensor factors = ClipFactors(squared, options.clip_norm, options);
+// Ghost clipping's second pass (ClippingOptions::low_memory): the ordinary parameter gradient of
+// sum_i c_i loss_i, with the factors c_i from the first pass's norms, is the clipped sum
+// sum_i c_i g_i.
+void GhostClippedSum(models::Model& model, const at::Tensor& logits,
+                     const at::Tensor& logit_gradient, const at::Tensor& factors,
+                     std::vector<at::Tensor>& sums) {
   const at::Tensor weighted =
       logit_gradient * factors.to(logit_gradient.scalar_type()).view({-1, 1});
   const std::vector<at::Tensor> gradients =
@@ -182,10 +172,11 @@ absl::Status GhostClippedSum(models::Model& model, models::ForwardTrace& trace,
   for (size_t p = 0; p < sums.size(); ++p) {
     if (gradients[p].defined()) sums[p].add_(gradients[p]);
   }
-  return absl::OkStatus();
 }
 
 }  // namespace
+
+double ClipMargin(at::ScalarType dtype) { return dtype == at::kDouble ? 1e-10 : 1e-4; }
 
 at::Tensor SummedLoss(const at::Tensor& logits, const at::Tensor& labels, Loss loss) {
   if (loss == Loss::kSigmoidCrossEntropy) {
@@ -201,6 +192,111 @@ absl::Status CheckPrivatelyTrainable(models::Model& model, const at::Tensor& exa
   model.Forward(example_batch, &trace);
   return CheckTrace(model, trace);
 }
+
+namespace {
+
+// Returns the rows of a batch whose per-example squared norms or losses are not finite.
+std::vector<int64_t> NonFiniteRows(const at::Tensor& squared_norms, const at::Tensor& losses) {
+  const at::Tensor bad = squared_norms.isfinite().logical_and(losses.isfinite()).logical_not();
+  const at::Tensor rows = bad.nonzero().view({-1}).to(at::kLong).contiguous();
+  return std::vector<int64_t>(rows.data_ptr<int64_t>(), rows.data_ptr<int64_t>() + rows.numel());
+}
+
+// One pass over a batch: the forward pass, the per-example norms and, when every example's
+// gradient norm and loss are finite, the clipped sums into `sums` (returns no row). Otherwise adds
+// nothing, calls nothing, and returns the rows that are not finite: an example whose gradient has
+// an inf or a NaN has no norm to clip to, and 0 * inf = NaN would carry it into the sum anyway.
+absl::StatusOr<std::vector<int64_t>> AccumulateUnlessNonFinite(
+    models::Model& model, const at::Tensor& inputs, const at::Tensor& labels,
+    const ClippingOptions& options, std::vector<at::Tensor>& sums,
+    const std::function<void(const std::vector<int>&)>& on_accumulated, ClippedBatch& batch) {
+  models::ForwardTrace trace;
+  const at::Tensor logits = model.Forward(inputs, &trace);
+  if (absl::Status valid = CheckTrace(model, trace); !valid.ok()) return valid;
+  // Summed (not averaged) loss: the gradient w.r.t. each layer output is then exactly the
+  // per-example output gradient, row by row.
+  auto [losses, logit_gradient] = PerExampleLossAndGradient(logits, labels, options.loss);
+  auto record_losses = [&, losses = losses] {
+    batch.loss_sum = losses.sum().item<double>();
+    if (options.loss_clip > 0) {
+      // A cross-entropy is >= 0; rounding may leave it a hair below.
+      batch.clipped_loss_sum = losses.clamp(0, options.loss_clip).sum().item<double>();
+    }
+  };
+  const int64_t examples = inputs.size(0);
+
+  if (options.low_memory) {
+    if (options.mode != ClippingMode::kFlat) {
+      return absl::InvalidArgumentError(
+          "low-memory (ghost) clipping supports flat clipping only: per-layer factors would need "
+          "a backward pass per layer");
+    }
+    // Pass 1 takes the norms; pass 2 (GhostClippedSum) the sum, only once they are all finite.
+    at::Tensor squared = at::zeros({examples}, logits.options().dtype(at::kDouble));
+    VisitOutputGradients(trace, logits, logit_gradient, /*retain_graph=*/true,
+                         [&](size_t l, const at::Tensor& gradient) {
+                           squared += trace.layers[l]->SquaredNorms(gradient);
+                         });
+    if (std::vector<int64_t> bad = NonFiniteRows(squared, losses); !bad.empty()) return bad;
+    GhostClippedSum(model, logits, logit_gradient,
+                    ClipFactors(squared, options.clip_norm, options, logits.scalar_type()), sums);
+    if (on_accumulated) {
+      for (const auto& layer : trace.layers) on_accumulated(layer->parameter_indices());
+    }
+    record_losses();
+    return std::vector<int64_t>();
+  }
+
+  // What each layer keeps of its output gradient (layers.h, LayerTrace::Absorb), taken as the
+  // backward pass goes, so output gradients that are not needed are freed at once.
+  std::vector<at::Tensor> kept(trace.layers.size());
+  const std::vector<bool> visited = VisitOutputGradients(
+      trace, logits, logit_gradient, /*retain_graph=*/false,
+      [&](size_t l, const at::Tensor& gradient) { kept[l] = trace.layers[l]->Absorb(gradient); });
+  at::NoGradGuard no_grad;
+  for (size_t l = 0; l < trace.layers.size(); ++l) {
+    // A layer whose output does not reach the loss has zero gradients.
+    if (!visited[l]) {
+      kept[l] = trace.layers[l]->Absorb(
+          at::zeros(trace.layers[l]->output_sizes(), trace.layers[l]->output_options()));
+    }
+  }
+  // Every layer's norms first: nothing is added before every example is known to be finite.
+  std::vector<at::Tensor> layer_squared;
+  at::Tensor squared = at::zeros({examples}, logits.options().dtype(at::kDouble));
+  for (size_t l = 0; l < trace.layers.size(); ++l) {
+    layer_squared.push_back(trace.layers[l]->SquaredNorms(kept[l]));
+    squared += layer_squared.back();
+  }
+  if (std::vector<int64_t> bad = NonFiniteRows(squared, losses); !bad.empty()) return bad;
+  const at::Tensor flat_factors =
+      options.mode == ClippingMode::kFlat
+          ? ClipFactors(squared, options.clip_norm, options, logits.scalar_type())
+          : at::Tensor();
+  const double per_layer_norm =
+      options.clip_norm / std::sqrt(static_cast<double>(trace.layers.size()));
+  for (size_t l = 0; l < trace.layers.size(); ++l) {
+    const at::Tensor factors =
+        options.mode == ClippingMode::kFlat
+            ? flat_factors
+            : ClipFactors(layer_squared[l], per_layer_norm, options, logits.scalar_type());
+    trace.layers[l]->AccumulateScaled(kept[l], factors, sums);
+    kept[l].reset();  // Let go of what the layer kept as soon as its sum is in.
+    if (on_accumulated) on_accumulated(trace.layers[l]->parameter_indices());
+  }
+  record_losses();
+  return std::vector<int64_t>();
+}
+
+// The rows of `inputs` [B, ...] whose values are all finite (integer inputs always are).
+at::Tensor FiniteInputRows(const at::Tensor& inputs) {
+  if (!at::isFloatingType(inputs.scalar_type()) || inputs.dim() == 0) {
+    return at::arange(inputs.size(0), at::kLong);
+  }
+  return inputs.reshape({inputs.size(0), -1}).isfinite().all(1).nonzero().view({-1});
+}
+
+}  // namespace
 
 absl::StatusOr<ClippedBatch> AccumulateClippedGradients(
     models::Model& model, const at::Tensor& inputs, const at::Tensor& labels,
@@ -220,67 +316,23 @@ absl::StatusOr<ClippedBatch> AccumulateClippedGradients(
   }
   ClippedBatch batch;
   batch.examples = inputs.size(0);
-  if (batch.examples == 0) return batch;
-
-  models::ForwardTrace trace;
-  const at::Tensor logits = model.Forward(inputs, &trace);
-  if (absl::Status valid = CheckTrace(model, trace); !valid.ok()) return valid;
-  // Summed (not averaged) loss: the gradient w.r.t. each layer output is then exactly the
-  // per-example output gradient, row by row.
-  auto [losses, logit_gradient] = PerExampleLossAndGradient(logits, labels, options.loss);
-  batch.loss_sum = losses.sum().item<double>();
-  if (options.loss_clip > 0) {
-    // A cross-entropy is >= 0 (rounding may leave it a hair below); a non-finite one counts as 0
-    // (NaN) or loss_clip (inf), so no example moves the sum by more than loss_clip.
-    batch.clipped_loss_sum = losses.nan_to_num(0.0, options.loss_clip, 0.0)
-                                 .clamp(0, options.loss_clip)
-                                 .sum()
-                                 .item<double>();
+  // Examples with a non-finite input, then those whose gradient turns out not finite, are left
+  // out, and the rest run again without them: examples never interact (CheckTrace refuses
+  // modules that mix them), so the others' gradients are unchanged.
+  at::Tensor rows = FiniteInputRows(inputs);
+  while (rows.numel() > 0) {
+    const bool all = rows.numel() == inputs.size(0);
+    const at::Tensor kept_inputs = all ? inputs : inputs.index_select(0, rows);
+    const at::Tensor kept_labels = all ? labels : labels.index_select(0, rows);
+    DPFLEET_ASSIGN_OR_RETURN(const std::vector<int64_t> bad,
+                             AccumulateUnlessNonFinite(model, kept_inputs, kept_labels, options,
+                                                       sums, on_accumulated, batch));
+    if (bad.empty()) break;
+    at::Tensor keep = at::ones({rows.numel()}, at::kBool);
+    for (const int64_t row : bad) keep[row] = false;
+    rows = rows.masked_select(keep);
   }
-
-  if (options.low_memory) {
-    const absl::Status summed =
-        GhostClippedSum(model, trace, logits, logit_gradient, options, sums);
-    if (!summed.ok()) return summed;
-    if (on_accumulated) {
-      for (const auto& layer : trace.layers) on_accumulated(layer->parameter_indices());
-    }
-    return batch;
-  }
-
-  // What each layer keeps of its output gradient (layers.h, LayerTrace::Absorb), taken as the
-  // backward pass goes, so output gradients that are not needed are freed at once.
-  std::vector<at::Tensor> kept(trace.layers.size());
-  const std::vector<bool> visited = VisitOutputGradients(
-      trace, logits, logit_gradient, /*retain_graph=*/false,
-      [&](size_t l, const at::Tensor& gradient) { kept[l] = trace.layers[l]->Absorb(gradient); });
-  at::NoGradGuard no_grad;
-  for (size_t l = 0; l < trace.layers.size(); ++l) {
-    // A layer whose output does not reach the loss has zero gradients.
-    if (!visited[l]) {
-      kept[l] = trace.layers[l]->Absorb(
-          at::zeros(trace.layers[l]->output_sizes(), trace.layers[l]->output_options()));
-    }
-  }
-  // Adds layer l's clipped sum, then lets go of what it kept.
-  auto accumulate = [&](size_t l, const at::Tensor& factors) {
-    trace.layers[l]->AccumulateScaled(kept[l], factors, sums);
-    kept[l].reset();
-    if (on_accumulated) on_accumulated(trace.layers[l]->parameter_indices());
-  };
-  if (options.mode == ClippingMode::kFlat) {
-    at::Tensor squared = at::zeros({batch.examples}, logits.options().dtype(at::kDouble));
-    for (size_t l = 0; l < trace.layers.size(); ++l)
-      squared += trace.layers[l]->SquaredNorms(kept[l]);
-    const at::Tensor factors = ClipFactors(squared, options.clip_norm, options);
-    for (size_t l = 0; l < trace.layers.size(); ++l) accumulate(l, factors);
-  } else {
-    const double per_layer_norm =
-        options.clip_norm / std::sqrt(static_cast<double>(trace.layers.size()));
-    for (size_t l = 0; l < trace.layers.size(); ++l) {
-      accumulate(l, ClipFactors(trace.layers[l]->SquaredNorms(kept[l]), per_layer_norm, options));
-    }
-  }
+  batch.non_finite_examples = batch.examples - rows.numel();
   return batch;
 }
 

@@ -29,6 +29,7 @@ std::vector<at::Tensor> NaiveClippedSum(models::Model& model, const at::Tensor& 
     const at::Tensor loss = SummedLoss(logits, labels.slice(0, i, i + 1), options.loss);
     const std::vector<at::Tensor> grads = torch::autograd::grad({loss}, model.parameters());
     auto factor = [&](double squared, double bound) {
+      bound *= 1 - ClipMargin(inputs.scalar_type());  // The engine aims just below C.
       const double norm = std::sqrt(squared);
       return options.automatic ? bound / (norm + options.automatic_stability)
                                : std::min(1.0, bound / (norm + 1e-6));
@@ -126,6 +127,74 @@ TEST_P(EngineMatchesReference, InFloat32AndFloat64ForEveryClippingMode) {
                                    c.model + " " + at::toString(dtype));
     }
   }
+}
+
+TEST_P(EngineMatchesReference, NonFiniteExamplesContributeNothingInEveryMode) {
+  const EngineCase& c = GetParam();
+  for (const ClippingOptions& options :
+       {ClippingOptions{.clip_norm = 1.0},
+        ClippingOptions{.clip_norm = 1.0, .mode = ClippingMode::kPerLayer},
+        ClippingOptions{.clip_norm = 1.0, .automatic = true},
+        ClippingOptions{.clip_norm = 1.0, .loss = Loss::kSigmoidCrossEntropy},
+        ClippingOptions{.clip_norm = 1.0, .low_memory = true, .loss_clip = 2.0}}) {
+    auto model = *models::CreateModel(c.model, {.input_shape = c.shape, .num_classes = 10}, 5);
+    at::Generator generator = at::detail::createCPUGenerator(23);
+    std::vector<int64_t> shape = {c.batch};
+    shape.insert(shape.end(), c.shape.begin(), c.shape.end());
+    const at::Tensor clean = at::empty(shape, at::kFloat).normal_(0, 1, generator);
+    const at::Tensor labels = at::randint(0, 10, {c.batch}, generator, at::kLong);
+    // The same examples with three more among them: all inf, one NaN value, one inf value.
+    std::vector<int64_t> one = shape;
+    one[0] = 1;
+    at::Tensor with_nan = at::zeros(one);
+    with_nan.view({-1})[7] = std::nan("");
+    at::Tensor with_inf = at::zeros(one);
+    with_inf.view({-1})[3] = -INFINITY;
+    const at::Tensor dirty = at::cat(
+        {clean.slice(0, 0, 1), at::full(one, INFINITY), with_nan, clean.slice(0, 1), with_inf});
+    const at::Tensor dirty_labels = at::cat({labels.slice(0, 0, 1), at::full({2}, 2, at::kLong),
+                                             labels.slice(0, 1), at::full({1}, 2, at::kLong)});
+    ASSERT_EQ(dirty.size(0), c.batch + 3);
+
+    std::vector<at::Tensor> want = ZerosLike(model->parameters());
+    const ClippedBatch clean_batch =
+        *AccumulateClippedGradients(*model, clean, labels, options, want);
+    std::vector<at::Tensor> got = ZerosLike(model->parameters());
+    const ClippedBatch dirty_batch =
+        *AccumulateClippedGradients(*model, dirty, dirty_labels, options, got);
+    EXPECT_EQ(dirty_batch.non_finite_examples, 3) << c.model;
+    EXPECT_EQ(dirty_batch.examples, c.batch + 3);
+    EXPECT_EQ(clean_batch.non_finite_examples, 0);
+    EXPECT_LT(RelativeError(got, want), 1e-6) << c.model;
+    EXPECT_NEAR(dirty_batch.loss_sum, clean_batch.loss_sum, 1e-5 * clean_batch.loss_sum);
+    EXPECT_NEAR(dirty_batch.clipped_loss_sum, clean_batch.clipped_loss_sum,
+                1e-5 * clean_batch.loss_sum);
+
+    // A batch of nothing but non-finite examples adds nothing at all.
+    std::vector<at::Tensor> none = ZerosLike(model->parameters());
+    const ClippedBatch all_bad =
+        *AccumulateClippedGradients(*model, at::full(shape, NAN), labels, options, none);
+    EXPECT_EQ(all_bad.non_finite_examples, c.batch);
+    for (const at::Tensor& sum : none) EXPECT_EQ(sum.abs().sum().item<double>(), 0.0);
+  }
+}
+
+TEST(AccumulateClippedGradients, AnExampleWhoseActivationsOverflowContributesNothing) {
+  // Finite inputs whose float32 activations overflow to inf (as a float16 feature shard's can).
+  auto model = *models::CreateModel("mlp", {.input_shape = {1, 28, 28}, .num_classes = 10}, 5);
+  at::Tensor inputs = at::randn({4, 1, 28, 28});
+  inputs[2].fill_(3e38);
+  std::vector<at::Tensor> sums = ZerosLike(model->parameters());
+  const ClippedBatch batch = *AccumulateClippedGradients(*model, inputs, at::zeros({4}, at::kLong),
+                                                         {.clip_norm = 1.0}, sums);
+  EXPECT_EQ(batch.non_finite_examples, 1);
+  std::vector<at::Tensor> want = ZerosLike(model->parameters());
+  const at::Tensor finite = at::cat({inputs.slice(0, 0, 2), inputs.slice(0, 3)});
+  ASSERT_TRUE(AccumulateClippedGradients(*model, finite, at::zeros({3}, at::kLong),
+                                         {.clip_norm = 1.0}, want)
+                  .ok());
+  EXPECT_LT(RelativeError(sums, want), 1e-6);
+  EXPECT_TRUE(std::isfinite(batch.loss_sum));
 }
 
 INSTANTIATE_TEST_SUITE_P(
@@ -279,15 +348,47 @@ TEST(AccumulateClippedGradients, LowMemoryClippingReachesLayersFedByTokenIds) {
                                {.clip_norm = 0.1, .low_memory = true}, "sequence, low memory");
 }
 
-TEST(AccumulateClippedGradients, EachExampleContributesAtMostTheClipNorm) {
-  auto model = *models::CreateModel("cnn_tb", {.input_shape = {1, 28, 28}, .num_classes = 10}, 5);
-  const at::Tensor inputs = at::randn({1, 1, 28, 28}) * 100;
-  const at::Tensor labels = at::zeros({1}, at::kLong);
-  std::vector<at::Tensor> sums = ZerosLike(model->parameters());
-  ASSERT_TRUE(AccumulateClippedGradients(*model, inputs, labels, {.clip_norm = 0.5}, sums).ok());
+// The norm, in double, of what one example added to zeroed sums.
+double ContributionNorm(models::Model& model, const at::Tensor& input, const at::Tensor& label,
+                        const ClippingOptions& options) {
+  std::vector<at::Tensor> sums = ZerosLike(model.parameters());
+  EXPECT_TRUE(AccumulateClippedGradients(model, input, label, options, sums).ok());
   double squared = 0;
   for (const at::Tensor& s : sums) squared += s.to(at::kDouble).pow(2).sum().item<double>();
-  EXPECT_LE(std::sqrt(squared), 0.5 * (1 + 1e-5));
+  return std::sqrt(squared);
+}
+
+TEST(AccumulateClippedGradients, EachExampleContributesAtMostTheClipNormWithNoTolerance) {
+  at::manual_seed(3);
+  for (const std::string name : {"linear", "mlp", "cnn_tb"}) {
+    auto model = *models::CreateModel(name, {.input_shape = {1, 28, 28}, .num_classes = 10}, 5);
+    for (const double scale : {1e-6, 1.0, 100.0, 1e4}) {
+      for (int trial = 0; trial < 4; ++trial) {
+        const at::Tensor input = at::randn({1, 1, 28, 28}) * scale;
+        const at::Tensor label = at::randint(0, 10, {1}, at::kLong);
+        for (const ClippingOptions& options :
+             {ClippingOptions{.clip_norm = 0.01}, ClippingOptions{.clip_norm = 0.5},
+              ClippingOptions{.clip_norm = 10.0},
+              ClippingOptions{.clip_norm = 0.5, .mode = ClippingMode::kPerLayer},
+              ClippingOptions{.clip_norm = 0.5, .automatic = true},
+              ClippingOptions{.clip_norm = 0.5, .low_memory = true}}) {
+          EXPECT_LE(ContributionNorm(*model, input, label, options), options.clip_norm)
+              << name << " scale " << scale;
+        }
+      }
+    }
+    // Clip norms just above and just below the example's own gradient norm.
+    const at::Tensor input = at::randn({1, 1, 28, 28});
+    const at::Tensor label = at::zeros({1}, at::kLong);
+    const double norm = ContributionNorm(*model, input, label, {.clip_norm = 1e30});
+    for (const double relative : {-1e-3, -1e-5, -1e-7, 0.0, 1e-7, 1e-5, 1e-3}) {
+      const double clip = norm * (1 + relative);
+      EXPECT_LE(ContributionNorm(*model, input, label, {.clip_norm = clip}), clip)
+          << name << " clip at " << relative << " of the norm";
+      EXPECT_LE(ContributionNorm(*model, input, label, {.clip_norm = clip, .low_memory = true}),
+                clip);
+    }
+  }
 }
 
 TEST(AccumulateClippedGradients, ClipsEachExamplesLossForTheNoisedLoss) {

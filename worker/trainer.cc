@@ -167,6 +167,7 @@ absl::StatusOr<ShardTrainer::StepResult> ShardTrainer::RunStep() {
                                    end == sample.size() ? on_final : nullptr);
     if (batch.ok()) {
       result.loss_sum += batch->loss_sum;
+      result.non_finite_examples += batch->non_finite_examples;
       clipped_loss_sum += batch->clipped_loss_sum;
     }
     computed = batch.status();

@@ -79,6 +79,7 @@ class ShardTrainer {
     // Diagnostics of this rank's sample, before the update. Not covered by the DP guarantee.
     double loss_sum = 0;
     int64_t batch_size = 0;
+    int64_t non_finite_examples = 0;  // Left out of the sum (clipping.h).
     // With a noised loss: the whole sample's clipped loss sum plus its noise; the same on every
     // rank, and covered by the DP guarantee.
     double noised_loss_sum = 0;

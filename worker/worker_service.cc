@@ -328,6 +328,7 @@ grpc::Status WorkerServiceImpl::RunStep(grpc::ServerContext* context,
   } else {
     response->set_loss_sum(result->loss_sum);
     response->set_local_batch_size(result->batch_size);
+    response->set_non_finite_examples(result->non_finite_examples);
   }
   return grpc::Status::OK;
 }

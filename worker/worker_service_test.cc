@@ -207,7 +207,9 @@ TEST_F(WorkerServiceTest, RefusesAnAssignmentItsTicketDoesNotCover) {
   EXPECT_EQ(Join(*coordinator, TicketFor(admitted, nonce, 0, 5, "other-ca")).error_code(),
             grpc::StatusCode::PERMISSION_DENIED);
   for (auto change : std::vector<std::function<void(v1::ShardAssignment&)>>{
-           [](v1::ShardAssignment& a) { a.set_noise_multiplier(2.0); },  // The ticket asks for more.
+           [](v1::ShardAssignment& a) {
+             a.set_noise_multiplier(2.0);
+           },  // The ticket asks for more.
            [](v1::ShardAssignment& a) { a.set_sampling_rate(0.5); },
            [](v1::ShardAssignment& a) { a.mutable_spec()->set_clip_norm(20); },
            [](v1::ShardAssignment& a) { a.set_shard_end(100); }}) {
