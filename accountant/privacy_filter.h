@@ -38,7 +38,8 @@ const std::vector<double>& FilterOrders();
 // mechanisms whose composed RDP curve is `admitted`: the minimum over alpha in FilterOrders() of
 //   admitted(alpha) + log((alpha - 1) / alpha) + (log(K / delta) - log(alpha)) / (alpha - 1).
 // A mechanism is admitted against budget epsilon exactly when FilterEpsilon(admitted + it) <=
-// epsilon, so this is also the epsilon the ledger reports as spent; 0 when nothing was admitted.
+// epsilon, so this is the level the ledger reports as admitted so far (not an odometer: only the
+// filter's budget is a valid bound under adaptivity); 0 when nothing was admitted.
 // Errors: kInvalidArgument for delta.
 absl::StatusOr<double> FilterEpsilon(const RdpCurve& admitted, double delta);
 

@@ -1,7 +1,12 @@
-// Cost of DP training per batch: non-private forward+backward, our DP step (per-example norms and
-// the clipped sum from one forward and one backward), and the naive per-example reference, for each
-// model, side by side in one run. Each measurement runs in a fresh child process, so its peak
-// memory (VmHWM minus the resident size after set-up) is its own.
+// Cost of DP training per batch, side by side in one run, for each model:
+//   plain       a non-private step: forward, backward, SGD-with-momentum update;
+//   dp, ghost   the whole DP step a job runs (ShardTrainer::RunStep on one rank, full batch):
+//               Poisson sampling, per-example norms and the clipped sum (book-keeping, or
+//               low-memory ghost clipping), the CSPRNG noise, the all-reduce (a one-rank Gloo
+//               group), the division by the expected batch and the same SGD update;
+//   naive-clip  the per-example reference for the clipping alone (per-example backward passes).
+// Each measurement runs in a fresh child process, so its peak memory (VmHWM minus the resident
+// size after set-up) is its own. A step that fails aborts the bench.
 //
 //   bazel run -c opt //bench:per_example_bench -- [--threads 2] [--reps 3] [--models cnn_tb,linear]
 //       [--batches 256,1024] [--allocator caching|default]
@@ -27,7 +32,10 @@
 #include "absl/strings/str_split.h"
 #include "models/model.h"
 #include "worker/caching_allocator.h"
-#include "worker/clipping.h"
+#include "worker/dataset.h"
+#include "worker/gloo_reducer.h"
+#include "worker/optimizer.h"
+#include "worker/trainer.h"
 
 extern char** environ;
 
@@ -75,17 +83,56 @@ int Measure(const std::string& model_name, int64_t batch, const std::string& mod
   const at::Tensor labels = at::randint(0, 10, {batch}, at::kLong);
   std::vector<at::Tensor> sums;
   for (const at::Tensor& p : model->parameters()) sums.push_back(at::zeros_like(p).detach());
+  const worker::OptimizerOptions sgd{
+      .kind = worker::OptimizerKind::kSgd, .learning_rate = 0.1, .momentum = 0.9};
+  auto optimizer = *worker::CreateOptimizer(sgd);
+
+  // The DP modes run the trainer a job runs, on the batch as a full-batch dataset of one rank.
+  std::unique_ptr<worker::ShardTrainer> trainer;
+  if (mode == "dp" || mode == "ghost") {
+    auto dataset = std::make_shared<worker::Dataset>();
+    dataset->name = "bench";
+    dataset->SetTrainingSplit(inputs, labels);
+    dataset->test_inputs = inputs.slice(0, 0, 1);
+    dataset->test_labels = labels.slice(0, 0, 1);
+    dataset->num_classes = 10;
+    int port = 0;
+    const worker::RendezvousOptions rendezvous{.world_size = 1};
+    auto store = worker::ServeRendezvousStore(rendezvous, &port);
+    if (!store.ok()) {
+      std::fprintf(stderr, "rendezvous: %s\n", store.status().ToString().c_str());
+      std::abort();
+    }
+    auto reducer = *worker::CreateGlooReducer(rendezvous, *store);
+    auto created =
+        worker::ShardTrainer::Create({.model = model_name,
+                                      .seed = 1,
+                                      .sampling_rate = 1.0,
+                                      .noise_multiplier = 1.0,
+                                      .clipping = {.clip_norm = 1.0, .low_memory = mode == "ghost"},
+                                      .micro_batch_size = batch,
+                                      .optimizer = sgd},
+                                     dataset, std::move(reducer));
+    if (!created.ok()) {
+      std::fprintf(stderr, "trainer: %s\n", created.status().ToString().c_str());
+      std::abort();
+    }
+    trainer = *std::move(created);
+  }
 
   auto step = [&] {
     if (mode == "plain") {
       const at::Tensor loss =
           at::cross_entropy_loss(model->Forward(inputs, nullptr), labels, {}, at::Reduction::Sum);
-      torch::autograd::grad({loss}, model->parameters());
-    } else if (mode == "dp" || mode == "ghost") {  // Book-keeping, or low-memory ghost clipping.
-      worker::AccumulateClippedGradients(*model, inputs, labels,
-                                         {.clip_norm = 1.0, .low_memory = mode == "ghost"}, sums)
-          .IgnoreError();
-    } else {  // naive: per-example backward, clip, sum, over kNaiveExamples examples.
+      std::vector<at::Tensor> grads = torch::autograd::grad({loss}, model->parameters());
+      at::NoGradGuard no_grad;
+      optimizer->Step(model->parameters(), grads);
+    } else if (trainer != nullptr) {
+      if (const auto stepped = trainer->RunStep(); !stepped.ok()) {
+        std::fprintf(stderr, "DP step failed: %s\n", stepped.status().ToString().c_str());
+        std::abort();
+      }
+    } else {  // naive-clip: per-example backward, clip, sum, over kNaiveExamples examples.
       for (int64_t i = 0; i < std::min<int64_t>(batch, kNaiveExamples); ++i) {
         const at::Tensor loss =
             at::cross_entropy_loss(model->Forward(inputs.slice(0, i, i + 1), nullptr),
@@ -109,7 +156,7 @@ int Measure(const std::string& model_name, int64_t batch, const std::string& mod
   }
   std::sort(times.begin(), times.end());
   double median = times[times.size() / 2];
-  if (mode == "naive")
+  if (mode == "naive-clip")
     median *= static_cast<double>(batch) / std::min<int64_t>(batch, kNaiveExamples);
   std::printf("%.6f %lld\n", median, static_cast<long long>(KilobytesOf("VmHWM:") - baseline_kb));
   return 0;
@@ -172,28 +219,28 @@ int Main(int argc, char** argv) {
       "threads %d (intra-op), %s CPU allocator, median of %d reps; naive scaled from %d "
       "examples\n",
       threads, allocator.c_str(), reps, kNaiveExamples);
-  std::printf("%-8s %5s %-6s %11s %11s %9s %11s %9s\n", "model", "batch", "mode", "ms/batch",
+  std::printf("%-8s %5s %-10s %11s %11s %9s %11s %9s\n", "model", "batch", "mode", "ms/batch",
               "examples/s", "x plain", "peak MB+", "x plain");
   for (const std::string& model : models) {
     for (int64_t batch : batches) {
       double plain_seconds = 0, plain_mb = 0;
-      for (const char* mode : {"plain", "dp", "ghost", "naive"}) {
+      for (const char* mode : {"plain", "dp", "ghost", "naive-clip"}) {
         double seconds = 0, mb = 0;
         if (!RunChild({"per_example_bench", "--measure", model, std::to_string(batch), mode,
                        std::to_string(threads), std::to_string(reps), allocator},
                       &seconds, &mb)) {
-          std::printf("%-8s %5lld %-6s failed\n", model.c_str(), static_cast<long long>(batch),
+          std::printf("%-8s %5lld %-10s failed\n", model.c_str(), static_cast<long long>(batch),
                       mode);
-          continue;
+          return 1;  // A failing measurement fails the bench: no table with holes.
         }
         if (std::string(mode) == "plain") {
           plain_seconds = seconds;
           plain_mb = std::max(mb, 1.0);
         }
-        std::printf("%-8s %5lld %-6s %11.1f %11.0f %9.2f %11.1f %9.2f\n", model.c_str(),
+        std::printf("%-8s %5lld %-10s %11.1f %11.0f %9.2f %11.1f %9.2f\n", model.c_str(),
                     static_cast<long long>(batch), mode, 1000 * seconds, batch / seconds,
                     seconds / plain_seconds, mb,
-                    std::string(mode) == "naive" ? 0.0 : mb / plain_mb);
+                    std::string(mode) == "naive-clip" ? 0.0 : mb / plain_mb);
         std::fflush(stdout);
       }
     }

@@ -427,12 +427,12 @@ int BudgetCommand(Args& args, const std::string& command) {
   } else {
     std::cout << absl::StrFormat(
         "%s: budget epsilon=%g at delta=%g (privacy filter)\n"
-        "  spent (committed) %.4f  (%.4f if all jobs had been fixed in advance)\n"
-        "  spent + reserved   %.4f  (%d open reservation(s))\n"
-        "  remaining          %.4f\n",
+        "  admitted (committed)   %.4f  (%.4f if all jobs had been fixed in advance)\n"
+        "  admitted + reserved    %.4f  (%d open reservation(s))\n"
+        "  remaining              %.4f  (the filter guarantees epsilon=%g overall)\n",
         budget.dataset(), budget.epsilon_budget(), budget.delta(), budget.epsilon_committed(),
         budget.epsilon_committed_fixed_composition(), budget.epsilon_reserved(),
-        budget.open_reservations(), budget.epsilon_remaining());
+        budget.open_reservations(), budget.epsilon_remaining(), budget.epsilon_budget());
   }
   return 0;
 }
