@@ -114,7 +114,7 @@ grep -q "SUCCEEDED" "$work/job.out" || fail "the DP job did not report SUCCEEDED
 grep -q "SUCCEEDED  mlp on fashion-mnist, 2 worker(s)" "$work/job.out" || fail "not a 2-worker job"
 grep -q "2 worker(s)$" "$work/job.out" || fail "the launcher did not start a worker on each node"
 grep -qE "result: test accuracy [0-9.]+%" "$work/job.out" || fail "no test accuracy in the output"
-grep -qE "spent \(committed\) [0-9.]+" "$work/job.out" || fail "no budget in the output"
+grep -qE "admitted \(committed\) +[0-9.]+" "$work/job.out" || fail "no budget in the output"
 # The ledger outlives the allocation: the budget spent is still there for the next one.
 [[ -s $work/state/ledger.db ]] || fail "the ledger was not kept in DPFLEET_STATE_DIR"
 echo "slurm: the sbatch job ran the DP job to SUCCEEDED in $((SECONDS - start)) s"
