@@ -388,6 +388,30 @@ absl::StatusOr<Reservation> Ledger::Reserve(const std::string& principal,
   return reservation;
 }
 
+absl::StatusOr<Ledger::Charge> Ledger::OwnedCharge(const std::string& principal,
+                                                   const std::string& reservation_id,
+                                                   const char* what) {
+  DPFLEET_ASSIGN_OR_RETURN(
+      auto query,
+      db_->Prepare("SELECT dataset, job_id, sampling_rate, noise_multiplier, clip_norm, state, "
+                   "reserved_steps, committed_steps, principal FROM charges "
+                   "WHERE reservation_id = ?"));
+  query->Bind(1, reservation_id);
+  DPFLEET_ASSIGN_OR_RETURN(const bool exists, query->Step());
+  if (!exists) {
+    return absl::NotFoundError(absl::StrCat("unknown reservation '", reservation_id, "'"));
+  }
+  DPFLEET_RETURN_IF_ERROR(CheckOwner(reservation_id, query->ColumnText(8), principal, what));
+  return Charge{.dataset = query->ColumnText(0),
+                .job_id = query->ColumnText(1),
+                .sampling_rate = query->ColumnDouble(2),
+                .noise_multiplier = query->ColumnDouble(3),
+                .clip_norm = query->ColumnDouble(4),
+                .state = query->ColumnInt(5),
+                .reserved_steps = query->ColumnInt(6),
+                .committed_steps = query->ColumnInt(7)};
+}
+
 absl::StatusOr<int64_t> Ledger::LeasedSteps(const std::string& reservation_id) {
   DPFLEET_ASSIGN_OR_RETURN(
       auto query, db_->Prepare("SELECT COALESCE(SUM(end_step - first_step), 0) FROM leases "
@@ -412,22 +436,15 @@ absl::StatusOr<LeaseGrant> Ledger::Lease(const std::string& principal,
                                                      ") is not a range of step indices"));
     }
     return db_->Transaction([&]() -> absl::Status {
-      DPFLEET_ASSIGN_OR_RETURN(
-          auto query,
-          db_->Prepare("SELECT dataset, job_id, sampling_rate, noise_multiplier, clip_norm, state, "
-                       "reserved_steps, principal FROM charges WHERE reservation_id = ?"));
-      query->Bind(1, reservation_id);
-      DPFLEET_ASSIGN_OR_RETURN(const bool exists, query->Step());
-      if (!exists)
-        return absl::NotFoundError(absl::StrCat("unknown reservation '", reservation_id, "'"));
-      DPFLEET_RETURN_IF_ERROR(CheckOwner(reservation_id, query->ColumnText(7), principal, "lease"));
-      grant.dataset = query->ColumnText(0);
-      grant.job_id = query->ColumnText(1);
-      grant.sampling_rate = query->ColumnDouble(2);
-      grant.noise_multiplier = query->ColumnDouble(3);
-      grant.clip_norm = query->ColumnDouble(4);
-      const int64_t state = query->ColumnInt(5);
-      const int64_t reserved_steps = query->ColumnInt(6);
+      DPFLEET_ASSIGN_OR_RETURN(const Charge charge,
+                               OwnedCharge(principal, reservation_id, "lease"));
+      grant.dataset = charge.dataset;
+      grant.job_id = charge.job_id;
+      grant.sampling_rate = charge.sampling_rate;
+      grant.noise_multiplier = charge.noise_multiplier;
+      grant.clip_norm = charge.clip_norm;
+      const int64_t state = charge.state;
+      const int64_t reserved_steps = charge.reserved_steps;
       if (state != kReserved) {
         return absl::FailedPreconditionError(absl::StrCat(
             "reservation '", reservation_id, "' was ",
@@ -491,19 +508,11 @@ absl::StatusOr<CommitResult> Ledger::Commit(const std::string& principal,
   std::string detail = absl::StrCat("reservation=", reservation_id, " steps_run=", steps_run);
   CommitResult result;
   absl::Status status = db_->Transaction([&]() -> absl::Status {
-    DPFLEET_ASSIGN_OR_RETURN(auto query,
-                             db_->Prepare("SELECT dataset, state, reserved_steps, committed_steps, "
-                                          "principal FROM charges WHERE reservation_id = ?"));
-    query->Bind(1, reservation_id);
-    DPFLEET_ASSIGN_OR_RETURN(const bool exists, query->Step());
-    if (!exists)
-      return absl::NotFoundError(absl::StrCat("unknown reservation '", reservation_id, "'"));
-    DPFLEET_RETURN_IF_ERROR(CheckOwner(reservation_id, query->ColumnText(4), principal, "commit"));
-    const std::string dataset = query->ColumnText(0);
-    const int64_t state = query->ColumnInt(1);
-    const int64_t reserved_steps = query->ColumnInt(2);
-    const int64_t already_committed = query->ColumnInt(3);
-    query.reset();
+    DPFLEET_ASSIGN_OR_RETURN(const Charge charge, OwnedCharge(principal, reservation_id, "commit"));
+    const std::string& dataset = charge.dataset;
+    const int64_t state = charge.state;
+    const int64_t reserved_steps = charge.reserved_steps;
+    const int64_t already_committed = charge.committed_steps;
     if (steps_run < 0 || steps_run > reserved_steps) {
       return absl::InvalidArgumentError(absl::StrCat("steps_run must be in [0, ", reserved_steps,
                                                      "] for reservation '", reservation_id,
@@ -548,15 +557,9 @@ absl::Status Ledger::Release(const std::string& principal, const std::string& re
   absl::MutexLock lock(&mu_);
   const std::string detail = absl::StrCat("reservation=", reservation_id);
   absl::Status status = db_->Transaction([&]() -> absl::Status {
-    DPFLEET_ASSIGN_OR_RETURN(
-        auto query, db_->Prepare("SELECT state, principal FROM charges WHERE reservation_id = ?"));
-    query->Bind(1, reservation_id);
-    DPFLEET_ASSIGN_OR_RETURN(const bool exists, query->Step());
-    if (!exists)
-      return absl::NotFoundError(absl::StrCat("unknown reservation '", reservation_id, "'"));
-    DPFLEET_RETURN_IF_ERROR(CheckOwner(reservation_id, query->ColumnText(1), principal, "release"));
-    const int64_t state = query->ColumnInt(0);
-    query.reset();
+    DPFLEET_ASSIGN_OR_RETURN(const Charge charge,
+                             OwnedCharge(principal, reservation_id, "release"));
+    const int64_t state = charge.state;
     if (state == kCommitted) {
       return absl::FailedPreconditionError(
           absl::StrCat("reservation '", reservation_id, "' was committed; it cannot be released"));

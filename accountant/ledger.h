@@ -174,6 +174,22 @@ class Ledger {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<BudgetSummary> GetBudgetLocked(const std::string& dataset)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // A reservation as the ledger holds it.
+  struct Charge {
+    std::string dataset;
+    std::string job_id;
+    double sampling_rate = 0;
+    double noise_multiplier = 0;
+    double clip_norm = 0;
+    int64_t state = 0;
+    int64_t reserved_steps = 0;
+    int64_t committed_steps = 0;
+  };
+  // Returns reservation `reservation_id` for `principal` to `what` ("lease", "commit", ...).
+  // Errors: kNotFound for an unknown reservation; kPermissionDenied when another principal made it.
+  absl::StatusOr<Charge> OwnedCharge(const std::string& principal,
+                                     const std::string& reservation_id, const char* what)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The steps the reservation has leased, over every group.
   absl::StatusOr<int64_t> LeasedSteps(const std::string& reservation_id)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
