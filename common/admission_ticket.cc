@@ -30,6 +30,16 @@ PkeyPtr ReadEd25519(const std::string& pem,
   return key;
 }
 
+// `parsed` (a signer or verifier made from the PEM of the file at `path`), its error naming the
+// file and the flag that named it.
+template <typename T>
+absl::StatusOr<std::unique_ptr<T>> NamingTheFile(absl::StatusOr<std::unique_ptr<T>> parsed,
+                                                 const std::string& path, const std::string& flag) {
+  if (parsed.ok()) return parsed;
+  return absl::InvalidArgumentError(
+      absl::StrCat(path, " (", flag, "): ", parsed.status().message()));
+}
+
 }  // namespace
 
 struct TicketSigner::Key {
@@ -57,11 +67,7 @@ absl::StatusOr<std::unique_ptr<TicketSigner>> TicketSigner::FromFile(const std::
                                                                      const std::string& flag) {
   absl::StatusOr<std::string> pem = ReadPrivateKeyFile(path, flag);
   if (!pem.ok()) return pem.status();
-  absl::StatusOr<std::unique_ptr<TicketSigner>> signer = FromPem(*pem);
-  if (!signer.ok())
-    return absl::InvalidArgumentError(
-        absl::StrCat(path, " (", flag, "): ", signer.status().message()));
-  return signer;
+  return NamingTheFile(FromPem(*pem), path, flag);
 }
 
 absl::StatusOr<v1::AdmissionTicket> TicketSigner::Sign(const v1::TicketBody& body) const {
@@ -97,11 +103,7 @@ absl::StatusOr<std::unique_ptr<TicketVerifier>> TicketVerifier::FromFile(const s
                                                                          const std::string& flag) {
   absl::StatusOr<std::string> pem = ReadPemFile(path, flag);
   if (!pem.ok()) return pem.status();
-  absl::StatusOr<std::unique_ptr<TicketVerifier>> verifier = FromPem(*pem);
-  if (!verifier.ok())
-    return absl::InvalidArgumentError(
-        absl::StrCat(path, " (", flag, "): ", verifier.status().message()));
-  return verifier;
+  return NamingTheFile(FromPem(*pem), path, flag);
 }
 
 absl::StatusOr<v1::TicketBody> TicketVerifier::Verify(const v1::AdmissionTicket& ticket) const {
