@@ -150,11 +150,16 @@ absl::StatusOr<WorkerServiceImpl::ActiveJob*> WorkerServiceImpl::FindUsableJob(
   return job;
 }
 
-absl::Status WorkerServiceImpl::CheckAdmitted(const ActiveJob& job,
-                                              const v1::AdmissionTicket& ticket,
+absl::Status WorkerServiceImpl::CheckAdmitted(ActiveJob& job, const v1::AdmissionTicket& ticket,
                                               std::optional<int64_t> step) const {
-  DPFLEET_ASSIGN_OR_RETURN(const v1::TicketBody body, tickets_->Verify(ticket));
-  return CheckTicketCovers(body, job.assignment, job.session_nonce, step, absl::Now());
+  const bool verified_before = !job.verified_ticket.body().empty() &&
+                               ticket.body() == job.verified_ticket.body() &&
+                               ticket.signature() == job.verified_ticket.signature();
+  if (!verified_before) {
+    DPFLEET_ASSIGN_OR_RETURN(job.verified_body, tickets_->Verify(ticket));
+    job.verified_ticket = ticket;
+  }
+  return CheckTicketCovers(job.verified_body, job.assignment, job.session_nonce, step, absl::Now());
 }
 
 absl::StatusOr<ShardTrainer*> WorkerServiceImpl::FindTrainer(const std::string& job_id) {

@@ -80,7 +80,11 @@ class WorkerServiceImpl final : public v1::WorkerService::Service {
  private:
   struct ActiveJob {
     v1::ShardAssignment assignment;
-    std::string session_nonce;              // Drawn for this assignment; names it in tickets.
+    std::string session_nonce;  // Drawn for this assignment; names it in tickets.
+    // The last ticket whose signature checked out, and its body: a lease covers several steps,
+    // and its ticket is verified once, not on each of them.
+    v1::AdmissionTicket verified_ticket;
+    v1::TicketBody verified_body;
     c10::intrusive_ptr<c10d::Store> store;  // Rank 0's server store, made at assignment.
     std::unique_ptr<ShardTrainer> trainer;  // Made by JoinCollective.
     std::string broken;                     // Why the job can no longer step, if it cannot.
@@ -95,9 +99,9 @@ class WorkerServiceImpl final : public v1::WorkerService::Service {
   // its collective group.
   absl::StatusOr<ShardTrainer*> FindTrainer(const std::string& job_id)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Verifies `ticket` and checks that it covers `job` (and `step`, when set). Errors:
-  // kPermissionDenied saying why not.
-  absl::Status CheckAdmitted(const ActiveJob& job, const v1::AdmissionTicket& ticket,
+  // Verifies `ticket` (unless it is the job's last verified one) and checks that it covers `job`
+  // (and `step`, when set). Errors: kPermissionDenied saying why not.
+  absl::Status CheckAdmitted(ActiveJob& job, const v1::AdmissionTicket& ticket,
                              std::optional<int64_t> step) const;
   // Joins the job's group and builds its trainer, unless it has one. Errors: kUnavailable when the
   // group cannot be formed; those of ShardTrainer::Create and Restore.
