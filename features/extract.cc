@@ -66,8 +66,10 @@ absl::StatusOr<ExtractionResult> ExtractFeatureShard(const ImageFolder& folder, 
     DPFLEET_ASSIGN_OR_RETURN(const at::Tensor images, next.get());
     if (start + options.batch_size < end) next = load(start + options.batch_size);
     DPFLEET_ASSIGN_OR_RETURN(const at::Tensor features, backbone.Embed(images));
-    // Checked as stored, so a backbone activation beyond float16's range is reported by image.
-    if (const int64_t bad = FirstNonFiniteRow(features.to(options.storage)); bad >= 0) {
+    // Converted once, and checked as stored, so that a backbone activation beyond float16's range
+    // is reported by its image (the writer, given the stored dtype, converts nothing).
+    const at::Tensor stored = features.to(options.storage);
+    if (const int64_t bad = FirstNonFiniteRow(stored); bad >= 0) {
       return absl::InvalidArgumentError(absl::StrCat(
           folder.images[start + bad].path, ": its features are not finite as ",
           at::toString(options.storage),
@@ -81,7 +83,7 @@ absl::StatusOr<ExtractionResult> ExtractFeatureShard(const ImageFolder& folder, 
           FeatureShardWriter::Create(path, labels, dim, static_cast<int64_t>(folder.classes.size()),
                                      options.storage, ShardPlacement{begin, total}));
     }
-    DPFLEET_RETURN_IF_ERROR(writer->Append(features));
+    DPFLEET_RETURN_IF_ERROR(writer->Append(stored));
   }
   DPFLEET_RETURN_IF_ERROR(writer->Finish());
   ExtractionResult result;
