@@ -43,7 +43,9 @@ int main(int argc, char** argv) {
   }
   dpfleet::accountant::AccountantServiceImpl service(ledger->get(), signer->get(),
                                                      absl::GetFlag(FLAGS_ticket_lifetime));
-  auto server = dpfleet::StartServer(dpfleet::ServerOptionsFromFlags(*tls), {&service});
+  auto server = dpfleet::StartServer(
+      dpfleet::ServerOptionsFromFlags(*tls, dpfleet::accountant::kMaxAccountantRequestBytes),
+      {&service});
   if (!server.ok()) {
     std::cerr << "dpfleet-accountant: " << server.status() << "\n";
     return 1;

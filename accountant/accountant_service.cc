@@ -1,11 +1,14 @@
 #include "accountant/accountant_service.h"
 
 #include <algorithm>
+#include <optional>
+#include <utility>
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "accountant/accounting.h"
 #include "common/grpc_status.h"
+#include "common/status.h"
 
 namespace dpfleet::accountant {
 namespace {
@@ -123,6 +126,7 @@ grpc::Status AccountantServiceImpl::GetBudget(grpc::ServerContext* context,
   response->set_epsilon_reserved(budget->epsilon_reserved);
   response->set_epsilon_remaining(budget->epsilon_remaining);
   response->set_open_reservations(budget->open_reservations);
+  response->set_filter(budget->filter);
   return grpc::Status::OK;
 }
 
@@ -212,14 +216,24 @@ grpc::Status AccountantServiceImpl::Release(grpc::ServerContext* context,
   return ToGrpcStatus(ledger_->Release(who->name, request->reservation_id()));
 }
 
+absl::StatusOr<std::optional<CallLimiter::Slot>> AccountantServiceImpl::CostlyCallSlot(
+    const Principal& caller, AccountingMethod method) {
+  if (method != AccountingMethod::kPld) return std::nullopt;
+  DPFLEET_ASSIGN_OR_RETURN(CallLimiter::Slot slot, pld_calls_.Acquire(caller.name));
+  return std::optional<CallLimiter::Slot>(std::move(slot));
+}
+
 grpc::Status AccountantServiceImpl::ComputeEpsilon(grpc::ServerContext* context,
                                                    const v1::ComputeEpsilonRequest* request,
                                                    v1::ComputeEpsilonResponse* response) {
-  if (const auto who = CallerOf(*context); !who.ok()) return ToGrpcStatus(who.status());
+  const absl::StatusOr<Principal> who = CallerOf(*context);
+  if (!who.ok()) return ToGrpcStatus(who.status());
   const absl::StatusOr<SubsampledGaussian> mechanism = MechanismFromProto(request->mechanism());
   if (!mechanism.ok()) return ToGrpcStatus(mechanism.status());
   const AccountingMethod method =
       ResolveMethod(FromProto(request->method()), mechanism->sampling_rate);
+  absl::StatusOr<std::optional<CallLimiter::Slot>> slot = CostlyCallSlot(*who, method);
+  if (!slot.ok()) return ToGrpcStatus(slot.status());
   const absl::StatusOr<double> epsilon = MechanismEpsilon(*mechanism, request->delta(), method);
   if (!epsilon.ok()) return ToGrpcStatus(epsilon.status());
   response->set_epsilon(*epsilon);
@@ -230,9 +244,12 @@ grpc::Status AccountantServiceImpl::ComputeEpsilon(grpc::ServerContext* context,
 grpc::Status AccountantServiceImpl::CalibrateNoise(grpc::ServerContext* context,
                                                    const v1::CalibrateNoiseRequest* request,
                                                    v1::CalibrateNoiseResponse* response) {
-  if (const auto who = CallerOf(*context); !who.ok()) return ToGrpcStatus(who.status());
+  const absl::StatusOr<Principal> who = CallerOf(*context);
+  if (!who.ok()) return ToGrpcStatus(who.status());
   const AccountingMethod method =
       ResolveMethod(FromProto(request->method()), request->sampling_rate());
+  absl::StatusOr<std::optional<CallLimiter::Slot>> slot = CostlyCallSlot(*who, method);
+  if (!slot.ok()) return ToGrpcStatus(slot.status());
   const absl::StatusOr<CalibratedNoise> noise =
       accountant::CalibrateNoise(request->sampling_rate(), request->steps(),
                                  request->target_epsilon(), request->delta(), method);

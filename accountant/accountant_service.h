@@ -4,9 +4,14 @@
 // AccountantService: translates proto requests into calls on the Ledger and the accounting library.
 // No accounting math or SQL here.
 
+#include <algorithm>
+#include <optional>
+#include <thread>
+
 #include "absl/time/time.h"
 #include "accountant/ledger.h"
 #include "common/admission_ticket.h"
+#include "common/call_limiter.h"
 #include "common/identity.h"
 #include "proto/dpfleet.grpc.pb.h"
 
@@ -14,6 +19,10 @@ namespace dpfleet::accountant {
 
 // Returns the mechanism a proto describes, or kInvalidArgument naming the bad field.
 absl::StatusOr<SubsampledGaussian> MechanismFromProto(const v1::MechanismSpec& spec);
+
+// The largest request the accountant accepts: its requests are a few hundred bytes (a Lease for
+// a group of 1,024 ranks, the largest, under 40 KiB).
+constexpr int kMaxAccountantRequestBytes = 64 << 10;
 
 // Every RPC first identifies the caller by its verified client certificate and checks its role
 // (common/identity.h): RegisterDataset, GrantAccess and RevokeAccess need admin; Reserve, Lease,
@@ -55,7 +64,16 @@ class AccountantServiceImpl final : public v1::AccountantService::Service {
  private:
   Ledger* const ledger_;
   const TicketSigner* const signer_;
+  // A place among the PLD computations for `caller` when `method` is PLD (nullopt otherwise).
+  // Errors: kResourceExhausted from CallLimiter::Acquire.
+  absl::StatusOr<std::optional<CallLimiter::Slot>> CostlyCallSlot(const Principal& caller,
+                                                                  AccountingMethod method);
+
   const absl::Duration ticket_lifetime_;
+  // PLD accounting costs up to seconds of a core per call: one at a time per caller, and no more
+  // at once than the machine has cores.
+  CallLimiter pld_calls_{"PLD computations", 1,
+                         std::max(1, static_cast<int>(std::thread::hardware_concurrency()))};
 };
 
 // Returns the ledger's session key of the group a lease names (its ranks' nonces, hex, in rank

@@ -1,9 +1,12 @@
 #include "accountant/accountant_service.h"
 
+#include <atomic>
 #include <cstdio>
 #include <map>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "common/serve.h"
 #include "common/test_certificates.h"
 #include "common/tls.h"
@@ -25,7 +28,8 @@ class AccountantServiceTest : public ::testing::Test {
     service_ = std::make_unique<AccountantServiceImpl>(ledger_.get(), signer_.get());
     server_ = *StartServer({.listen_address = "127.0.0.1:0",
                             .credentials = MutualTlsServerCredentials(
-                                TestCertificate("accountant", Role::kAccountant))},
+                                TestCertificate("accountant", Role::kAccountant)),
+                            .max_request_bytes = kMaxAccountantRequestBytes},
                            {service_.get()});
   }
 
@@ -40,6 +44,25 @@ class AccountantServiceTest : public ::testing::Test {
                            TestCertificate("a-" + RoleName(role), role), Role::kAccountant));
     }
     return *stub;
+  }
+
+  // The budget of `dataset`, as a reader sees it.
+  v1::GetBudgetResponse Budget(const std::string& dataset) {
+    v1::GetBudgetRequest request;
+    request.set_dataset(dataset);
+    v1::GetBudgetResponse response;
+    EXPECT_TRUE(As(Role::kReader).GetBudget(Context().get(), request, &response).ok());
+    return response;
+  }
+
+  static v1::CalibrateNoiseRequest CalibrateRequest(double q, int64_t steps, double epsilon,
+                                                    double delta) {
+    v1::CalibrateNoiseRequest request;
+    request.set_sampling_rate(q);
+    request.set_steps(steps);
+    request.set_target_epsilon(epsilon);
+    request.set_delta(delta);
+    return request;
   }
 
   static std::unique_ptr<grpc::ClientContext> Context() {
@@ -135,11 +158,10 @@ TEST_F(AccountantServiceTest, RolesGuardTheBudget) {
     EXPECT_EQ(status.error_code(), grpc::StatusCode::PERMISSION_DENIED) << RoleName(role);
     EXPECT_NE(status.error_message().find("coordinator"), std::string::npos);
   }
+  v1::GetBudgetResponse budget = Budget("fashion-mnist");
+  EXPECT_EQ(budget.open_reservations(), 0);
   v1::GetBudgetRequest get;
   get.set_dataset("fashion-mnist");
-  v1::GetBudgetResponse budget;
-  ASSERT_TRUE(As(Role::kReader).GetBudget(Context().get(), get, &budget).ok());
-  EXPECT_EQ(budget.open_reservations(), 0);
   // Workers have no business with budgets.
   EXPECT_EQ(As(Role::kWorker).GetBudget(Context().get(), get, &budget).error_code(),
             grpc::StatusCode::PERMISSION_DENIED);
@@ -171,10 +193,7 @@ TEST_F(AccountantServiceTest, AnotherCoordinatorCannotSettleAReservation) {
   v1::ReleaseResponse released;
   EXPECT_EQ(rogue->Release(Context().get(), release, &released).error_code(),
             grpc::StatusCode::PERMISSION_DENIED);
-  v1::GetBudgetRequest get;
-  get.set_dataset("fashion-mnist");
-  v1::GetBudgetResponse budget;
-  ASSERT_TRUE(As(Role::kReader).GetBudget(Context().get(), get, &budget).ok());
+  const v1::GetBudgetResponse budget = Budget("fashion-mnist");
   EXPECT_EQ(budget.open_reservations(), 1);
 }
 
@@ -289,12 +308,54 @@ TEST_F(AccountantServiceTest, BadMechanismIsInvalidArgumentNamingTheField) {
   EXPECT_NE(status.error_message().find("mechanism.noise_multiplier"), std::string::npos);
 }
 
+TEST_F(AccountantServiceTest, ARequestLargerThanAnyRpcCarriesIsResourceExhausted) {
+  ASSERT_TRUE(Register(Role::kAdmin, "mnist").ok());
+  v1::ReserveRequest request = SmallReservation("k1");
+  request.set_job_id(std::string(kMaxAccountantRequestBytes, 'j'));
+  v1::ReserveResponse response;
+  const grpc::Status status = As(Role::kCoordinator).Reserve(Context().get(), request, &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << status.error_message();
+  const v1::GetBudgetResponse budget = Budget("mnist");
+  EXPECT_EQ(budget.open_reservations(), 0);
+}
+
+TEST_F(AccountantServiceTest, PldRunsOneCallAtATimePerCaller) {
+  // A PLD calibration takes seconds (a bisection over PLD compositions); while it runs the same
+  // caller's next PLD call is refused, another caller's is not, nor the caller's RDP call.
+  v1::CalibrateNoiseRequest slow = CalibrateRequest(256.0 / 60000, 20000, 2.0, 1e-5);
+  slow.set_method(v1::ACCOUNTING_PLD);
+  As(Role::kReader);  // Connect first, so the thread below only waits on the computation.
+  std::atomic<bool> done{false};
+  grpc::Status slow_status;
+  std::thread first([&] {
+    v1::CalibrateNoiseResponse response;
+    slow_status = As(Role::kReader).CalibrateNoise(Context().get(), slow, &response);
+    done = true;
+  });
+  absl::SleepFor(absl::Milliseconds(300));
+  v1::ComputeEpsilonRequest quick;
+  quick.mutable_mechanism()->set_sampling_rate(0.01);
+  quick.mutable_mechanism()->set_noise_multiplier(1.0);
+  quick.mutable_mechanism()->set_steps(100);
+  quick.set_delta(1e-5);
+  quick.set_method(v1::ACCOUNTING_PLD);
+  v1::ComputeEpsilonResponse response;
+  const grpc::Status refused = As(Role::kReader).ComputeEpsilon(Context().get(), quick, &response);
+  const bool overlapped = !done;
+  quick.set_method(v1::ACCOUNTING_RDP);
+  const grpc::Status rdp = As(Role::kReader).ComputeEpsilon(Context().get(), quick, &response);
+  first.join();
+  ASSERT_TRUE(overlapped) << "the PLD calibration ended within 300 ms; nothing overlapped";
+  EXPECT_EQ(refused.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_NE(refused.error_message().find("PLD computations"), std::string::npos);
+  EXPECT_TRUE(rdp.ok()) << rdp.error_message();
+  EXPECT_TRUE(slow_status.ok()) << slow_status.error_message();
+  quick.set_method(v1::ACCOUNTING_PLD);
+  EXPECT_TRUE(As(Role::kReader).ComputeEpsilon(Context().get(), quick, &response).ok());
+}
+
 TEST_F(AccountantServiceTest, CalibrateNoiseMeetsTheTargetWithTheTightestMethod) {
-  v1::CalibrateNoiseRequest request;
-  request.set_sampling_rate(256.0 / 60000);
-  request.set_steps(1000);
-  request.set_target_epsilon(2.0);
-  request.set_delta(1e-5);
+  v1::CalibrateNoiseRequest request = CalibrateRequest(256.0 / 60000, 1000, 2.0, 1e-5);
   v1::CalibrateNoiseResponse response;
   ASSERT_TRUE(As(Role::kReader).CalibrateNoise(Context().get(), request, &response).ok());
   EXPECT_LE(response.epsilon(), 2.0);

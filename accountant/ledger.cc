@@ -24,14 +24,15 @@ enum ChargeState : int64_t {
 // ('') and any coordinator may settle them; reservations before version 3 have no clip norm (0)
 // and cannot be leased, so they are settled without running a step; no one holds a grant on their
 // datasets until an admin gives one.
-constexpr int kSchemaVersion = 3;
+constexpr int kSchemaVersion = 4;
 
 constexpr char kSchema[] = R"sql(
 CREATE TABLE IF NOT EXISTS datasets (
   name TEXT PRIMARY KEY,
   epsilon_budget REAL NOT NULL,
   delta REAL NOT NULL,
-  created_unix_ms INTEGER NOT NULL
+  created_unix_ms INTEGER NOT NULL,
+  filter TEXT  -- PrivacyFilter::Serialize(); NULL until the first reservation is admitted.
 );
 CREATE TABLE IF NOT EXISTS charges (
   reservation_id TEXT PRIMARY KEY,
@@ -129,6 +130,14 @@ absl::StatusOr<std::unique_ptr<Ledger>> Ledger::Open(const LedgerOptions& option
           db->Exec("ALTER TABLE charges ADD COLUMN clip_norm REAL NOT NULL DEFAULT 0; "
                    "ALTER TABLE charges ADD COLUMN submitter TEXT NOT NULL DEFAULT ''"));
     }
+    if (version >= 1 && version <= 3) {
+      // Datasets charged before filters were fitted keep the filter they were admitted under.
+      DPFLEET_RETURN_IF_ERROR(db->Exec("ALTER TABLE datasets ADD COLUMN filter TEXT"));
+      DPFLEET_ASSIGN_OR_RETURN(auto legacy,
+                               db->Prepare("UPDATE datasets SET filter = ? "
+                                           "WHERE name IN (SELECT dataset FROM charges)"));
+      DPFLEET_RETURN_IF_ERROR(legacy->Bind(1, PrivacyFilter::Legacy().Serialize()).Run());
+    }
     DPFLEET_RETURN_IF_ERROR(db->Exec(kSchema));
     return db->Exec(absl::StrCat("PRAGMA user_version = ", kSchemaVersion));
   }));
@@ -161,23 +170,34 @@ absl::StatusOr<const RdpCurve*> Ledger::OneStepCurve(double q, double sigma) {
   return &it->second;
 }
 
-absl::StatusOr<RdpCurve> Ledger::ComposeCharges(const std::string& dataset, bool include_reserved) {
+absl::StatusOr<AdmittedMechanisms> Ledger::ComposeCharges(const std::string& dataset,
+                                                          bool include_reserved) {
   DPFLEET_ASSIGN_OR_RETURN(
       auto query, db_->Prepare("SELECT sampling_rate, noise_multiplier, state, reserved_steps, "
                                "committed_steps FROM charges WHERE dataset = ? AND state != ?"));
   query->Bind(1, dataset).Bind(2, int64_t{kReleased});
-  RdpCurve total;
+  AdmittedMechanisms total;
   while (true) {
     DPFLEET_ASSIGN_OR_RETURN(const bool has_row, query->Step());
     if (!has_row) break;
     const int64_t state = query->ColumnInt(2);
     if (state == kReserved && !include_reserved) continue;
     const int64_t steps = state == kReserved ? query->ColumnInt(3) : query->ColumnInt(4);
-    DPFLEET_ASSIGN_OR_RETURN(const RdpCurve* one_step,
-                             OneStepCurve(query->ColumnDouble(0), query->ColumnDouble(1)));
-    total.Compose(*one_step, steps);
+    const double sigma = query->ColumnDouble(1);
+    DPFLEET_ASSIGN_OR_RETURN(const RdpCurve* one_step, OneStepCurve(query->ColumnDouble(0), sigma));
+    total.ComposeSteps(*one_step, steps, sigma);
   }
   return total;
+}
+
+absl::StatusOr<std::optional<PrivacyFilter>> Ledger::FilterOf(const std::string& dataset) {
+  DPFLEET_ASSIGN_OR_RETURN(auto query, db_->Prepare("SELECT filter FROM datasets WHERE name = ?"));
+  query->Bind(1, dataset);
+  DPFLEET_ASSIGN_OR_RETURN(const bool exists, query->Step());
+  if (!exists) return absl::NotFoundError(absl::StrCat("unknown dataset '", dataset, "'"));
+  if (query->ColumnIsNull(0)) return std::nullopt;
+  DPFLEET_ASSIGN_OR_RETURN(PrivacyFilter filter, PrivacyFilter::Parse(query->ColumnText(0)));
+  return filter;
 }
 
 absl::Status Ledger::RegisterDataset(const std::string& principal, const std::string& dataset,
@@ -207,7 +227,8 @@ absl::Status Ledger::RegisterDataset(const std::string& principal, const std::st
                          existing->ColumnDouble(0), " and delta ", existing->ColumnDouble(1)));
       }
       DPFLEET_ASSIGN_OR_RETURN(auto insert,
-                               db_->Prepare("INSERT INTO datasets VALUES (?, ?, ?, ?)"));
+                               db_->Prepare("INSERT INTO datasets(name, epsilon_budget, delta, "
+                                            "created_unix_ms) VALUES (?, ?, ?, ?)"));
       DPFLEET_RETURN_IF_ERROR(insert->Bind(1, dataset)
                                   .Bind(2, epsilon_budget)
                                   .Bind(3, delta)
@@ -234,12 +255,17 @@ absl::StatusOr<BudgetSummary> Ledger::GetBudgetLocked(const std::string& dataset
   summary.dataset = dataset;
   summary.epsilon_budget = query->ColumnDouble(0);
   summary.delta = query->ColumnDouble(1);
-  DPFLEET_ASSIGN_OR_RETURN(const RdpCurve committed, ComposeCharges(dataset, false));
-  DPFLEET_ASSIGN_OR_RETURN(const RdpCurve reserved, ComposeCharges(dataset, true));
-  DPFLEET_ASSIGN_OR_RETURN(summary.epsilon_committed, FilterEpsilon(committed, summary.delta));
-  DPFLEET_ASSIGN_OR_RETURN(summary.epsilon_reserved, FilterEpsilon(reserved, summary.delta));
-  DPFLEET_ASSIGN_OR_RETURN(const EpsilonAndOrder fixed, committed.Epsilon(summary.delta));
-  summary.epsilon_committed_fixed_composition = fixed.epsilon;
+  DPFLEET_ASSIGN_OR_RETURN(const std::optional<PrivacyFilter> filter, FilterOf(dataset));
+  // Until a filter is fixed nothing was admitted: every level is 0.
+  if (filter.has_value()) {
+    summary.filter = filter->Serialize();
+    DPFLEET_ASSIGN_OR_RETURN(const AdmittedMechanisms committed, ComposeCharges(dataset, false));
+    DPFLEET_ASSIGN_OR_RETURN(const AdmittedMechanisms reserved, ComposeCharges(dataset, true));
+    DPFLEET_ASSIGN_OR_RETURN(summary.epsilon_committed, filter->Epsilon(committed, summary.delta));
+    DPFLEET_ASSIGN_OR_RETURN(summary.epsilon_reserved, filter->Epsilon(reserved, summary.delta));
+    DPFLEET_ASSIGN_OR_RETURN(const EpsilonAndOrder fixed, committed.rdp().Epsilon(summary.delta));
+    summary.epsilon_committed_fixed_composition = fixed.epsilon;
+  }
   summary.epsilon_remaining = std::max(0.0, summary.epsilon_budget - summary.epsilon_reserved);
   DPFLEET_ASSIGN_OR_RETURN(
       auto open, db_->Prepare("SELECT count(*) FROM charges WHERE dataset = ? AND state = ?"));
@@ -257,8 +283,12 @@ absl::StatusOr<BudgetSummary> Ledger::GetBudget(const std::string& dataset) {
 absl::StatusOr<int64_t> Ledger::MaxSteps(const std::string& dataset, double q, double sigma) {
   absl::MutexLock lock(&mu_);
   DPFLEET_ASSIGN_OR_RETURN(const BudgetSummary budget, GetBudgetLocked(dataset));
-  DPFLEET_ASSIGN_OR_RETURN(const RdpCurve reserved, ComposeCharges(dataset, true));
-  return MaxStepsWithinFilter(reserved, q, sigma, budget.epsilon_budget, budget.delta);
+  DPFLEET_ASSIGN_OR_RETURN(const std::optional<PrivacyFilter> filter, FilterOf(dataset));
+  if (!filter.has_value()) {
+    return MaxStepsOfFirstJob(q, sigma, budget.epsilon_budget, budget.delta);
+  }
+  DPFLEET_ASSIGN_OR_RETURN(const AdmittedMechanisms reserved, ComposeCharges(dataset, true));
+  return filter->MaxSteps(reserved, q, sigma, budget.epsilon_budget, budget.delta);
 }
 
 absl::Status Ledger::SetGrant(const std::string& principal, const std::string& dataset,
@@ -346,15 +376,27 @@ absl::StatusOr<Reservation> Ledger::Reserve(const std::string& principal,
         reservation.epsilon_after = budget.epsilon_reserved;
         return Audit(principal, "Reserve", detail + " replay", absl::OkStatus());
       }
-      DPFLEET_ASSIGN_OR_RETURN(RdpCurve total, ComposeCharges(request.dataset, true));
+      // The dataset's first admitted reservation fixes its filter (privacy_filter.h).
+      DPFLEET_ASSIGN_OR_RETURN(std::optional<PrivacyFilter> filter, FilterOf(request.dataset));
+      const bool fixes_filter = !filter.has_value();
+      if (fixes_filter) {
+        DPFLEET_ASSIGN_OR_RETURN(
+            filter, PrivacyFilter::FittedTo(mechanism, budget.epsilon_budget, budget.delta));
+      }
+      DPFLEET_ASSIGN_OR_RETURN(AdmittedMechanisms total, ComposeCharges(request.dataset, true));
       DPFLEET_RETURN_IF_ERROR(total.Compose(mechanism));
-      DPFLEET_ASSIGN_OR_RETURN(const double after, FilterEpsilon(total, budget.delta));
+      DPFLEET_ASSIGN_OR_RETURN(const double after, filter->Epsilon(total, budget.delta));
       if (after > budget.epsilon_budget) {
         return absl::ResourceExhaustedError(absl::StrFormat(
             "dataset '%s' cannot pay for job '%s': its epsilon would reach %.4f of a budget of "
-            "%.4f (delta %g; %.4f already committed or reserved)",
+            "%.4f (delta %g; %.4f already committed or reserved; filter: %s)",
             request.dataset, request.job_id, after, budget.epsilon_budget, budget.delta,
-            budget.epsilon_reserved));
+            budget.epsilon_reserved, filter->Describe()));
+      }
+      if (fixes_filter) {
+        DPFLEET_ASSIGN_OR_RETURN(auto fix,
+                                 db_->Prepare("UPDATE datasets SET filter = ? WHERE name = ?"));
+        DPFLEET_RETURN_IF_ERROR(fix->Bind(1, filter->Serialize()).Bind(2, request.dataset).Run());
       }
       DPFLEET_ASSIGN_OR_RETURN(reservation.reservation_id, NewReservationId());
       reservation.epsilon_after = after;

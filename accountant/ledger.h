@@ -17,9 +17,10 @@
 // Access: a reservation names the submitter it is made for, who must hold a grant on the dataset
 // (GrantAccess; registering a dataset grants its registrant).
 //
-// Admission: Reserve admits a charge only if the Renyi privacy filter (privacy_filter.h) at the
-// dataset's (epsilon_budget, delta) admits every committed charge, every open reservation and the
-// new one; this stays valid when jobs are chosen after seeing earlier results.
+// Admission: Reserve admits a charge only if the dataset's privacy filter (privacy_filter.h) at
+// its (epsilon_budget, delta) admits every committed charge, every open reservation and the new
+// one; this stays valid when jobs are chosen after seeing earlier results. The filter is fitted to
+// the first reservation the dataset admits and stored with the dataset from then on.
 //
 // Durability: SQLite in WAL mode with synchronous=FULL; each request is one transaction, so a
 // request that returned OK survives kill -9 or power loss, and one that did not return left no
@@ -29,6 +30,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 
@@ -36,6 +38,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "accountant/mechanism.h"
+#include "accountant/privacy_filter.h"
 #include "accountant/rdp.h"
 #include "common/sqlite.h"
 
@@ -46,7 +49,7 @@ struct LedgerOptions {
   std::string path;
 };
 
-// Epsilons are FilterEpsilon (privacy_filter.h) of the charges, unless said otherwise.
+// Epsilons are PrivacyFilter::Epsilon levels of the charges, unless said otherwise.
 struct BudgetSummary {
   std::string dataset;
   double epsilon_budget = 0;
@@ -55,6 +58,8 @@ struct BudgetSummary {
   double epsilon_reserved = 0;   // Committed charges and open reservations.
   double epsilon_remaining = 0;  // max(0, epsilon_budget - epsilon_reserved).
   int open_reservations = 0;
+  // PrivacyFilter::Serialize() of the dataset's filter; empty until the first reservation fixes it.
+  std::string filter;
   // Committed charges composed as if fixed in advance (RdpCurve::Epsilon): tighter, not adaptive.
   double epsilon_committed_fixed_composition = 0;
 };
@@ -166,7 +171,12 @@ class Ledger {
                      const std::string& detail, const absl::Status& outcome)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Composes the charges on `dataset`: committed ones only, or committed plus open reservations.
-  absl::StatusOr<RdpCurve> ComposeCharges(const std::string& dataset, bool include_reserved)
+  absl::StatusOr<AdmittedMechanisms> ComposeCharges(const std::string& dataset,
+                                                    bool include_reserved)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The dataset's filter; nullopt until its first reservation is admitted. Errors: kNotFound;
+  // kDataLoss when the stored filter is malformed.
+  absl::StatusOr<std::optional<PrivacyFilter>> FilterOf(const std::string& dataset)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The RDP curve of one step of (q, sigma), memoised: the ledger composes the same few mechanisms
   // over and over.

@@ -5,6 +5,7 @@
 #include <thread>
 #include <vector>
 
+#include "accountant/gaussian.h"
 #include "accountant/privacy_filter.h"
 #include "common/sqlite.h"
 #include "gtest/gtest.h"
@@ -39,18 +40,39 @@ std::unique_ptr<Ledger> OpenLedger(const std::string& path) {
   return std::move(ledger).value();
 }
 
-// What the ledger charges for `mechanism` alone: the filter's epsilon.
-double EpsilonOf(const SubsampledGaussian& mechanism, double delta) {
-  RdpCurve curve;
-  EXPECT_TRUE(curve.Compose(mechanism).ok());
-  return *FilterEpsilon(curve, delta);
+double EpsilonUnder(const PrivacyFilter& filter, const SubsampledGaussian& mechanism) {
+  AdmittedMechanisms admitted;
+  EXPECT_TRUE(admitted.Compose(mechanism).ok());
+  return *filter.Epsilon(admitted, 1e-5);
+}
+
+// What a dataset with budget `budget` at delta 1e-5, whose first job was kSmallJob, charges for
+// `mechanism` alone.
+double EpsilonOf(const SubsampledGaussian& mechanism, double budget) {
+  return EpsilonUnder(*PrivacyFilter::FittedTo(kSmallJob, budget, 1e-5), mechanism);
+}
+
+SubsampledGaussian SmallJobs(int64_t jobs) {
+  SubsampledGaussian all = kSmallJob;
+  all.steps *= jobs;
+  return all;
+}
+
+// The budget b = budget_of(b): the filter is fitted to the budget, so budgets that are defined by
+// what the filter charges are fixed points (found in a few rounds: b only moves the filter's
+// orders over the grid).
+template <typename BudgetOf>
+double FixedPointBudget(BudgetOf budget_of) {
+  double budget = 5.0;
+  for (int round = 0; round < 20; ++round) budget = budget_of(budget);
+  EXPECT_NEAR(budget_of(budget), budget, 1e-12);
+  return budget;
 }
 
 // A budget with room for one kSmallJob but not two.
 double RoomForOneSmallJob() {
-  SubsampledGaussian two_jobs = kSmallJob;
-  two_jobs.steps *= 2;
-  return (EpsilonOf(kSmallJob, 1e-5) + EpsilonOf(two_jobs, 1e-5)) / 2;
+  return FixedPointBudget(
+      [](double b) { return (EpsilonOf(SmallJobs(1), b) + EpsilonOf(SmallJobs(2), b)) / 2; });
 }
 
 TEST(Ledger, RegisterIsIdempotentButRefusesAChangedBudget) {
@@ -73,17 +95,18 @@ TEST(Ledger, ReservationCountsInFullUntilCommitted) {
   ASSERT_TRUE(ledger->RegisterDataset("admin", "mnist", 5.0, 1e-5).ok());
   const Reservation reservation =
       *ledger->Reserve("coordinator", Request("mnist", "job-1", kSmallJob, "k1"));
-  EXPECT_NEAR(reservation.epsilon_after, EpsilonOf(kSmallJob, 1e-5), 1e-12);
+  EXPECT_NEAR(reservation.epsilon_after, EpsilonOf(kSmallJob, 5.0), 1e-12);
   BudgetSummary budget = *ledger->GetBudget("mnist");
   EXPECT_EQ(budget.epsilon_committed, 0.0);
-  EXPECT_NEAR(budget.epsilon_reserved, EpsilonOf(kSmallJob, 1e-5), 1e-12);
+  EXPECT_NEAR(budget.epsilon_reserved, EpsilonOf(kSmallJob, 5.0), 1e-12);
+  EXPECT_EQ(budget.filter, PrivacyFilter::FittedTo(kSmallJob, 5.0, 1e-5)->Serialize());
   EXPECT_EQ(budget.open_reservations, 1);
 
   const double committed =
       ledger->Commit("coordinator", reservation.reservation_id, 100)->epsilon_committed;
   SubsampledGaussian ran = kSmallJob;
   ran.steps = 100;
-  EXPECT_NEAR(committed, EpsilonOf(ran, 1e-5), 1e-12);
+  EXPECT_NEAR(committed, EpsilonOf(ran, 5.0), 1e-12);
   budget = *ledger->GetBudget("mnist");
   EXPECT_NEAR(budget.epsilon_committed, budget.epsilon_reserved, 1e-12);
   EXPECT_EQ(budget.open_reservations, 0);
@@ -92,20 +115,27 @@ TEST(Ledger, ReservationCountsInFullUntilCommitted) {
   EXPECT_LT(budget.epsilon_committed_fixed_composition, budget.epsilon_committed);
 }
 
+// On a fresh dataset (whose first reservation will fit its filter) and on one already charged.
 TEST(Ledger, MaxStepsIsWhatReserveStillAdmits) {
-  auto ledger = OpenLedger(FreshPath("maxsteps.db"));
-  ASSERT_TRUE(ledger->RegisterDataset("admin", "mnist", 2.0, 1e-5).ok());
-  ASSERT_TRUE(ledger->Reserve("coordinator", Request("mnist", "job-1", kSmallJob, "k1")).ok());
-  const int64_t steps = *ledger->MaxSteps("mnist", 0.01, 1.0);
-  ASSERT_GT(steps, 0);
-  SubsampledGaussian fits = kSmallJob;
-  fits.steps = steps + 1;
-  EXPECT_EQ(ledger->Reserve("coordinator", Request("mnist", "job-2", fits, "k2")).status().code(),
-            absl::StatusCode::kResourceExhausted);
-  fits.steps = steps;
-  EXPECT_TRUE(ledger->Reserve("coordinator", Request("mnist", "job-2", fits, "k3")).ok());
-  EXPECT_EQ(*ledger->MaxSteps("mnist", 0.01, 1.0), 0);
-  EXPECT_EQ(ledger->MaxSteps("nope", 0.01, 1.0).status().code(), absl::StatusCode::kNotFound);
+  for (const bool fresh : {true, false}) {
+    SCOPED_TRACE(fresh ? "fresh" : "charged");
+    auto ledger = OpenLedger(FreshPath(fresh ? "maxsteps-fresh.db" : "maxsteps.db"));
+    ASSERT_TRUE(ledger->RegisterDataset("admin", "mnist", 2.0, 1e-5).ok());
+    if (!fresh) {
+      ASSERT_TRUE(ledger->Reserve("coordinator", Request("mnist", "job-1", kSmallJob, "k1")).ok());
+    }
+    const int64_t steps = *ledger->MaxSteps("mnist", 0.01, 1.0);
+    ASSERT_GT(steps, 0);
+    if (fresh) EXPECT_EQ(steps, *MaxStepsOfFirstJob(0.01, 1.0, 2.0, 1e-5));
+    SubsampledGaussian fits = kSmallJob;
+    fits.steps = steps + 1;
+    EXPECT_EQ(ledger->Reserve("coordinator", Request("mnist", "job-2", fits, "k2")).status().code(),
+              absl::StatusCode::kResourceExhausted);
+    fits.steps = steps;
+    EXPECT_TRUE(ledger->Reserve("coordinator", Request("mnist", "job-2", fits, "k3")).ok());
+    EXPECT_EQ(*ledger->MaxSteps("mnist", 0.01, 1.0), 0);
+    EXPECT_EQ(ledger->MaxSteps("nope", 0.01, 1.0).status().code(), absl::StatusCode::kNotFound);
+  }
 }
 
 TEST(Ledger, RefusesWhatTheBudgetCannotPayAndChangesNothing) {
@@ -149,6 +179,40 @@ TEST(Ledger, IdempotencyKeyReplaysOrConflicts) {
   EXPECT_NE(conflict.status().message().find("idempotency_key"), std::string::npos);
 }
 
+TEST(Ledger, TheFirstAdmittedReservationFixesTheFilterForGood) {
+  const std::string path = FreshPath("filter.db");
+  const SubsampledGaussian full_batch = {.sampling_rate = 1.0, .noise_multiplier = 30, .steps = 10};
+  {
+    auto ledger = OpenLedger(path);
+    ASSERT_TRUE(ledger->RegisterDataset("admin", "mnist", 2.0, 1e-5).ok());
+    EXPECT_EQ(ledger->GetBudget("mnist")->filter, "");
+    // Refused (it does not fit): nothing was admitted, so nothing is fixed.
+    SubsampledGaussian huge = kSmallJob;
+    huge.steps = 1000000;
+    EXPECT_EQ(ledger->Reserve("c", Request("mnist", "job-0", huge, "k0")).status().code(),
+              absl::StatusCode::kResourceExhausted);
+    EXPECT_EQ(ledger->GetBudget("mnist")->filter, "");
+    // A full-batch first job gets the Gaussian filter: charged within 1% of its exact epsilon.
+    const Reservation first = *ledger->Reserve("c", Request("mnist", "job-1", full_batch, "k1"));
+    const PrivacyFilter gaussian = *PrivacyFilter::FittedTo(full_batch, 2.0, 1e-5);
+    EXPECT_EQ(gaussian.parts()[0].kind, FilterPart::Kind::kGaussian);
+    EXPECT_EQ(ledger->GetBudget("mnist")->filter, gaussian.Serialize());
+    EXPECT_NEAR(first.epsilon_after, EpsilonUnder(gaussian, full_batch), 1e-12);
+    EXPECT_LE(first.epsilon_after, 1.01 * *FullBatchEpsilon(30, 10, 1e-5));
+    // Releasing it does not unfix the filter.
+    ASSERT_TRUE(ledger->Release("c", first.reservation_id).ok());
+    EXPECT_EQ(ledger->GetBudget("mnist")->filter, gaussian.Serialize());
+  }
+  // Nor does a restart, nor a later job of another kind.
+  auto ledger = OpenLedger(path);
+  const SubsampledGaussian sampled = {.sampling_rate = 0.01, .noise_multiplier = 2, .steps = 100};
+  const Reservation second = *ledger->Reserve("c", Request("mnist", "job-2", sampled, "k2"));
+  EXPECT_EQ(ledger->GetBudget("mnist")->filter,
+            PrivacyFilter::FittedTo(full_batch, 2.0, 1e-5)->Serialize());
+  EXPECT_NEAR(second.epsilon_after,
+              EpsilonUnder(*PrivacyFilter::FittedTo(full_batch, 2.0, 1e-5), sampled), 1e-12);
+}
+
 TEST(Ledger, OnlyThePrincipalThatReservedMaySettleTheReservation) {
   auto ledger = OpenLedger(FreshPath("owner.db"));
   ASSERT_TRUE(ledger->RegisterDataset("admin", "mnist", 100.0, 1e-5).ok());
@@ -187,6 +251,7 @@ TEST(Ledger, AVersionOneLedgerIsMigratedAndItsReservationsStaySettleable) {
                               principal TEXT NOT NULL, operation TEXT NOT NULL,
                               detail TEXT NOT NULL, outcome TEXT NOT NULL);
       INSERT INTO datasets VALUES ('mnist', 100.0, 1e-5, 0);
+      INSERT INTO datasets VALUES ('never-charged', 100.0, 1e-5, 0);
       INSERT INTO charges VALUES ('res-old', 'mnist', 'job-0', 'k0', 0.01, 1.0, 300, 0, 1, 0);
       PRAGMA user_version = 1;
     )sql")
@@ -199,7 +264,12 @@ TEST(Ledger, AVersionOneLedgerIsMigratedAndItsReservationsStaySettleable) {
   EXPECT_EQ(ledger->Lease("any-coordinator", "res-old", "s", 0, 1).status().code(),
             absl::StatusCode::kFailedPrecondition);
   EXPECT_TRUE(ledger->Commit("any-coordinator", "res-old", 300).ok());
-  EXPECT_NEAR(ledger->GetBudget("mnist")->epsilon_committed, EpsilonOf(kSmallJob, 1e-5), 1e-12);
+  // A dataset charged before filters were fitted keeps the filter it was admitted under.
+  EXPECT_EQ(ledger->GetBudget("mnist")->filter, PrivacyFilter::Legacy().Serialize());
+  EXPECT_NEAR(ledger->GetBudget("mnist")->epsilon_committed,
+              EpsilonUnder(PrivacyFilter::Legacy(), kSmallJob), 1e-12);
+  // One that no job touched yet gets its filter fitted to its first job, like a new one.
+  EXPECT_EQ(ledger->GetBudget("never-charged")->filter, "");
   // No one holds a grant on a migrated dataset until an admin gives one.
   EXPECT_EQ(ledger->Reserve("c", Request("mnist", "job-1", kSmallJob, "k1")).status().code(),
             absl::StatusCode::kPermissionDenied);
@@ -243,7 +313,7 @@ TEST(Ledger, LeasedStepsAreChargedWhateverTheCommitSays) {
   EXPECT_EQ(committed.steps_committed, 30);
   SubsampledGaussian ran = kSmallJob;
   ran.steps = 30;
-  EXPECT_NEAR(committed.epsilon_committed, EpsilonOf(ran, 1e-5), 1e-12);
+  EXPECT_NEAR(committed.epsilon_committed, EpsilonOf(ran, 5.0), 1e-12);
   EXPECT_TRUE(ledger->Commit("c", r.reservation_id, 3).ok());  // The same commit, retried.
   EXPECT_EQ(ledger->Lease("c", r.reservation_id, "group-1", 0, 21).status().code(),
             absl::StatusCode::kFailedPrecondition);
@@ -346,10 +416,8 @@ TEST(Ledger, SurvivesReopening) {
 TEST(Ledger, ConcurrentReservationsNeverExceedTheBudget) {
   auto ledger = OpenLedger(FreshPath("race.db"));
   // Room for a few jobs, not for all 32 of them.
-  SubsampledGaussian four_jobs = kSmallJob;
-  four_jobs.steps *= 4;
-  ASSERT_TRUE(
-      ledger->RegisterDataset("admin", "mnist", EpsilonOf(four_jobs, 1e-5) * 1.01, 1e-5).ok());
+  const double room = FixedPointBudget([](double b) { return EpsilonOf(SmallJobs(4), b) * 1.01; });
+  ASSERT_TRUE(ledger->RegisterDataset("admin", "mnist", room, 1e-5).ok());
   std::atomic<int> admitted{0};
   std::vector<std::thread> clients;
   for (int c = 0; c < 8; ++c) {
@@ -365,12 +433,9 @@ TEST(Ledger, ConcurrentReservationsNeverExceedTheBudget) {
   EXPECT_GE(admitted.load(), 1);
   EXPECT_EQ(budget.open_reservations, admitted.load());
   EXPECT_LE(budget.epsilon_reserved, budget.epsilon_budget);
-  SubsampledGaussian all_admitted = kSmallJob;
-  all_admitted.steps = kSmallJob.steps * admitted.load();
-  EXPECT_NEAR(budget.epsilon_reserved, EpsilonOf(all_admitted, 1e-5), 1e-9);
+  EXPECT_NEAR(budget.epsilon_reserved, EpsilonOf(SmallJobs(admitted.load()), room), 1e-9);
   // One more would not have fit.
-  all_admitted.steps += kSmallJob.steps;
-  EXPECT_GT(EpsilonOf(all_admitted, 1e-5), budget.epsilon_budget);
+  EXPECT_GT(EpsilonOf(SmallJobs(admitted.load() + 1), room), budget.epsilon_budget);
 }
 
 }  // namespace

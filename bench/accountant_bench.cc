@@ -70,9 +70,10 @@ void BM_ExactCalibrateNoise(benchmark::State& state) {
 BENCHMARK(BM_ExactCalibrateNoise)->Unit(benchmark::kMillisecond);
 
 void BM_FilterEpsilon(benchmark::State& state) {
-  RdpCurve curve;
-  curve.Compose(kMnist).IgnoreError();
-  for (auto _ : state) benchmark::DoNotOptimize(FilterEpsilon(curve, kDelta));
+  AdmittedMechanisms admitted;
+  admitted.Compose(kMnist).IgnoreError();
+  const PrivacyFilter filter = *PrivacyFilter::FittedTo(kMnist, 8.0, kDelta);
+  for (auto _ : state) benchmark::DoNotOptimize(filter.Epsilon(admitted, kDelta));
 }
 BENCHMARK(BM_FilterEpsilon)->Unit(benchmark::kMicrosecond);
 

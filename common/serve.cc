@@ -75,7 +75,7 @@ absl::StatusOr<RunningServer> StartServer(const ServerOptions& options,
   std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
   interceptors.push_back(AuditRefusals(running.audit_log.get()));
   builder.experimental().SetInterceptorCreators(std::move(interceptors));
-  builder.SetMaxReceiveMessageSize(256 << 20);
+  builder.SetMaxReceiveMessageSize(options.max_request_bytes);
   for (grpc::Service* service : services) builder.RegisterService(service);
   running.health_services.push_back(std::make_unique<ServingHealth>());
   builder.RegisterService(running.health_services.back().get());

@@ -36,6 +36,9 @@ struct ServerOptions {
   std::string health_port_file;
   // Where refused calls are recorded (common/audit_log.h); empty: stderr.
   std::string audit_log;
+  // The largest request message the server accepts; a larger one is refused with
+  // RESOURCE_EXHAUSTED before it is parsed. Each service sets it to what its RPCs carry.
+  int max_request_bytes = 1 << 20;
 };
 
 struct RunningServer {

@@ -26,13 +26,14 @@ absl::StatusOr<TlsMaterial> TlsFromFlags() {
                   .key = absl::GetFlag(FLAGS_tls_key)});
 }
 
-ServerOptions ServerOptionsFromFlags(const TlsMaterial& tls) {
+ServerOptions ServerOptionsFromFlags(const TlsMaterial& tls, int max_request_bytes) {
   return {.listen_address = absl::GetFlag(FLAGS_listen),
           .port_file = absl::GetFlag(FLAGS_port_file),
           .credentials = MutualTlsServerCredentials(tls),
           .health_listen_address = absl::GetFlag(FLAGS_health_listen),
           .health_port_file = absl::GetFlag(FLAGS_health_port_file),
-          .audit_log = absl::GetFlag(FLAGS_audit_log)};
+          .audit_log = absl::GetFlag(FLAGS_audit_log),
+          .max_request_bytes = max_request_bytes};
 }
 
 }  // namespace dpfleet

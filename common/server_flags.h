@@ -24,8 +24,9 @@ namespace dpfleet {
 // Returns the TLS material the flags name. Errors: those of LoadTls.
 absl::StatusOr<TlsMaterial> TlsFromFlags();
 
-// Returns the options the flags give a server that presents `tls` and demands client certificates.
-ServerOptions ServerOptionsFromFlags(const TlsMaterial& tls);
+// Returns the options the flags give a server that presents `tls`, demands client certificates
+// and accepts requests of up to `max_request_bytes`.
+ServerOptions ServerOptionsFromFlags(const TlsMaterial& tls, int max_request_bytes);
 
 }  // namespace dpfleet
 

@@ -85,6 +85,10 @@ std::string SqliteStatement::ColumnBlob(int column) const {
   return std::string(static_cast<const char*>(data), sqlite3_column_bytes(stmt_, column));
 }
 
+bool SqliteStatement::ColumnIsNull(int column) const {
+  return sqlite3_column_type(stmt_, column) == SQLITE_NULL;
+}
+
 double SqliteStatement::ColumnDouble(int column) const {
   return sqlite3_column_double(stmt_, column);
 }

@@ -39,6 +39,7 @@ class SqliteStatement {
   int64_t ColumnInt(int column) const;
   double ColumnDouble(int column) const;
   std::string ColumnBlob(int column) const;
+  bool ColumnIsNull(int column) const;
 
  private:
   friend class SqliteDb;

@@ -64,8 +64,9 @@ int main(int argc, char** argv) {
     std::cerr << "dpfleet-coordinator: recovering jobs: " << recovered << "\n";
     return 1;
   }
-  auto server =
-      dpfleet::StartServer(dpfleet::ServerOptionsFromFlags(*tls), {job_service.get(), &registry});
+  auto server = dpfleet::StartServer(
+      dpfleet::ServerOptionsFromFlags(*tls, dpfleet::coordinator::kMaxCoordinatorRequestBytes),
+      {job_service.get(), &registry});
   if (!server.ok()) {
     std::cerr << "dpfleet-coordinator: " << server.status() << "\n";
     return 1;

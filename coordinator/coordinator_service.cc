@@ -181,6 +181,8 @@ grpc::Status JobServiceImpl::WatchJob(grpc::ServerContext* context,
   if (const auto readable = ReadableJob(*caller, request->job_id()); !readable.ok()) {
     return ToGrpcStatus(readable.status());
   }
+  const absl::StatusOr<CallLimiter::Slot> slot = watch_streams_.Acquire(caller->name);
+  if (!slot.ok()) return ToGrpcStatus(slot.status());
   int64_t seen_version = 0;
   while (!context->IsCancelled()) {
     const auto changed = jobs_->WaitForChange(request->job_id(), seen_version, absl::Seconds(1));

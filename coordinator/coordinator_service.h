@@ -17,6 +17,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
+#include "common/call_limiter.h"
 #include "coordinator/accountant_client.h"
 #include "coordinator/job_runner.h"
 #include "coordinator/job_table.h"
@@ -24,6 +25,14 @@
 #include "proto/dpfleet.grpc.pb.h"
 
 namespace dpfleet::coordinator {
+
+// The largest request the coordinator accepts: a JobSpec, or a worker's list of datasets.
+constexpr int kMaxCoordinatorRequestBytes = 1 << 20;
+
+// WatchJob streams each hold a server thread for as long as the job runs: at most this many per
+// caller, and in all; one more is refused with RESOURCE_EXHAUSTED.
+constexpr int kMaxWatchStreamsPerCaller = 8;
+constexpr int kMaxWatchStreams = 128;
 
 class JobServiceImpl final : public v1::JobService::Service {
  public:
@@ -63,6 +72,7 @@ class JobServiceImpl final : public v1::JobService::Service {
   WorkerPool* const workers_;
   AccountantClient* const accountant_;
   JobRunner runner_;
+  CallLimiter watch_streams_{"WatchJob streams", kMaxWatchStreamsPerCaller, kMaxWatchStreams};
 
   absl::Mutex mu_;
   std::vector<std::thread> runner_threads_ ABSL_GUARDED_BY(mu_);

@@ -12,6 +12,7 @@
 #include "absl/strings/str_format.h"
 #include "accountant/accounting.h"
 #include "accountant/pld.h"
+#include "accountant/privacy_filter.h"
 #include "common/grpc_status.h"
 #include "common/status.h"
 #include "common/tls.h"
@@ -391,6 +392,14 @@ int Workers(Args& args) {
   return 0;
 }
 
+// The budget's filter in words, or why there is none yet.
+std::string FilterInWords(const std::string& serialized) {
+  if (serialized.empty()) return "not fixed yet (the first admitted job fits it)";
+  const absl::StatusOr<accountant::PrivacyFilter> filter =
+      accountant::PrivacyFilter::Parse(serialized);
+  return filter.ok() ? filter->Describe() : serialized;
+}
+
 int BudgetCommand(Args& args, const std::string& command) {
   if (args.positional().size() != 2)
     return Fail(absl::InvalidArgumentError(command + " needs a dataset name"));
@@ -429,10 +438,12 @@ int BudgetCommand(Args& args, const std::string& command) {
         "%s: budget epsilon=%g at delta=%g (privacy filter)\n"
         "  admitted (committed)   %.4f  (%.4f if all jobs had been fixed in advance)\n"
         "  admitted + reserved    %.4f  (%d open reservation(s))\n"
-        "  remaining              %.4f  (the filter guarantees epsilon=%g overall)\n",
+        "  remaining              %.4f  (the filter guarantees epsilon=%g overall)\n"
+        "  filter                 %s\n",
         budget.dataset(), budget.epsilon_budget(), budget.delta(), budget.epsilon_committed(),
         budget.epsilon_committed_fixed_composition(), budget.epsilon_reserved(),
-        budget.open_reservations(), budget.epsilon_remaining(), budget.epsilon_budget());
+        budget.open_reservations(), budget.epsilon_remaining(), budget.epsilon_budget(),
+        FilterInWords(budget.filter()));
   }
   return 0;
 }

@@ -103,11 +103,14 @@ std::unique_ptr<grpc::ClientContext> Context() {
   return context;
 }
 
-double FilterEpsilonOfSteps(int64_t steps) {
-  accountant::RdpCurve curve;
+// What `filter` (GetBudgetResponse.filter) charges for `steps` steps of the traffic's mechanism.
+double FilterEpsilonOfSteps(int64_t steps, const std::string& filter) {
+  accountant::AdmittedMechanisms admitted;
   EXPECT_TRUE(
-      curve.Compose({.sampling_rate = kQ, .noise_multiplier = kSigma, .steps = steps}).ok());
-  return *accountant::FilterEpsilon(curve, kDelta);
+      admitted.Compose({.sampling_rate = kQ, .noise_multiplier = kSigma, .steps = steps}).ok());
+  const absl::StatusOr<accountant::PrivacyFilter> parsed = accountant::PrivacyFilter::Parse(filter);
+  EXPECT_TRUE(parsed.ok()) << parsed.status();
+  return *parsed->Epsilon(admitted, kDelta);
 }
 
 // What the clients were told, and what they meant to do.
@@ -120,7 +123,8 @@ struct ClientRecord {
 
 TEST(AccountantCrash, SigkillMidTrafficLosesNothingAcknowledged) {
   const std::string ledger = TempDir() + "/ledger.db";
-  const double budget = FilterEpsilonOfSteps(8000);  // Room for some of the traffic, not all.
+  // Room for some of the traffic, not all.
+  const double budget = FilterEpsilonOfSteps(8000, accountant::PrivacyFilter::Legacy().Serialize());
   ClientRecord record;
   std::atomic<int> refused_for_budget{0};
   {
@@ -223,7 +227,7 @@ TEST(AccountantCrash, SigkillMidTrafficLosesNothingAcknowledged) {
   // Reservations made but never acknowledged (in flight at the kill) still count in full: the
   // ledger can only count more than the clients know of, never less, and never more than the
   // budget.
-  EXPECT_GE(after.epsilon_reserved(), FilterEpsilonOfSteps(total_steps) - 1e-9);
+  EXPECT_GE(after.epsilon_reserved(), FilterEpsilonOfSteps(total_steps, after.filter()) - 1e-9);
   EXPECT_LE(after.open_reservations(), kClients);
   EXPECT_LE(after.epsilon_reserved(), budget + 1e-12);
   std::printf("acknowledged commits %zu, leases %zu, reservations %zu, refused for budget %d\n",

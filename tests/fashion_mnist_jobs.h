@@ -5,6 +5,7 @@
 // what its steps cost, computed with the accountant's own code.
 
 #include <cstdint>
+#include <string>
 
 #include "accountant/privacy_filter.h"
 #include "accountant/rdp.h"
@@ -44,16 +45,30 @@ inline double EpsilonOf(int64_t steps) {
       ->epsilon;
 }
 
-// What the dataset's budget is charged for `steps` of its steps, over every job that ran them:
-// the privacy filter's epsilon.
-inline double ChargeOf(int64_t steps) {
-  accountant::RdpCurve curve;
-  EXPECT_TRUE(
-      curve
-          .Compose(
-              {.sampling_rate = kSmallJobSamplingRate, .noise_multiplier = 1.0, .steps = steps})
-          .ok());
-  return *accountant::FilterEpsilon(curve, kSmallJobDelta);
+// What a dataset whose privacy filter is `filter` (GetBudgetResponse.filter) is charged for
+// `mechanism`.
+inline double ChargeOf(const accountant::SubsampledGaussian& mechanism, const std::string& filter) {
+  const absl::StatusOr<accountant::PrivacyFilter> parsed = accountant::PrivacyFilter::Parse(filter);
+  EXPECT_TRUE(parsed.ok()) << parsed.status();
+  accountant::AdmittedMechanisms admitted;
+  EXPECT_TRUE(admitted.Compose(mechanism).ok());
+  return *parsed->Epsilon(admitted, kSmallJobDelta);
+}
+
+// What that dataset is charged for `steps` of the small job's steps, over every job that ran them.
+inline double ChargeOf(int64_t steps, const std::string& filter) {
+  return ChargeOf({.sampling_rate = kSmallJobSamplingRate, .noise_multiplier = 1.0, .steps = steps},
+                  filter);
+}
+
+// The filter that a dataset of budget `budget` fits to a first job of `first_steps` small-job
+// steps.
+inline std::string SmallJobFilter(int64_t first_steps, double budget) {
+  return accountant::PrivacyFilter::FittedTo({.sampling_rate = kSmallJobSamplingRate,
+                                              .noise_multiplier = 1.0,
+                                              .steps = first_steps},
+                                             budget, kSmallJobDelta)
+      ->Serialize();
 }
 
 }  // namespace dpfleet

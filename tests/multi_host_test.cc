@@ -254,7 +254,7 @@ TEST_F(MultiHostTest, TwoWorkersOnTheirOwnHostsTrainBitIdenticalModels) {
   EXPECT_GT(job.result().test_accuracy(), 0.6);
   const v1::GetBudgetResponse budget = Budget();
   EXPECT_EQ(budget.open_reservations(), 0);
-  EXPECT_NEAR(budget.epsilon_committed(), ChargeOf(kSteps), kEpsilonTolerance);
+  EXPECT_NEAR(budget.epsilon_committed(), ChargeOf(kSteps, budget.filter()), kEpsilonTolerance);
   std::cout << "2 hosts: " << kSteps << " steps in " << job.result().wall_seconds()
             << " s, test accuracy " << job.result().test_accuracy() << "\n";
 }
@@ -291,7 +291,7 @@ TEST_F(MultiHostTest, AHostKilledMidJobIsReplacedAndEveryStepThatRanIsCharged) {
   const v1::GetBudgetResponse budget = Budget();
   EXPECT_EQ(budget.open_reservations(), 0);
   EXPECT_LT(job.result().steps_charged(), job.result().steps_run() + kLeaseSteps);
-  EXPECT_NEAR(budget.epsilon_committed(), ChargeOf(job.result().steps_charged()),
+  EXPECT_NEAR(budget.epsilon_committed(), ChargeOf(job.result().steps_charged(), budget.filter()),
               kEpsilonTolerance);
 }
 

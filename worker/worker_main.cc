@@ -91,7 +91,8 @@ int main(int argc, char** argv) {
     return 2;
   }
   dpfleet::worker::WorkerServiceImpl service(options, std::move(*datasets), tickets->get());
-  auto server = dpfleet::StartServer(dpfleet::ServerOptionsFromFlags(*tls), {&service});
+  auto server = dpfleet::StartServer(
+      dpfleet::ServerOptionsFromFlags(*tls, dpfleet::worker::kMaxWorkerRequestBytes), {&service});
   if (!server.ok()) {
     std::cerr << "dpfleet-worker: " << server.status() << "\n";
     return 1;

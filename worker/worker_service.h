@@ -27,6 +27,11 @@
 
 namespace dpfleet::worker {
 
+// The largest request a worker accepts: AssignShard may carry a checkpoint of the model and its
+// optimizer state (WideResNet-16-4 with momentum and a weight average: about 35 MB); every other
+// request is a few hundred bytes.
+constexpr int kMaxWorkerRequestBytes = 256 << 20;
+
 struct WorkerOptions {
   // Folder whose sub-folders are datasets (IDX files, or train.dpf/test.dpf feature shards), named
   // by the sub-folder.
