@@ -21,8 +21,8 @@ packages=(
   slurmctld slurmd slurm-client munge
   # Feature extraction's JPEG decoder.
   libjpeg62-turbo-dev
-  # Tests and benchmarks.
-  libgtest-dev libgmock-dev libbenchmark-dev
+  # Tests and benchmarks; clang and libFuzzer for the fuzz harnesses (fuzz/, --config=fuzz).
+  libgtest-dev libgmock-dev libbenchmark-dev clang libfuzzer-14-dev
   # Real data for the demo job.
   dataset-fashion-mnist
 )

@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "common/checksum.h"
 #include "common/status.h"
 
 namespace dpfleet::features {
@@ -55,57 +56,6 @@ size_t FeaturesOffset(int64_t rows) {
   const size_t end_of_labels = kHeaderBytes + 4 * static_cast<size_t>(rows);
   return (end_of_labels + kAlignment - 1) / kAlignment * kAlignment;
 }
-
-// A fast 64-bit checksum over a byte stream, eight bytes at a time (a multiply-rotate mix in the
-// style of xxHash). Detects truncation and corruption; not a cryptographic MAC.
-class StreamChecksum {
- public:
-  void Update(const void* data, size_t length) {
-    const auto* bytes = static_cast<const unsigned char*>(data);
-    total_ += length;
-    while (length > 0 && pending_ > 0) {
-      buffer_[pending_++] = *bytes++;
-      --length;
-      if (pending_ == 8) Flush();
-    }
-    while (length >= 8) {
-      uint64_t word;
-      std::memcpy(&word, bytes, 8);
-      Mix(word);
-      bytes += 8;
-      length -= 8;
-    }
-    while (length-- > 0) buffer_[pending_++] = *bytes++;
-  }
-
-  uint64_t Final() {
-    uint64_t tail = 0;
-    std::memcpy(&tail, buffer_, pending_);
-    Mix(tail ^ (static_cast<uint64_t>(pending_) << 56));
-    uint64_t h = state_ ^ total_;
-    h ^= h >> 33;
-    h *= 0xFF51AFD7ED558CCDull;
-    h ^= h >> 33;
-    return h;
-  }
-
- private:
-  void Mix(uint64_t word) {
-    state_ ^= word * 0x9E3779B97F4A7C15ull;
-    state_ = ((state_ << 31) | (state_ >> 33)) * 0xC2B2AE3D27D4EB4Full;
-  }
-  void Flush() {
-    uint64_t word;
-    std::memcpy(&word, buffer_, 8);
-    Mix(word);
-    pending_ = 0;
-  }
-
-  uint64_t state_ = 0x27D4EB2F165667C5ull;
-  uint64_t total_ = 0;
-  unsigned char buffer_[8] = {};
-  size_t pending_ = 0;
-};
 
 struct Header {
   uint32_t version;
@@ -334,6 +284,14 @@ absl::StatusOr<std::unique_ptr<FeatureShard>> FeatureShard::Open(const std::stri
   shard->placement_ = ShardPlacement{static_cast<int64_t>(header.first_row),
                                      static_cast<int64_t>(header.total_rows)};
   shard->features_offset_ = offset;
+  // Labels are checked on every open (a pass over 4 bytes a row): an out-of-range label would
+  // index past the logits.
+  const at::Tensor labels = shard->labels();
+  if (labels.numel() > 0 &&
+      (labels.min().item<int32_t>() < 0 || labels.max().item<int32_t>() >= shard->num_classes_)) {
+    return absl::DataLossError(
+        absl::StrCat(path, " has a label outside [0, ", shard->num_classes_, ")"));
+  }
   if (verify_checksum) {
     unsigned char header_bytes[kHeaderBytes];
     std::memcpy(header_bytes, bytes, kHeaderBytes);
@@ -343,12 +301,6 @@ absl::StatusOr<std::unique_ptr<FeatureShard>> FeatureShard::Open(const std::stri
     checksum.Update(bytes + kHeaderBytes, length - kHeaderBytes);
     if (checksum.Final() != stored_checksum) {
       return absl::DataLossError(absl::StrCat(path, " fails its checksum: the file is corrupt"));
-    }
-    const at::Tensor labels = shard->labels();
-    if (labels.numel() > 0 &&
-        (labels.min().item<int32_t>() < 0 || labels.max().item<int32_t>() >= shard->num_classes_)) {
-      return absl::DataLossError(
-          absl::StrCat(path, " has a label outside [0, ", shard->num_classes_, ")"));
     }
     if (const int64_t bad = FirstNonFiniteRow(shard->features()); bad >= 0) {
       return absl::DataLossError(absl::StrCat(path, ": row ", shard->placement_.first_row + bad,

@@ -83,11 +83,11 @@ absl::Status WriteFeatureShard(const std::string& path, const at::Tensor& featur
 // outlive it. Thread-safe for reading.
 class FeatureShard {
  public:
-  // Maps and checks `path`: header, sizes against the file's length, and (when `verify_checksum`)
-  // the checksum, which reads the whole file once. Errors: kNotFound for a missing file; kDataLoss
-  // naming what is wrong (bad magic, unknown version or dtype, truncated or over-long file,
-  // checksum mismatch, label out of range, a placement outside its dataset, and with the checksum
-  // a row that is not finite, by its dataset row).
+  // Maps and checks `path`: header, sizes against the file's length, every label, and (when
+  // `verify_checksum`) the checksum and every feature, which reads the whole file once. Errors:
+  // kNotFound for a missing file; kDataLoss naming what is wrong (bad magic, unknown version or
+  // dtype, truncated or over-long file, label out of range, a placement outside its dataset, and
+  // with the checksum a checksum mismatch or a row that is not finite, by its dataset row).
   static absl::StatusOr<std::unique_ptr<FeatureShard>> Open(const std::string& path,
                                                             bool verify_checksum = true);
   ~FeatureShard();

@@ -103,6 +103,18 @@ TEST(FeatureShard, RefusesTruncatedCorruptOrForeignFiles) {
   EXPECT_NE(corrupt.status().message().find("checksum"), std::string::npos);
   EXPECT_TRUE(FeatureShard::Open(path, /*verify_checksum=*/false).ok());
 
+  // Labels are checked even without the checksum (found by fuzz/feature_shard_fuzz): the first
+  // label (an int32 after the 64-byte header) becomes 7 of 2 classes.
+  std::string relabelled = bytes;
+  relabelled[64] = 7;
+  write(relabelled);
+  for (const bool verify : {true, false}) {
+    const auto outside = FeatureShard::Open(path, verify);
+    ASSERT_EQ(outside.status().code(), absl::StatusCode::kDataLoss) << verify;
+    EXPECT_NE(outside.status().message().find("label outside [0, 2)"), std::string::npos)
+        << outside.status();
+  }
+
   write("PNG\x0d\x0a" + std::string(100, 'x'));
   EXPECT_EQ(FeatureShard::Open(path).status().code(), absl::StatusCode::kDataLoss);
   EXPECT_EQ(FeatureShard::Open(path + ".missing").status().code(), absl::StatusCode::kNotFound);

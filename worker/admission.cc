@@ -59,6 +59,10 @@ absl::Status CheckTicketCovers(const v1::TicketBody& ticket, const v1::ShardAssi
     return Refuse(absl::StrCat("the ticket is for a group of ", ticket.rank_nonces_size(),
                                " ranks, the assignment's has ", assignment.world_size()));
   }
+  if (rank < 0 || rank >= assignment.world_size()) {
+    return Refuse(absl::StrCat("the assignment's rank ", rank, " is outside its group of ",
+                               assignment.world_size(), " ranks"));
+  }
   if (ticket.rank_nonces(rank) != session_nonce) {
     return Refuse(absl::StrCat("the ticket's rank ", rank,
                                " is another worker, or this worker's earlier assignment"));

@@ -115,6 +115,12 @@ TEST(CheckTicketCovers, RefusesAnotherGroupOrShard) {
   v1::ShardAssignment whole_dataset = Assignment();
   whole_dataset.set_shard_begin(0);
   EXPECT_NE(Refusal(Ticket(), whole_dataset).find("shard"), std::string::npos);
+  // A rank outside the group names no nonce or shard of the ticket (found by fuzz/admission_fuzz).
+  for (int rank : {-1, 2}) {
+    v1::ShardAssignment outside = Assignment();
+    outside.set_rank(rank);
+    EXPECT_NE(Refusal(Ticket(), outside).find("outside its group"), std::string::npos) << rank;
+  }
 }
 
 }  // namespace

@@ -12,6 +12,7 @@ namespace {
 
 constexpr uint32_t kImagesMagic = 0x00000803;  // unsigned byte, 3 dimensions
 constexpr uint32_t kLabelsMagic = 0x00000801;  // unsigned byte, 1 dimension
+constexpr int64_t kMaxImageSide = 1 << 16;
 
 // Returns the path of `base` or `base.gz`, whichever exists.
 absl::StatusOr<std::string> FindFile(const std::string& folder, const std::string& base) {
@@ -52,7 +53,13 @@ absl::StatusOr<at::Tensor> ReadImages(const std::string& path) {
   const int64_t count = BigEndian32(&data[4]);
   const int64_t rows = BigEndian32(&data[8]);
   const int64_t cols = BigEndian32(&data[12]);
-  if (static_cast<int64_t>(data.size()) != 16 + count * rows * cols) {
+  if (rows < 1 || cols < 1 || rows > kMaxImageSide || cols > kMaxImageSide) {
+    return absl::DataLossError(absl::StrCat(path, " has images of ", rows, "x", cols,
+                                            "; each side must be in [1, ", kMaxImageSide, "]"));
+  }
+  // Compared by division: the header's product may not fit in 64 bits.
+  const int64_t payload = static_cast<int64_t>(data.size()) - 16;
+  if (payload % (rows * cols) != 0 || payload / (rows * cols) != count) {
     return absl::DataLossError(absl::StrCat(path, " is truncated: header says ", count,
                                             " images of ", rows, "x", cols, ", file has ",
                                             data.size(), " bytes"));

@@ -59,6 +59,31 @@ TEST(LoadIdxDataset, RefusesTruncatedFile) {
   EXPECT_NE(dataset.status().message().find("truncated"), std::string::npos);
 }
 
+TEST(LoadIdxDataset, RefusesAHeaderWhoseSizeOverflows) {
+  // 2^32-1 images of 65536 x 65536 pixels: the product does not fit in 64 bits, and a reader
+  // that multiplied would wrap around (found by fuzz/idx_fuzz). Images wider than 65536 are
+  // refused outright.
+  for (const uint32_t side : {uint32_t{1} << 16, uint32_t{1} << 17, uint32_t{0}}) {
+    const std::string folder = MakeFolder("overflow");
+    {
+      std::ofstream images(folder + "/train-images-idx3-ubyte", std::ios::binary);
+      WriteBigEndian(images, 0x803);
+      WriteBigEndian(images, 0xffffffff);
+      WriteBigEndian(images, side);
+      WriteBigEndian(images, side);
+      std::ofstream labels(folder + "/train-labels-idx1-ubyte", std::ios::binary);
+      WriteBigEndian(labels, 0x801);
+      WriteBigEndian(labels, 0);
+    }
+    WriteSplit(folder, "t10k", 2, 2, 1);
+    const auto dataset = LoadIdxDataset(folder);
+    ASSERT_EQ(dataset.status().code(), absl::StatusCode::kDataLoss) << side;
+    EXPECT_NE(dataset.status().message().find(side == (1 << 16) ? "truncated" : "each side"),
+              std::string::npos)
+        << dataset.status();
+  }
+}
+
 TEST(LoadIdxDataset, RefusesOutOfRangeLabel) {
   const std::string folder = MakeFolder("badlabel");
   WriteSplit(folder, "train", 4, 4, 12);

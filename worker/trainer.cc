@@ -1,16 +1,14 @@
 #include "worker/trainer.h"
 
-#include <torch/serialize.h>
-
 #include <cmath>
 #include <functional>
-#include <sstream>
 #include <tuple>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/status.h"
+#include "worker/checkpoint.h"
 #include "worker/clipping.h"
 #include "worker/secure_random.h"
 
@@ -203,77 +201,80 @@ absl::StatusOr<ShardTrainer::StepResult> ShardTrainer::RunStep() {
 }
 
 absl::StatusOr<std::string> ShardTrainer::Checkpoint() const {
-  try {
-    torch::serialize::OutputArchive archive;
-    archive.write("steps_done", at::tensor(steps_done_, at::kLong));
-    const std::vector<at::Tensor>& parameters = model_->parameters();
-    for (size_t i = 0; i < parameters.size(); ++i) {
-      archive.write(absl::StrCat("parameter.", i), parameters[i].detach());
-    }
-    const OptimizerState optimizer = optimizer_->Save();
-    archive.write("optimizer.steps", at::tensor(optimizer.steps, at::kLong));
-    archive.write("optimizer.tensors",
-                  at::tensor(static_cast<int64_t>(optimizer.tensors.size()), at::kLong));
-    for (size_t i = 0; i < optimizer.tensors.size(); ++i) {
-      archive.write(absl::StrCat("optimizer.", i), optimizer.tensors[i]);
-    }
-    if (average_ != nullptr) {
-      for (size_t i = 0; i < average_->average().size(); ++i) {
-        archive.write(absl::StrCat("average.", i), average_->average()[i]);
-      }
-    }
-    std::ostringstream bytes;
-    archive.save_to(bytes);
-    return bytes.str();
-  } catch (const std::exception& e) {
-    return absl::InternalError(absl::StrCat("cannot write a checkpoint: ", e.what()));
+  TrainerCheckpoint checkpoint;
+  checkpoint.steps_done = steps_done_;
+  for (const at::Tensor& parameter : model_->parameters()) {
+    checkpoint.parameters.push_back(parameter.detach());
   }
+  OptimizerState optimizer = optimizer_->Save();
+  checkpoint.optimizer_steps = optimizer.steps;
+  checkpoint.optimizer_tensors = std::move(optimizer.tensors);
+  if (average_ != nullptr) checkpoint.average = average_->average();
+  return EncodeCheckpoint(checkpoint);
 }
 
-absl::Status ShardTrainer::Restore(const std::string& checkpoint) {
-  try {
-    torch::serialize::InputArchive archive;
-    std::istringstream bytes(checkpoint);
-    archive.load_from(bytes);
-    at::Tensor scalar;
-    archive.read("steps_done", scalar);
-    const int64_t steps_done = scalar.item<int64_t>();
-    at::NoGradGuard no_grad;
-    std::vector<at::Tensor>& parameters = model_->parameters();
-    for (size_t i = 0; i < parameters.size(); ++i) {
-      at::Tensor value;
-      if (!archive.try_read(absl::StrCat("parameter.", i), value) ||
-          value.sizes() != parameters[i].sizes()) {
-        return absl::FailedPreconditionError(absl::StrCat(
-            "checkpoint does not fit this model at parameter ", model_->parameter_names()[i]));
-      }
-      parameters[i].copy_(value);
-    }
-    OptimizerState optimizer;
-    archive.read("optimizer.steps", scalar);
-    optimizer.steps = scalar.item<int64_t>();
-    archive.read("optimizer.tensors", scalar);
-    for (int64_t i = 0; i < scalar.item<int64_t>(); ++i) {
-      at::Tensor value;
-      archive.read(absl::StrCat("optimizer.", i), value);
-      optimizer.tensors.push_back(value);
-    }
-    DPFLEET_RETURN_IF_ERROR(optimizer_->Load(optimizer));
-    if (average_ != nullptr) {
-      std::vector<at::Tensor> average;
-      for (size_t i = 0; i < parameters.size(); ++i) {
-        at::Tensor value;
-        if (!archive.try_read(absl::StrCat("average.", i), value))
-          value = parameters[i].detach().clone();
-        average.push_back(value);
-      }
-      average_->Reset(average);
-    }
-    steps_done_ = steps_done;
-    return absl::OkStatus();
-  } catch (const std::exception& e) {
-    return absl::DataLossError(absl::StrCat("unreadable checkpoint: ", e.what()));
+absl::Status ShardTrainer::Restore(const std::string& bytes) {
+  // Everything is checked before anything changes, so a refused checkpoint leaves the trainer as
+  // it was.
+  DPFLEET_ASSIGN_OR_RETURN(TrainerCheckpoint checkpoint, DecodeCheckpoint(bytes));
+  const std::vector<at::Tensor>& parameters = model_->parameters();
+  const size_t count = parameters.size();
+  const std::vector<std::string>& names = model_->parameter_names();
+  if (checkpoint.parameters.size() != count) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "checkpoint has ", checkpoint.parameters.size(), " parameters, this model ", count));
   }
+  // Optimizers keep at most two tensors per parameter (Adam's moments), each of its shape.
+  const size_t optimizer_tensors = checkpoint.optimizer_tensors.size();
+  if (optimizer_tensors > 2 * count || (count > 0 && optimizer_tensors % count != 0)) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "checkpoint has ", optimizer_tensors, " optimizer tensors for ", count, " parameters"));
+  }
+  if (!checkpoint.average.empty() && checkpoint.average.size() != count) {
+    return absl::FailedPreconditionError(absl::StrCat("checkpoint has a weight average of ",
+                                                      checkpoint.average.size(), " tensors for ",
+                                                      count, " parameters"));
+  }
+  for (size_t i = 0; i < count; ++i) {
+    if (checkpoint.parameters[i].sizes() != parameters[i].sizes()) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("checkpoint does not fit this model at parameter ", names[i]));
+    }
+    if (!checkpoint.average.empty() && checkpoint.average[i].sizes() != parameters[i].sizes()) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("checkpoint's weight average does not fit parameter ", names[i]));
+    }
+  }
+  for (size_t i = 0; i < optimizer_tensors; ++i) {
+    if (checkpoint.optimizer_tensors[i].sizes() != parameters[i % count].sizes()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "checkpoint's optimizer tensor ", i, " does not fit parameter ", names[i % count]));
+    }
+  }
+  // A corrupted value must not become state: training from inf or NaN would release a function
+  // of it at every step.
+  for (const std::vector<at::Tensor>* tensors :
+       {&checkpoint.parameters, &checkpoint.optimizer_tensors, &checkpoint.average}) {
+    for (const at::Tensor& tensor : *tensors) {
+      if (!at::isfinite(tensor).all().item<bool>()) {
+        return absl::DataLossError("checkpoint holds a value that is not finite");
+      }
+    }
+  }
+  if (absl::Status loaded =
+          optimizer_->Load({checkpoint.optimizer_steps, checkpoint.optimizer_tensors});
+      !loaded.ok()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("checkpoint does not fit this optimizer: ", loaded.message()));
+  }
+  at::NoGradGuard no_grad;
+  for (size_t i = 0; i < count; ++i) model_->parameters()[i].copy_(checkpoint.parameters[i]);
+  if (average_ != nullptr) {
+    // A checkpoint of a job without an average starts one from the restored parameters.
+    average_->Reset(checkpoint.average.empty() ? checkpoint.parameters : checkpoint.average);
+  }
+  steps_done_ = checkpoint.steps_done;
+  return absl::OkStatus();
 }
 
 std::vector<at::Tensor> ShardTrainer::Parameters() const {

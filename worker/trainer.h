@@ -109,7 +109,9 @@ class ShardTrainer {
   absl::StatusOr<std::string> Checkpoint() const;
 
   // Replaces the state with a Checkpoint() of the same job, possibly taken with another number of
-  // workers. Errors: kDataLoss for unreadable bytes; kFailedPrecondition for another model.
+  // workers. Errors: kDataLoss for unreadable bytes, a negative step count or a value that is not
+  // finite; kFailedPrecondition for another model or optimizer. A refused checkpoint changes
+  // nothing.
   absl::Status Restore(const std::string& checkpoint);
   int64_t steps_done() const { return steps_done_; }
 

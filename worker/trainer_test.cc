@@ -1,7 +1,11 @@
 #include "worker/trainer.h"
 
+#include <limits>
+#include <string>
+
 #include "absl/synchronization/mutex.h"
 #include "gtest/gtest.h"
+#include "worker/checkpoint.h"
 #include "worker/gloo_testing.h"
 
 namespace dpfleet::worker {
@@ -192,6 +196,50 @@ TEST(ShardTrainer, ResumesFromACheckpointOnAnotherWorkerCount) {
     auto trainer = *ShardTrainer::Create(other, dataset, std::move(reducer));
     EXPECT_EQ(trainer->Restore(checkpoint).code(), absl::StatusCode::kFailedPrecondition);
     EXPECT_EQ(trainer->Restore("garbage").code(), absl::StatusCode::kDataLoss);
+  });
+}
+
+// A checkpoint of `parameters` and the optimizer's `optimizer_tensors` after 7 steps.
+std::string HandWrittenCheckpoint(const std::vector<at::Tensor>& parameters,
+                                  const std::vector<at::Tensor>& optimizer_tensors) {
+  return EncodeCheckpoint({.steps_done = 7,
+                           .parameters = parameters,
+                           .optimizer_steps = 7,
+                           .optimizer_tensors = optimizer_tensors});
+}
+
+TEST(ShardTrainer, RefusedCheckpointChangesNothing) {
+  TrainerOptions options = ToyOptions(0.0);
+  options.optimizer = {.kind = OptimizerKind::kAdam, .learning_rate = 0.05};
+  RunOnGlooRanks(1, [&](int, std::unique_ptr<Reducer> reducer) {
+    auto trainer = *ShardTrainer::Create(options, ToyDataset(100, 10), std::move(reducer));
+    ASSERT_TRUE(trainer->RunStep().ok());
+    const uint64_t before = trainer->ParameterFingerprint();
+    std::vector<at::Tensor> changed = trainer->Parameters();
+    for (at::Tensor& p : changed) p.add_(1.0);
+    std::vector<at::Tensor> moments = changed;
+    moments.insert(moments.end(), changed.begin(), changed.end());
+    ASSERT_TRUE(trainer->Restore(HandWrittenCheckpoint(changed, moments)).ok());
+    EXPECT_NE(trainer->ParameterFingerprint(), before) << "the hand-written checkpoint is valid";
+    const uint64_t restored = trainer->ParameterFingerprint();
+
+    // Other parameters that fit, then an optimizer state that does not: nothing may be
+    // half-restored.
+    std::vector<at::Tensor> other = trainer->Parameters();
+    for (at::Tensor& p : other) p.add_(1.0);
+    std::vector<at::Tensor> wrong_shape = moments;
+    wrong_shape.back() = at::zeros({3, 5});
+    for (const std::vector<at::Tensor>& optimizer :
+         {std::vector<at::Tensor>{changed[0]}, wrong_shape}) {
+      EXPECT_EQ(trainer->Restore(HandWrittenCheckpoint(other, optimizer)).code(),
+                absl::StatusCode::kFailedPrecondition);
+    }
+    std::vector<at::Tensor> not_finite = other;
+    not_finite[0].view(-1)[0] = std::numeric_limits<float>::quiet_NaN();
+    EXPECT_EQ(trainer->Restore(HandWrittenCheckpoint(not_finite, moments)).code(),
+              absl::StatusCode::kDataLoss);
+    EXPECT_EQ(trainer->ParameterFingerprint(), restored);
+    EXPECT_EQ(trainer->steps_done(), 7);
   });
 }
 
