@@ -17,6 +17,7 @@
 #include "common/status.h"
 #include "common/tls.h"
 #include "dpctl/args.h"
+#include "dpctl/job_spec_args.h"
 #include "google/protobuf/text_format.h"
 #include "google/protobuf/util/json_util.h"
 #include "grpcpp/grpcpp.h"
@@ -29,7 +30,10 @@ namespace {
 constexpr char kUsage[] = R"(dpctl: submit and watch differentially private training jobs.
 
 Jobs (coordinator at --coordinator or $DPFLEET_COORDINATOR):
-  dpctl submit --dataset NAME --model linear|mlp|cnn_tb|wrn16_4|eq_cnn|eq_resnet9
+  dpctl submit [--spec FILE]  (a JobSpec in protobuf text format, e.g. recipes/*.textproto;
+                               the flags below override its fields)
+               --dataset NAME
+               --model linear|mlp|cnn_tb|wrn16_4|eq_cnn|eq_resnet9|scatter_linear|scatter_cnn
                --clip-norm C --delta D
                (--batch-size B | --sampling-rate Q | --full-batch) (--steps T | --epochs E)
                (--noise-multiplier S | --target-epsilon E)
@@ -205,100 +209,8 @@ int Watch(v1::JobService::Stub& jobs, const std::string& job_id, bool json) {
 // Builds a job spec from submit's flags. Which of each exclusive group (batching, duration,
 // privacy) is missing or out of range is left to the coordinator's validation, which names the
 // field.
-absl::StatusOr<v1::JobSpec> SpecFromArgs(Args& args) {
-  v1::JobSpec spec;
-  spec.set_dataset(*args.String("dataset"));
-  spec.set_model(*args.String("model"));
-  spec.set_display_name(*args.String("name"));
-  v1::OptimizerSpec* optimizer = spec.mutable_optimizer();
-  const std::string optimizer_name = *args.String("optimizer", "sgd");
-  if (optimizer_name == "sgd") {
-    optimizer->set_type(v1::DP_SGD);
-  } else if (optimizer_name == "adam") {
-    optimizer->set_type(v1::DP_ADAM);
-  } else if (optimizer_name == "lamb") {
-    optimizer->set_type(v1::DP_LAMB);
-  } else {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--optimizer must be sgd, adam or lamb, got ", optimizer_name));
-  }
-  DPFLEET_ASSIGN_OR_RETURN(const double learning_rate, args.Double("learning-rate", 0.1));
-  DPFLEET_ASSIGN_OR_RETURN(const double momentum, args.Double("momentum", 0.0));
-  DPFLEET_ASSIGN_OR_RETURN(const double weight_decay, args.Double("weight-decay", 0.0));
-  optimizer->set_learning_rate(learning_rate);
-  optimizer->set_momentum(momentum);
-  optimizer->set_weight_decay(weight_decay);
-  const std::string schedule = *args.String("schedule", "constant");
-  if (schedule == "cosine") {
-    optimizer->set_schedule(v1::SCHEDULE_COSINE);
-  } else if (schedule != "constant") {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--schedule must be constant or cosine, got ", schedule));
-  }
-  DPFLEET_ASSIGN_OR_RETURN(const int64_t warmup_steps, args.Int("warmup-steps", 0));
-  DPFLEET_ASSIGN_OR_RETURN(const double ema_decay, args.Double("ema-decay", 0.0));
-  optimizer->set_warmup_steps(warmup_steps);
-  optimizer->set_ema_decay(ema_decay);
-  DPFLEET_ASSIGN_OR_RETURN(const double clip_norm, args.Double("clip-norm"));
-  DPFLEET_ASSIGN_OR_RETURN(const double delta, args.Double("delta"));
-  spec.set_clip_norm(clip_norm);
-  spec.set_delta(delta);
-  const std::string clipping = *args.String("clipping", "flat");
-  if (clipping == "per-layer") {
-    spec.set_clipping_mode(v1::CLIPPING_PER_LAYER);
-  } else if (clipping != "flat") {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--clipping must be flat or per-layer, got ", clipping));
-  }
-  spec.set_automatic_clipping(args.Bool("automatic-clipping"));
-  const std::string loss = *args.String("loss", "softmax");
-  if (loss == "sigmoid") {
-    spec.set_loss(v1::LOSS_SIGMOID_CROSS_ENTROPY);
-  } else if (loss != "softmax") {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--loss must be softmax or sigmoid, got ", loss));
-  }
-  spec.set_zero_init_head(args.Bool("zero-init-head"));
-  spec.set_low_memory_clipping(args.Bool("low-memory-clipping"));
-  DPFLEET_ASSIGN_OR_RETURN(const double loss_noise, args.Double("loss-noise-multiplier", 0.0));
-  DPFLEET_ASSIGN_OR_RETURN(const double loss_clip, args.Double("loss-clip", 0.0));
-  spec.set_loss_noise_multiplier(loss_noise);
-  spec.set_loss_clip(loss_clip);
-
-  if (args.Has("batch-size")) {
-    DPFLEET_ASSIGN_OR_RETURN(const int64_t batch_size, args.Int("batch-size"));
-    spec.set_expected_batch_size(batch_size);
-  } else if (args.Has("sampling-rate")) {
-    DPFLEET_ASSIGN_OR_RETURN(const double sampling_rate, args.Double("sampling-rate"));
-    spec.set_sampling_rate(sampling_rate);
-  } else if (args.Bool("full-batch")) {
-    spec.set_full_batch(true);
-  }
-  if (args.Has("steps")) {
-    DPFLEET_ASSIGN_OR_RETURN(const int64_t steps, args.Int("steps"));
-    spec.set_steps(steps);
-  } else if (args.Has("epochs")) {
-    DPFLEET_ASSIGN_OR_RETURN(const double epochs, args.Double("epochs"));
-    spec.set_epochs(epochs);
-  }
-  if (args.Has("noise-multiplier")) {
-    DPFLEET_ASSIGN_OR_RETURN(const double noise_multiplier, args.Double("noise-multiplier"));
-    spec.set_noise_multiplier(noise_multiplier);
-  } else if (args.Has("target-epsilon")) {
-    DPFLEET_ASSIGN_OR_RETURN(const double target_epsilon, args.Double("target-epsilon"));
-    spec.set_target_epsilon(target_epsilon);
-  }
-  DPFLEET_ASSIGN_OR_RETURN(const int64_t workers, args.Int("workers", 1));
-  DPFLEET_ASSIGN_OR_RETURN(const int64_t seed, args.Int("seed", 0));
-  DPFLEET_ASSIGN_OR_RETURN(const int64_t micro_batch_size, args.Int("micro-batch-size", 0));
-  spec.set_num_workers(static_cast<int32_t>(workers));
-  spec.set_seed(static_cast<uint64_t>(seed));
-  spec.set_micro_batch_size(static_cast<int32_t>(micro_batch_size));
-  return spec;
-}
-
 int Submit(Args& args) {
-  DPCTL_ASSIGN_OR_FAIL(spec, SpecFromArgs(args));
+  DPCTL_ASSIGN_OR_FAIL(spec, JobSpecFromArgs(args));
   const bool watch = args.Bool("watch");
   const bool json = args.Bool("json");
   DPCTL_ASSIGN_OR_FAIL(channel,

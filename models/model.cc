@@ -11,6 +11,7 @@
 #include "absl/strings/str_join.h"
 #include "models/equivariant.h"
 #include "models/model_names.h"
+#include "models/scattering.h"
 
 namespace dpfleet::models {
 namespace {
@@ -235,6 +236,106 @@ class EquivariantResNet9 final : public Model {
   Linear head_;
 };
 
+// The fixed front of Tramer and Boneh's (2021) ScatterNet models: the scattering transform
+// (J = 2, L = 8: 81 channels per input channel at a quarter of the resolution) and GroupNorm
+// without an affine, in 27 groups of 3 channels per input channel, which per example
+// standardises coefficients of a similar scale together. No parameter, no data beyond the example.
+class ScatteringFront {
+ public:
+  static absl::StatusOr<ScatteringFront> Create(const ModelShape& shape) {
+    if (shape.input_shape.size() != 3) {
+      return absl::InvalidArgumentError("scattering models take images [C, H, W]");
+    }
+    absl::StatusOr<Scattering2d> scattering =
+        Scattering2d::Create({.height = shape.input_shape[1], .width = shape.input_shape[2]});
+    if (!scattering.ok()) return scattering.status();
+    return ScatteringFront(*std::move(scattering), shape.input_shape[0]);
+  }
+
+  at::Tensor Apply(const at::Tensor& examples) const {
+    return at::group_norm(scattering_.Transform(examples), groups_, {}, {}, 1e-5);
+  }
+  int64_t channels() const { return channels_; }
+  int64_t height() const { return scattering_.output_height(); }
+  int64_t width() const { return scattering_.output_width(); }
+
+ private:
+  ScatteringFront(Scattering2d scattering, int64_t input_channels)
+      : scattering_(std::move(scattering)),
+        channels_(input_channels * scattering_.channels_per_input()),
+        groups_(27 * input_channels) {}
+
+  Scattering2d scattering_;
+  int64_t channels_;
+  int64_t groups_;
+};
+
+// A model whose fixed front is the scattering front.
+class ScatteringModel : public Model {
+ public:
+  at::Tensor Preprocess(const at::Tensor& examples) const final { return front_.Apply(examples); }
+  bool has_fixed_front() const final { return true; }
+
+ protected:
+  ScatteringModel(ScatteringFront front, uint64_t seed)
+      : front_(std::move(front)), generator_(at::detail::createCPUGenerator(seed)) {}
+
+  ScatteringFront front_;
+  at::Generator generator_;
+};
+
+// ScatterNet + linear: a linear layer over the normalised scattering coefficients.
+class ScatterLinear final : public ScatteringModel {
+ public:
+  ScatterLinear(ScatteringFront front, int64_t classes, uint64_t seed)
+      : ScatteringModel(std::move(front), seed),
+        fc_(parameters_, "fc", front_.channels() * front_.height() * front_.width(), classes, true,
+            generator_) {}
+
+  at::Tensor Forward(const at::Tensor& inputs, ForwardTrace* trace) override {
+    return fc_.Forward(parameters_, inputs.flatten(1), trace);
+  }
+
+ private:
+  Linear fc_;
+};
+
+// ScatterNet + CNN for 28x28 images (Tramer and Boneh 2021, Table 10): over the 7x7 coefficients,
+// conv 16x3x3/2, conv 32x3x3/1, fc 32, fc classes, tanh activations.
+class ScatterCnn final : public ScatteringModel {
+ public:
+  ScatterCnn(ScatteringFront front, int64_t classes, uint64_t seed)
+      : ScatteringModel(std::move(front), seed),
+        conv1_(parameters_, "conv1",
+               {.in_channels = front_.channels(),
+                .out_channels = 16,
+                .kernel = 3,
+                .stride = 2,
+                .padding = 1},
+               generator_),
+        conv2_(parameters_, "conv2",
+               {.in_channels = 16, .out_channels = 32, .kernel = 3, .stride = 1, .padding = 1},
+               generator_),
+        fc1_(parameters_, "fc1", 32 * Halved(front_.height()) * Halved(front_.width()), 32, true,
+             generator_),
+        fc2_(parameters_, "fc2", 32, classes, true, generator_) {}
+
+  at::Tensor Forward(const at::Tensor& inputs, ForwardTrace* trace) override {
+    at::Tensor h = at::tanh(conv1_.Forward(parameters_, inputs, trace));
+    h = at::tanh(conv2_.Forward(parameters_, h, trace));
+    h = at::tanh(fc1_.Forward(parameters_, h.flatten(1), trace));
+    return fc2_.Forward(parameters_, h, trace);
+  }
+
+ private:
+  static int64_t Halved(int64_t side) { return (side + 1) / 2; }  // A 3x3/2 conv, padding 1.
+
+  Conv2d conv1_;
+  Conv2d conv2_;
+  Linear fc1_;
+  Linear fc2_;
+};
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Model>> CreateModel(const std::string& name, const ModelShape& shape,
@@ -274,6 +375,17 @@ absl::StatusOr<std::unique_ptr<Model>> CreateModel(const std::string& name, cons
           "model 'eq_resnet9' takes square images whose side is a multiple of 8, e.g. [3, 32, 32]");
     }
     return std::make_unique<EquivariantResNet9>(shape.input_shape[0], shape.num_classes, seed);
+  }
+  if (name == "scatter_linear" || name == "scatter_cnn") {
+    absl::StatusOr<ScatteringFront> front = ScatteringFront::Create(shape);
+    if (!front.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("model '", name, "': ", front.status().message()));
+    }
+    if (name == "scatter_linear") {
+      return std::make_unique<ScatterLinear>(*std::move(front), shape.num_classes, seed);
+    }
+    return std::make_unique<ScatterCnn>(*std::move(front), shape.num_classes, seed);
   }
   return absl::InvalidArgumentError(absl::StrCat(
       "unknown model '", name, "'; known models: ", absl::StrJoin(KnownModelNames(), ", ")));

@@ -27,9 +27,18 @@ class Model {
  public:
   virtual ~Model() = default;
 
-  // Returns logits [B, num_classes] for `inputs` [B, input_shape...]. When `trace` is not null,
-  // records every trainable layer (and the logits are part of the autograd graph).
+  // Returns logits [B, num_classes] for `inputs`, which are Preprocess() of examples
+  // [B, input_shape...]. When `trace` is not null, records every trainable layer (and the logits
+  // are part of the autograd graph).
   virtual at::Tensor Forward(const at::Tensor& inputs, ForwardTrace* trace) = 0;
+
+  // Returns the model's fixed front applied to examples [B, input_shape...]: a transform with no
+  // trainable parameters that reads nothing but each example (e.g. a scattering transform), or
+  // the examples unchanged. Since it never changes, a worker may compute it once per example and
+  // cache it; training on the cache is training on the examples.
+  virtual at::Tensor Preprocess(const at::Tensor& examples) const { return examples; }
+  // True when Preprocess() is not the identity.
+  virtual bool has_fixed_front() const { return false; }
 
   // The trainable parameters in a fixed order, which is also the layout of gradient buffers.
   std::vector<at::Tensor>& parameters() { return parameters_.tensors; }
@@ -40,10 +49,11 @@ class Model {
   ParameterSet parameters_;
 };
 
-// Returns a freshly initialised model: "linear", "mlp", "cnn_tb", "wrn16_4", "eq_cnn" or
-// "eq_resnet9" (models/model_names.h). Initialisation depends only on (name, shape, seed), so every
-// worker given the same public seed starts from bit-identical parameters. Errors: kInvalidArgument
-// for an unknown name (listing the known ones) or a shape the model cannot take.
+// Returns a freshly initialised model: "linear", "mlp", "cnn_tb", "wrn16_4", "eq_cnn",
+// "eq_resnet9", "scatter_linear" or "scatter_cnn" (models/model_names.h). Initialisation depends
+// only on (name, shape, seed), so every worker given the same public seed starts from bit-identical
+// parameters. Errors: kInvalidArgument for an unknown name (listing the known ones) or a shape the
+// model cannot take.
 absl::StatusOr<std::unique_ptr<Model>> CreateModel(const std::string& name, const ModelShape& shape,
                                                    uint64_t seed);
 

@@ -12,6 +12,10 @@ const std::vector<std::string>& KnownModelNames() {
       "wrn16_4",     // WideResNet-16-4 with GroupNorm and weight standardisation (De et al. 2022).
       "eq_cnn",      // A small D4-equivariant CNN for 28x28 images.
       "eq_resnet9",  // ResNet9 with D4 group convolutions (Hoelzl et al. 2023).
+      // Scattering features (J = 2, L = 8) and GroupNorm, then a linear layer or a small CNN
+      // (Tramer and Boneh 2021).
+      "scatter_linear",
+      "scatter_cnn",
   };
   return *names;
 }

@@ -29,14 +29,16 @@ TEST(Model, EveryModelTracesEveryParameterOnce) {
   const struct {
     const char* name;
     std::vector<int64_t> shape;
-  } kCases[] = {{"linear", {1, 28, 28}},  {"mlp", {1, 28, 28}},    {"cnn_tb", {1, 28, 28}},
-                {"wrn16_4", {3, 16, 16}}, {"eq_cnn", {1, 28, 28}}, {"eq_resnet9", {3, 16, 16}}};
+  } kCases[] = {
+      {"linear", {1, 28, 28}},         {"mlp", {1, 28, 28}},         {"cnn_tb", {1, 28, 28}},
+      {"wrn16_4", {3, 16, 16}},        {"eq_cnn", {1, 28, 28}},      {"eq_resnet9", {3, 16, 16}},
+      {"scatter_linear", {1, 28, 28}}, {"scatter_cnn", {1, 28, 28}}, {"scatter_cnn", {3, 32, 32}}};
   for (const auto& c : kCases) {
     auto model = *CreateModel(c.name, {.input_shape = c.shape, .num_classes = 10}, 1);
     std::vector<int64_t> batch_shape = {5};
     batch_shape.insert(batch_shape.end(), c.shape.begin(), c.shape.end());
     ForwardTrace trace;
-    const at::Tensor logits = model->Forward(at::randn(batch_shape), &trace);
+    const at::Tensor logits = model->Forward(model->Preprocess(at::randn(batch_shape)), &trace);
     EXPECT_EQ(logits.sizes(), (at::IntArrayRef{5, 10})) << c.name;
     std::vector<int> owners(model->parameters().size(), 0);
     for (const auto& layer : trace.layers) {
@@ -56,6 +58,21 @@ TEST(Model, SizesMatchThePapers) {
   };
   // Tramer and Boneh (2021), Table 9: 26,010 parameters for MNIST.
   EXPECT_EQ(count(**CreateModel("cnn_tb", kMnistShape, 1)), 26010);
+  // Tramer and Boneh's ScatterNet models for 28x28 grayscale (81 x 7 x 7 coefficients):
+  // 39,700 for the linear one, and 11,680 + 4,640 + 16,416 + 330 = 33,066 for the CNN.
+  EXPECT_EQ(count(**CreateModel("scatter_linear", kMnistShape, 1)), 81 * 49 * 10 + 10);
+  EXPECT_EQ(count(**CreateModel("scatter_cnn", kMnistShape, 1)), 33066);
+  // The fixed front has no parameter and normalises each example on its own.
+  auto scatter = *CreateModel("scatter_linear", kMnistShape, 1);
+  const at::Tensor images = at::rand({2, 1, 28, 28});
+  const at::Tensor features = scatter->Preprocess(images);
+  EXPECT_EQ(features.sizes(), (at::IntArrayRef{2, 81, 7, 7}));
+  EXPECT_TRUE(at::allclose(scatter->Preprocess(images.slice(0, 1, 2)), features.slice(0, 1, 2),
+                           1e-5, 1e-5));
+  EXPECT_FALSE((*CreateModel("linear", kMnistShape, 1))->has_fixed_front());
+  EXPECT_EQ(
+      CreateModel("scatter_cnn", {.input_shape = {784}, .num_classes = 10}, 1).status().code(),
+      absl::StatusCode::kInvalidArgument);
   // WRN-16-4 has about 2.75M parameters for 3-channel inputs and 10 classes.
   const int64_t wrn =
       count(**CreateModel("wrn16_4", {.input_shape = {3, 32, 32}, .num_classes = 10}, 1));

@@ -121,7 +121,9 @@ TEST_P(EngineMatchesReference, InFloat32AndFloat64ForEveryClippingMode) {
       at::Generator generator = at::detail::createCPUGenerator(17);
       std::vector<int64_t> shape = {c.batch};
       shape.insert(shape.end(), c.shape.begin(), c.shape.end());
-      const at::Tensor inputs = at::empty(shape, dtype).normal_(0, 1, generator);
+      // Models with a fixed front (scattering) are traced on what it makes of the examples.
+      const at::Tensor inputs =
+          model->Preprocess(at::empty(shape, dtype).normal_(0, 1, generator)).to(dtype);
       const at::Tensor labels = at::randint(0, 10, {c.batch}, generator, at::kLong);
       ExpectEngineMatchesReference(*model, inputs, labels, options,
                                    c.model + " " + at::toString(dtype));
@@ -158,10 +160,10 @@ TEST_P(EngineMatchesReference, NonFiniteExamplesContributeNothingInEveryMode) {
 
     std::vector<at::Tensor> want = ZerosLike(model->parameters());
     const ClippedBatch clean_batch =
-        *AccumulateClippedGradients(*model, clean, labels, options, want);
+        *AccumulateClippedGradients(*model, model->Preprocess(clean), labels, options, want);
     std::vector<at::Tensor> got = ZerosLike(model->parameters());
     const ClippedBatch dirty_batch =
-        *AccumulateClippedGradients(*model, dirty, dirty_labels, options, got);
+        *AccumulateClippedGradients(*model, model->Preprocess(dirty), dirty_labels, options, got);
     EXPECT_EQ(dirty_batch.non_finite_examples, 3) << c.model;
     EXPECT_EQ(dirty_batch.examples, c.batch + 3);
     EXPECT_EQ(clean_batch.non_finite_examples, 0);
@@ -172,8 +174,8 @@ TEST_P(EngineMatchesReference, NonFiniteExamplesContributeNothingInEveryMode) {
 
     // A batch of nothing but non-finite examples adds nothing at all.
     std::vector<at::Tensor> none = ZerosLike(model->parameters());
-    const ClippedBatch all_bad =
-        *AccumulateClippedGradients(*model, at::full(shape, NAN), labels, options, none);
+    const ClippedBatch all_bad = *AccumulateClippedGradients(
+        *model, model->Preprocess(at::full(shape, NAN)), labels, options, none);
     EXPECT_EQ(all_bad.non_finite_examples, c.batch);
     for (const at::Tensor& sum : none) EXPECT_EQ(sum.abs().sum().item<double>(), 0.0);
   }
@@ -201,7 +203,9 @@ INSTANTIATE_TEST_SUITE_P(
     Models, EngineMatchesReference,
     ::testing::Values(EngineCase{"linear", {1, 28, 28}, 9}, EngineCase{"mlp", {1, 28, 28}, 9},
                       EngineCase{"cnn_tb", {1, 28, 28}, 6}, EngineCase{"wrn16_4", {3, 8, 8}, 3},
-                      EngineCase{"eq_cnn", {1, 28, 28}, 3}, EngineCase{"eq_resnet9", {3, 8, 8}, 2}),
+                      EngineCase{"eq_cnn", {1, 28, 28}, 3}, EngineCase{"eq_resnet9", {3, 8, 8}, 2},
+                      EngineCase{"scatter_linear", {1, 28, 28}, 4},
+                      EngineCase{"scatter_cnn", {1, 28, 28}, 4}),
     [](const ::testing::TestParamInfo<EngineCase>& info) { return info.param.model; });
 
 // Layers no zoo model uses yet: embeddings, sequence inputs to Linear (both the ghost and the

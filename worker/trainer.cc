@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <functional>
+#include <numeric>
 #include <tuple>
 #include <utility>
 
@@ -10,6 +11,7 @@
 #include "common/status.h"
 #include "worker/checkpoint.h"
 #include "worker/clipping.h"
+#include "worker/fixed_front_cache.h"
 #include "worker/secure_random.h"
 
 namespace dpfleet::worker {
@@ -73,8 +75,8 @@ absl::StatusOr<std::unique_ptr<ShardTrainer>> ShardTrainer::Create(
                                                {.input_shape = dataset->ExampleShape(),
                                                 .num_classes = dataset->num_classes},
                                                options.seed));
-  DPFLEET_RETURN_IF_ERROR(
-      CheckPrivatelyTrainable(*model, dataset->TrainingRows({resolved.shard_begin}).first));
+  DPFLEET_RETURN_IF_ERROR(CheckPrivatelyTrainable(
+      *model, model->Preprocess(dataset->TrainingRows({resolved.shard_begin}).first)));
   if (options.zero_init_head) {
     at::NoGradGuard no_grad;
     std::vector<at::Tensor>& parameters = model->parameters();
@@ -113,6 +115,12 @@ ShardTrainer::ShardTrainer(const TrainerOptions& options, std::shared_ptr<const 
   }
   if (options_.ema_decay > 0) {
     average_ = std::make_unique<ParameterAverage>(model_->parameters(), options_.ema_decay);
+  }
+  if (model_->has_fixed_front()) {
+    training_front_ =
+        std::make_unique<FixedFrontCache>(*model_, options_.shard_begin, options_.shard_end);
+    const int64_t test_rows = dataset_->test_inputs.defined() ? dataset_->test_inputs.size(0) : 0;
+    test_front_ = std::make_unique<FixedFrontCache>(*model_, 0, test_rows);
   }
 }
 
@@ -159,7 +167,9 @@ absl::StatusOr<ShardTrainer::StepResult> ShardTrainer::RunStep() {
     const size_t end = std::min(sample.size(), start + options_.micro_batch_size);
     std::vector<int64_t> rows(sample.begin() + start, sample.begin() + end);
     for (int64_t& row : rows) row += options_.shard_begin;
-    const auto [inputs, labels] = dataset_->TrainingRows(rows);
+    const auto [examples, labels] = dataset_->TrainingRows(rows);
+    const at::Tensor inputs =
+        training_front_ != nullptr ? training_front_->Inputs(rows, examples) : examples;
     const absl::StatusOr<ClippedBatch> batch =
         AccumulateClippedGradients(*model_, inputs, labels, options_.clipping, gradient_views_,
                                    end == sample.size() ? on_final : nullptr);
@@ -297,8 +307,13 @@ ShardTrainer::Evaluation ShardTrainer::EvaluateTestShard() {
   Evaluation evaluation;
   for (int64_t start = begin; start < end; start += options_.micro_batch_size) {
     const int64_t stop = std::min(end, start + options_.micro_batch_size);
-    const at::Tensor logits =
-        model_->Forward(dataset_->test_inputs.slice(0, start, stop).to(at::kFloat), nullptr);
+    at::Tensor inputs = dataset_->test_inputs.slice(0, start, stop).to(at::kFloat);
+    if (test_front_ != nullptr) {
+      std::vector<int64_t> rows(stop - start);
+      std::iota(rows.begin(), rows.end(), start);
+      inputs = test_front_->Inputs(rows, inputs);
+    }
+    const at::Tensor logits = model_->Forward(inputs, nullptr);
     const at::Tensor predictions = logits.argmax(1);
     evaluation.correct +=
         predictions.eq(dataset_->test_labels.slice(0, start, stop)).sum().item<int64_t>();

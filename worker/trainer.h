@@ -30,6 +30,7 @@
 #include "models/model.h"
 #include "worker/clipping.h"
 #include "worker/dataset.h"
+#include "worker/fixed_front_cache.h"
 #include "worker/optimizer.h"
 #include "worker/reducer.h"
 
@@ -126,8 +127,11 @@ class ShardTrainer {
   const std::unique_ptr<models::Model> model_;
   const std::unique_ptr<Optimizer> optimizer_;
   std::unique_ptr<ParameterAverage> average_;  // Set when ema_decay > 0.
-  at::Tensor flat_gradient_;                   // All parameters' gradient sums, one buffer.
-  std::vector<at::Tensor> gradient_views_;     // Per-parameter views into flat_gradient_.
+  // Set when the model has a fixed front: this rank's training rows and the test split through it.
+  std::unique_ptr<FixedFrontCache> training_front_;
+  std::unique_ptr<FixedFrontCache> test_front_;
+  at::Tensor flat_gradient_;                // All parameters' gradient sums, one buffer.
+  std::vector<at::Tensor> gradient_views_;  // Per-parameter views into flat_gradient_.
   struct Bucket {
     int first_parameter = 0;
     int end_parameter = 0;  // One past the last.

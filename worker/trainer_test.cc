@@ -243,6 +243,32 @@ TEST(ShardTrainer, RefusedCheckpointChangesNothing) {
   });
 }
 
+// A bright quarter at the top left (class 1) or bottom right (class 0) of noise: the scattering
+// coefficients' spatial layout, which per-example GroupNorm keeps, separates them.
+TEST(ShardTrainer, TrainsAScatteringModelThroughItsCachedFront) {
+  auto dataset = std::make_shared<Dataset>();
+  at::manual_seed(4);
+  const at::Tensor labels = at::randint(0, 2, {400}, at::kLong);
+  at::Tensor images = at::rand({400, 1, 8, 8}) * 0.5;
+  for (int64_t i = 0; i < 400; ++i) {
+    const int64_t corner = labels[i].item<int64_t>() == 1 ? 0 : 4;
+    images[i].slice(1, corner, corner + 4).slice(2, corner, corner + 4).add_(1.0);
+  }
+  dataset->name = "bright";
+  dataset->SetTrainingSplit(images.slice(0, 0, 300), labels.slice(0, 0, 300));
+  dataset->test_inputs = images.slice(0, 300);
+  dataset->test_labels = labels.slice(0, 300);
+  dataset->num_classes = 2;
+  TrainerOptions options = ToyOptions(0.0);
+  options.model = "scatter_linear";
+  options.sampling_rate = 1.0;
+  auto trainer = *ShardTrainer::Create(options, dataset, SingleRank());
+  for (int step = 0; step < 10; ++step) ASSERT_TRUE(trainer->RunStep().ok());
+  const ShardTrainer::Evaluation evaluation = trainer->EvaluateTestShard();
+  EXPECT_EQ(evaluation.examples, 100);
+  EXPECT_GT(evaluation.correct, 90);
+}
+
 TEST(ShardTrainer, ZeroInitialisedHeadWithSigmoidLossLearns) {
   TrainerOptions options = ToyOptions(0.5);
   options.zero_init_head = true;
