@@ -7,10 +7,11 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
 
-#include "common/checksum.h"
 #include "fuzz/fuzz_support.h"
 #include "fuzz/toy_trainer.h"
+#include "worker/checkpoint.h"
 #include "worker/trainer.h"
 
 namespace {
@@ -26,10 +27,7 @@ dpfleet::worker::ShardTrainer& Trainer() {
 std::string Resealed(std::string bytes) {
   if (bytes.size() < 8) return bytes;
   bytes.resize(bytes.size() - 8);
-  dpfleet::StreamChecksum checksum;
-  checksum.Update(bytes.data(), bytes.size());
-  const uint64_t value = checksum.Final();
-  return bytes + std::string(reinterpret_cast<const char*>(&value), sizeof(value));
+  return dpfleet::worker::SealCheckpoint(std::move(bytes));
 }
 
 void CheckRestore(const std::string& checkpoint) {

@@ -1,6 +1,7 @@
 #include "worker/checkpoint.h"
 
 #include <cstring>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "common/checksum.h"
@@ -100,10 +101,14 @@ std::string EncodeCheckpoint(const TrainerCheckpoint& checkpoint) {
        {&checkpoint.parameters, &checkpoint.optimizer_tensors, &checkpoint.average}) {
     for (const at::Tensor& tensor : *list) AppendTensor(out, tensor);
   }
+  return SealCheckpoint(std::move(out));
+}
+
+std::string SealCheckpoint(std::string body) {
   StreamChecksum checksum;
-  checksum.Update(out.data(), out.size());
-  Append<uint64_t>(out, checksum.Final());
-  return out;
+  checksum.Update(body.data(), body.size());
+  Append<uint64_t>(body, checksum.Final());
+  return body;
 }
 
 absl::StatusOr<TrainerCheckpoint> DecodeCheckpoint(absl::string_view bytes) {

@@ -30,6 +30,10 @@ struct TrainerCheckpoint {
 // of every host dpfleet runs on), followed by a StreamChecksum of what precedes it.
 std::string EncodeCheckpoint(const TrainerCheckpoint& checkpoint);
 
+// Returns `body` followed by the StreamChecksum of `body`: how every checkpoint ends. For
+// EncodeCheckpoint, and for tests and fuzzers that forge well-sealed bodies.
+std::string SealCheckpoint(std::string body);
+
 // Returns the checkpoint in `bytes`. Errors: kDataLoss naming what is wrong (not a checkpoint, an
 // unknown version, truncated or trailing bytes, a failed checksum, a negative step count, a tensor
 // of more than 8 dimensions or a negative size). Reads each byte once and allocates no more than

@@ -3,7 +3,6 @@
 #include <cstring>
 #include <string>
 
-#include "common/checksum.h"
 #include "gtest/gtest.h"
 
 namespace dpfleet::worker {
@@ -56,14 +55,6 @@ TEST(Checkpoint, RefusesEveryTruncationAndEveryFlippedByte) {
             std::string::npos);
 }
 
-// `body` with a valid checksum appended, as a forger who knows the format would write it.
-std::string Sealed(const std::string& body) {
-  StreamChecksum checksum;
-  checksum.Update(body.data(), body.size());
-  const uint64_t value = checksum.Final();
-  return body + std::string(reinterpret_cast<const char*>(&value), sizeof(value));
-}
-
 // The body of a checkpoint of one parameter, with its dimension count and sizes as given; the
 // header is 40 bytes (magic, version, three counts, two step counts).
 std::string OneTensorBody(uint32_t dimensions, const std::vector<int64_t>& sizes) {
@@ -77,8 +68,9 @@ std::string OneTensorBody(uint32_t dimensions, const std::vector<int64_t>& sizes
 }
 
 TEST(Checkpoint, BoundsForgedSizesByTheBytesGiven) {
-  // Sealed correctly, so only the size checks stand between the forgery and an allocation.
-  EXPECT_TRUE(DecodeCheckpoint(Sealed(OneTensorBody(2, {4, 4}))).ok());
+  // Sealed correctly (as a forger who knows the format would), so only the size checks stand
+  // between the forgery and an allocation.
+  EXPECT_TRUE(DecodeCheckpoint(SealCheckpoint(OneTensorBody(2, {4, 4}))).ok());
   const struct {
     uint32_t dimensions;
     std::vector<int64_t> sizes;
@@ -92,7 +84,7 @@ TEST(Checkpoint, BoundsForgedSizesByTheBytesGiven) {
   };
   for (const auto& forged : forgeries) {
     const absl::Status status =
-        DecodeCheckpoint(Sealed(OneTensorBody(forged.dimensions, forged.sizes))).status();
+        DecodeCheckpoint(SealCheckpoint(OneTensorBody(forged.dimensions, forged.sizes))).status();
     EXPECT_EQ(status.code(), absl::StatusCode::kDataLoss);
     EXPECT_NE(status.message().find(forged.refusal), std::string::npos) << status;
   }
