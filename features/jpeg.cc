@@ -16,6 +16,13 @@
 namespace dpfleet::features {
 namespace {
 
+// A JPEG header may claim up to 65500 x 65500 pixels in a few hundred bytes; the decoder would
+// allocate 12.8 GB for it. Photographs fit well inside 2^26 pixels (8192 x 8192).
+constexpr int64_t kMaxPixels = int64_t{1} << 26;
+// libjpeg's own buffers (a progressive image's whole coefficient array) stay under this; past it
+// the library stops with "backing store not supported" rather than allocating.
+constexpr long kMaxDecoderMemory = 512L << 20;
+
 // libjpeg reports fatal errors through error_exit, which must not return: it jumps back to the
 // call that started the work, carrying the library's message.
 struct ErrorManager {
@@ -93,8 +100,14 @@ absl::StatusOr<at::Tensor> DecodeJpeg(const std::string& path, int64_t min_short
   }
   jpeg_create_decompress(&info);
   decoder->created = true;
+  info.mem->max_memory_to_use = kMaxDecoderMemory;
   jpeg_stdio_src(&info, file.get());
   jpeg_read_header(&info, TRUE);
+  if (static_cast<int64_t>(info.image_width) * info.image_height > kMaxPixels) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat(path, " is ", info.image_width, " x ", info.image_height,
+                     " pixels, more than the decoder's limit of ", kMaxPixels, " pixels"));
+  }
   const bool cmyk = info.jpeg_color_space == JCS_CMYK || info.jpeg_color_space == JCS_YCCK;
   info.out_color_space = cmyk ? JCS_CMYK : JCS_RGB;
   // libjpeg-turbo's IDCT can scale by M/8, but only M = 1, 2, 4 (and 8) are SIMD-accelerated;
@@ -114,7 +127,9 @@ absl::StatusOr<at::Tensor> DecodeJpeg(const std::string& path, int64_t min_short
   decoder->rgb = at::empty({static_cast<int64_t>(info.output_height), width, 3}, at::kByte);
   uint8_t* out = decoder->rgb.data_ptr<uint8_t>();
   if (cmyk) decoder->cmyk_row.resize(static_cast<size_t>(width) * 4);
-  while (info.output_scanline < info.output_height) {
+  // Past a premature end libjpeg fills the rows with grey; the image is refused below, so the
+  // remaining rows are not decoded.
+  while (info.output_scanline < info.output_height && !decoder->errors.premature_end) {
     unsigned char* row = out + static_cast<int64_t>(info.output_scanline) * width * 3;
     if (!cmyk) {
       jpeg_read_scanlines(&info, &row, 1);
@@ -132,10 +147,10 @@ absl::StatusOr<at::Tensor> DecodeJpeg(const std::string& path, int64_t min_short
       }
     }
   }
-  jpeg_finish_decompress(&info);
   if (decoder->errors.premature_end) {
     return absl::DataLossError(absl::StrCat(path, " is truncated: its JPEG data ends early"));
   }
+  jpeg_finish_decompress(&info);
   return std::move(decoder->rgb);
 }
 

@@ -18,7 +18,8 @@ namespace dpfleet::features {
 // resize to that shorter side would discard: the result's shorter side is the smallest such scaling
 // that is still >= `min_short_side`, or the full size. Errors: kNotFound for a missing file;
 // kDataLoss naming the file for anything that is not a decodable JPEG (a PNG renamed .JPEG, a
-// truncated file).
+// truncated file); kResourceExhausted for an image of more than 2^26 pixels (a header may claim
+// 65500 x 65500 in a few bytes).
 absl::StatusOr<at::Tensor> DecodeJpeg(const std::string& path, int64_t min_short_side = 0);
 
 // Encodes `rgb` (uint8 [H, W, 3]) as a baseline JPEG at `quality` (1..100) to `path`.

@@ -122,5 +122,28 @@ TEST(Jpeg, RefusesFilesThatAreNotWholeJpegs) {
   EXPECT_EQ(DecodeJpeg(text).status().code(), absl::StatusCode::kDataLoss);
 }
 
+TEST(Jpeg, RefusesAHeaderClaimingMorePixelsThanTheLimit) {
+  const std::string path = TempPath("small.jpg");
+  ASSERT_TRUE(EncodeJpeg(path, Gradient(16, 16)).ok());
+  std::string bytes;
+  {
+    std::ifstream in(path, std::ios::binary);
+    bytes.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  // The baseline frame header: FF C0, length (2), precision (1), height (2), width (2).
+  const size_t frame = bytes.find("\xff\xc0");
+  ASSERT_NE(frame, std::string::npos);
+  for (const size_t at : {frame + 5, frame + 7}) {  // 60000 = 0xEA60 rows and columns
+    bytes[at] = static_cast<char>(0xEA);
+    bytes[at + 1] = static_cast<char>(0x60);
+  }
+  const std::string huge = TempPath("huge.jpg");
+  std::ofstream(huge, std::ios::binary) << bytes;
+  auto decoded = DecodeJpeg(huge);
+  ASSERT_EQ(decoded.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_NE(decoded.status().message().find("60000 x 60000"), std::string::npos);
+  EXPECT_NE(decoded.status().message().find(huge), std::string::npos);
+}
+
 }  // namespace
 }  // namespace dpfleet::features
