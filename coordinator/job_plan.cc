@@ -121,6 +121,19 @@ absl::Status ValidateJobSpec(const v1::JobSpec& spec) {
   if (spec.num_workers() < 1) return Invalid("num_workers", ">= 1", spec.num_workers());
   if (spec.micro_batch_size() < 0)
     return Invalid("micro_batch_size", ">= 0", spec.micro_batch_size());
+  const v1::Augmentation& augmentation = spec.augmentation();
+  if (augmentation.views() < 0 || augmentation.views() > 64) {
+    return Invalid("augmentation.views", "in [1, 64] (0: none)", augmentation.views());
+  }
+  if (augmentation.crop_padding() < 0) {
+    return Invalid("augmentation.crop_padding", ">= 0", augmentation.crop_padding());
+  }
+  if (augmentation.views() > 1 && augmentation.crop_padding() == 0 &&
+      !augmentation.horizontal_flip()) {
+    return absl::InvalidArgumentError(
+        "augmentation.views > 1 needs a crop_padding or horizontal_flip: the views would all be "
+        "the same image");
+  }
   return absl::OkStatus();
 }
 

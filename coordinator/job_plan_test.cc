@@ -90,6 +90,16 @@ TEST(ValidateJobSpec, NamesEachBadField) {
   ExpectInvalidNaming(spec, "loss_clip");  // A noised loss needs its sensitivity.
   spec.set_loss_clip(3);
   EXPECT_TRUE(ValidateJobSpec(spec).ok());
+
+  spec = GoodSpec();
+  spec.mutable_augmentation()->set_views(65);
+  ExpectInvalidNaming(spec, "augmentation.views");
+  spec.mutable_augmentation()->set_views(4);
+  ExpectInvalidNaming(spec, "crop_padding or horizontal_flip");  // Four identical views.
+  spec.mutable_augmentation()->set_crop_padding(-1);
+  ExpectInvalidNaming(spec, "augmentation.crop_padding");
+  spec.mutable_augmentation()->set_crop_padding(4);
+  EXPECT_TRUE(ValidateJobSpec(spec).ok());
 }
 
 TEST(AccountedNoiseMultiplier, FallsBackToTheGradientsForJobsStoredBeforeIt) {

@@ -41,6 +41,8 @@ Jobs (coordinator at --coordinator or $DPFLEET_COORDINATOR):
                [--schedule constant|cosine] [--warmup-steps N] [--ema-decay D]
                [--clipping flat|per-layer] [--automatic-clipping] [--loss softmax|sigmoid]
                [--zero-init-head] [--low-memory-clipping]
+               [--augmentations K [--crop-padding P] [--no-flip]]  (mean gradient over K random
+                               views per example, clipped as one; default crops padded by 4 and flips)
                [--loss-noise-multiplier S --loss-clip L]  (show a DP noised loss instead of the
                                                             owner-only raw one; accounted too)
                [--workers N] [--seed S] [--micro-batch-size M] [--name TEXT] [--watch] [--json]

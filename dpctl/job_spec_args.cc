@@ -162,6 +162,20 @@ absl::StatusOr<v1::JobSpec> JobSpecFromArgs(Args& args) {
   DPFLEET_RETURN_IF_ERROR(IfInt(args, "micro-batch-size", [&](int64_t v) {
     spec.set_micro_batch_size(static_cast<int32_t>(v));
   }));
+  v1::Augmentation* augmentation = spec.mutable_augmentation();
+  DPFLEET_RETURN_IF_ERROR(IfInt(args, "augmentations", [&](int64_t v) {
+    augmentation->set_views(static_cast<int32_t>(v));
+    // De et al.'s transforms, unless the spec file chose some.
+    if (augmentation->crop_padding() == 0 && !augmentation->horizontal_flip()) {
+      augmentation->set_crop_padding(4);
+      augmentation->set_horizontal_flip(true);
+    }
+  }));
+  DPFLEET_RETURN_IF_ERROR(IfInt(args, "crop-padding", [&](int64_t v) {
+    augmentation->set_crop_padding(static_cast<int32_t>(v));
+  }));
+  IfBool(args, "no-flip", [&] { augmentation->set_horizontal_flip(false); });
+  if (augmentation->ByteSizeLong() == 0) spec.clear_augmentation();
   return spec;
 }
 

@@ -71,6 +71,27 @@ TEST(JobSpecFromArgs, FlagsOverrideTheSpecFile) {
   EXPECT_EQ(overridden.display_name(), "quick");
 }
 
+TEST(JobSpecFromArgs, AugmentationsDefaultToDeEtAlsCropsAndFlips) {
+  EXPECT_FALSE(SpecOf({"--model", "cnn_tb"})->has_augmentation());
+  const v1::Augmentation defaults = SpecOf({"--augmentations", "8"})->augmentation();
+  EXPECT_EQ(defaults.views(), 8);
+  EXPECT_EQ(defaults.crop_padding(), 4);
+  EXPECT_TRUE(defaults.horizontal_flip());
+  const v1::Augmentation chosen =
+      SpecOf({"--augmentations", "4", "--crop-padding", "2", "--no-flip"})->augmentation();
+  EXPECT_EQ(chosen.views(), 4);
+  EXPECT_EQ(chosen.crop_padding(), 2);
+  EXPECT_FALSE(chosen.horizontal_flip());
+  // A spec file's transforms are kept when the flag only sets the number of views.
+  const std::string path =
+      WriteFile("flips.textproto", "augmentation { views: 2 horizontal_flip: true }");
+  const v1::Augmentation file =
+      SpecOf({"--spec", path.c_str(), "--augmentations", "16"})->augmentation();
+  EXPECT_EQ(file.views(), 16);
+  EXPECT_EQ(file.crop_padding(), 0);
+  EXPECT_TRUE(file.horizontal_flip());
+}
+
 TEST(JobSpecFromArgs, NamesWhatIsWrong) {
   const std::string bad = WriteFile("bad.textproto", "model: \"mlp\"\nepochs: many\n");
   const absl::Status parse = SpecOf({"--spec", bad.c_str()}).status();

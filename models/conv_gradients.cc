@@ -1,6 +1,7 @@
 #include "models/conv_gradients.h"
 
 #include <algorithm>
+#include <vector>
 
 #include "models/batched_matmul.h"
 
@@ -72,6 +73,20 @@ void ForEachExampleBlockWeightGradient(
                                  x.reshape({1, n * x.size(1), x.size(2), x.size(3)}), shape, folded)
                   .view({n, -1}));
       });
+}
+
+at::Tensor SumViews(const at::Tensor& per_row, int64_t views) {
+  if (views == 1) return per_row;
+  std::vector<int64_t> shape = per_row.sizes().vec();
+  shape[0] /= views;
+  shape.insert(shape.begin() + 1, views);
+  return per_row.reshape(shape).sum(1);
+}
+
+void AddViewsInto(const at::Tensor& block, int64_t start, int64_t views, at::Tensor& per_example) {
+  const at::Tensor examples =
+      at::arange(start, start + block.size(0), at::kLong).floor_divide_(views);
+  per_example.index_add_(0, examples, block.reshape({block.size(0), -1}));
 }
 
 }  // namespace dpfleet::models::internal

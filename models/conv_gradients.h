@@ -40,6 +40,14 @@ void ForEachExampleBlockWeightGradient(
     const ConvGeometry& geometry, double max_bytes,
     const std::function<void(int64_t, const at::Tensor&)>& visit);
 
+// Returns `per_row` [R, ...] with each run of `views` consecutive rows summed: [R / views, ...],
+// the gradients of examples from those of their views.
+at::Tensor SumViews(const at::Tensor& per_row, int64_t views);
+
+// Adds the rows of `block` [n, ...] (rows start.. of a batch with `views` consecutive rows per
+// example) into `per_example` [examples, numel of a row], row r into example r / views.
+void AddViewsInto(const at::Tensor& block, int64_t start, int64_t views, at::Tensor& per_example);
+
 }  // namespace dpfleet::models::internal
 
 #endif  // DPFLEET_MODELS_CONV_GRADIENTS_H_

@@ -104,8 +104,18 @@ class D4ConvTrace final : public LayerTrace {
     return at::Tensor();
   }
 
-  at::Tensor SquaredNorms(const at::Tensor& output_grad) override {
-    if (!output_grad.defined()) return per_example_.pow(2).sum(1).to(at::kDouble);
+  at::Tensor SquaredNorms(const at::Tensor& output_grad, int64_t views) override {
+    if (!output_grad.defined()) {
+      return internal::SumViews(per_example_, views).pow(2).sum(1).to(at::kDouble);
+    }
+    if (views > 1) {
+      at::Tensor summed =
+          at::zeros({output_grad.size(0) / views, parameter_numel_}, output_grad.options());
+      ForEachSharedGradient(output_grad, [&](int64_t start, const at::Tensor& shared) {
+        internal::AddViewsInto(shared, start, views, summed);
+      });
+      return summed.pow(2).sum(1).to(at::kDouble);
+    }
     std::vector<at::Tensor> norms;
     ForEachSharedGradient(output_grad, [&](int64_t, const at::Tensor& shared) {
       norms.push_back(shared.pow(2).sum(1).to(at::kDouble));

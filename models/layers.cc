@@ -41,10 +41,13 @@ class MaterializedTrace : public LayerTrace {
     return at::Tensor();
   }
 
-  at::Tensor SquaredNorms(const at::Tensor& output_grad) override {
+  at::Tensor SquaredNorms(const at::Tensor& output_grad, int64_t views) override {
     Materialize(output_grad);
-    at::Tensor squared = at::zeros({output_sizes()[0]}, output_options().dtype(at::kDouble));
-    for (const at::Tensor& g : per_example_) squared += SquaredNormPerExample(g);
+    at::Tensor squared =
+        at::zeros({output_sizes()[0] / views}, output_options().dtype(at::kDouble));
+    for (const at::Tensor& g : per_example_) {
+      squared += SquaredNormPerExample(internal::SumViews(g, views));
+    }
     return squared;
   }
 
@@ -82,8 +85,9 @@ class LinearTrace final : public LayerTrace {
         weight_(weight),
         bias_(bias) {}
 
-  at::Tensor SquaredNorms(const at::Tensor& output_grad) override {
-    const int64_t b = input_.size(0);
+  // An example's views are more positions of it: [B K, T, d] is read as [B, K T, d].
+  at::Tensor SquaredNorms(const at::Tensor& output_grad, int64_t views) override {
+    const int64_t b = input_.size(0) / views;
     const at::Tensor x = input_.reshape({b, -1, input_.size(-1)});             // [B, T, d]
     const at::Tensor dy = output_grad.reshape({b, -1, output_grad.size(-1)});  // [B, T, p]
     const int64_t t = x.size(1), d = x.size(2), p = dy.size(2);
@@ -160,15 +164,24 @@ class Conv2dTrace final : public LayerTrace {
     return at::Tensor();
   }
 
-  at::Tensor SquaredNorms(const at::Tensor& output_grad) override {
+  // With several views per example, the norms are taken from per-example gradients summed over
+  // the views, also where ghost norms would be cheaper for one view.
+  at::Tensor SquaredNorms(const at::Tensor& output_grad, int64_t views) override {
     if (!output_grad.defined()) {  // Absorb kept the per-example gradients.
-      at::Tensor squared = PerExampleWeightNorms(
-          per_example_weight_.view({per_example_weight_.size(0), options_.out_channels, -1}));
-      if (bias_ >= 0) squared += SquaredNormPerExample(per_example_bias_);
+      const at::Tensor weight = internal::SumViews(per_example_weight_, views);
+      at::Tensor squared =
+          PerExampleWeightNorms(weight.view({weight.size(0), options_.out_channels, -1}));
+      if (bias_ >= 0) {
+        squared += SquaredNormPerExample(internal::SumViews(per_example_bias_, views));
+      }
       return squared;
     }
-    at::Tensor squared = plan_.ghost ? GhostNorms(output_grad) : MaterializedNorms(output_grad);
-    if (bias_ >= 0) squared += SquaredNormPerExample(output_grad.sum(at::IntArrayRef{2, 3}));
+    at::Tensor squared =
+        plan_.ghost && views == 1 ? GhostNorms(output_grad) : MaterializedNorms(output_grad, views);
+    if (bias_ >= 0) {
+      squared +=
+          SquaredNormPerExample(internal::SumViews(output_grad.sum(at::IntArrayRef{2, 3}), views));
+    }
     return squared;
   }
 
@@ -332,15 +345,28 @@ class Conv2dTrace final : public LayerTrace {
     return {.ghost = l * l * (o + ck) < 2 * l * o * ck, .shifted_gram = p * p * c < l * l * ck};
   }
 
-  // The norms alone, in blocks of examples.
-  at::Tensor MaterializedNorms(const at::Tensor& output_grad) const {
+  // The norms alone, in blocks of rows; with several views per example, from the rows' gradients
+  // summed per example.
+  at::Tensor MaterializedNorms(const at::Tensor& output_grad, int64_t views) const {
     std::vector<at::Tensor> norms;
+    at::Tensor summed;
+    if (views > 1) {
+      summed =
+          at::zeros({output_grad.size(0) / views, weight_used_.numel()}, output_grad.options());
+    }
     internal::ForEachExampleBlockWeightGradient(
         output_grad, input_, weight_used_.sizes(), Geometry(), kChunkBytes,
-        [&](int64_t, const at::Tensor& per_example) {
-          norms.push_back(PerExampleWeightNorms(
-              per_example.view({per_example.size(0), options_.out_channels, -1})));
+        [&](int64_t start, const at::Tensor& per_row) {
+          if (views > 1) {
+            internal::AddViewsInto(per_row, start, views, summed);
+            return;
+          }
+          norms.push_back(
+              PerExampleWeightNorms(per_row.view({per_row.size(0), options_.out_channels, -1})));
         });
+    if (views > 1) {
+      return PerExampleWeightNorms(summed.view({summed.size(0), options_.out_channels, -1}));
+    }
     return at::cat(norms);
   }
 
@@ -427,8 +453,8 @@ class EmbeddingTrace final : public LayerTrace {
       : LayerTrace(std::move(name), output, {weight}), ids_(std::move(ids)), weight_(weight) {}
 
   // Rows of the same token add up: ||g_i||^2 = sum_{t,s} [id_t == id_s] (dy_t . dy_s).
-  at::Tensor SquaredNorms(const at::Tensor& output_grad) override {
-    const int64_t b = ids_.size(0);
+  at::Tensor SquaredNorms(const at::Tensor& output_grad, int64_t views) override {
+    const int64_t b = ids_.size(0) / views;  // Views are more positions of an example.
     const at::Tensor ids = ids_.reshape({b, -1});
     const at::Tensor dy = output_grad.reshape({b, ids.size(1), -1});
     const at::Tensor same = ids.unsqueeze(2).eq(ids.unsqueeze(1)).to(dy.scalar_type());

@@ -56,12 +56,16 @@ class LayerTrace {
   // Sec. 3: keep whichever of the two is smaller).
   virtual at::Tensor Absorb(const at::Tensor& output_grad) { return output_grad; }
 
-  // Returns [B] float64: per-example squared L2 norms of the gradients of this layer's parameters,
-  // given what Absorb returned, or dL/d(output) itself when Absorb was not called.
-  virtual at::Tensor SquaredNorms(const at::Tensor& output_grad) = 0;
+  // Returns [B / views] float64: per-example squared L2 norms of the gradients of this layer's
+  // parameters, given what Absorb returned, or dL/d(output) itself when Absorb was not called. The
+  // batch holds `views` consecutive rows per example (augmentation multiplicity, De et al. 2022):
+  // an example's gradient is the sum of its rows' gradients, so its norm has the cross terms
+  // between views (views = 1: one row per example).
+  virtual at::Tensor SquaredNorms(const at::Tensor& output_grad, int64_t views) = 0;
 
-  // Adds sum_i factors_i g_i(p) to sums[p] for each parameter p of the layer, factors [B], given
-  // what Absorb returned, or dL/d(output) itself when Absorb was not called.
+  // Adds sum_i factors_i g_i(p) to sums[p] for each parameter p of the layer, factors [B] (one per
+  // row: repeat an example's factor over its views), given what Absorb returned, or dL/d(output)
+  // itself when Absorb was not called.
   virtual void AccumulateScaled(const at::Tensor& output_grad, const at::Tensor& factors,
                                 std::vector<at::Tensor>& sums) = 0;
 

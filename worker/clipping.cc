@@ -213,9 +213,15 @@ absl::StatusOr<std::vector<int64_t>> AccumulateUnlessNonFinite(
   models::ForwardTrace trace;
   const at::Tensor logits = model.Forward(inputs, &trace);
   if (absl::Status valid = CheckTrace(model, trace); !valid.ok()) return valid;
-  // Summed (not averaged) loss: the gradient w.r.t. each layer output is then exactly the
-  // per-example output gradient, row by row.
-  auto [losses, logit_gradient] = PerExampleLossAndGradient(logits, labels, options.loss);
+  // Summed (not averaged) loss over the examples, each the mean over its views: the gradient
+  // w.r.t. each layer output is then exactly the per-example output gradient, row by row.
+  const int64_t views = options.views_per_example;
+  auto [losses, logit_gradient] = PerExampleLossAndGradient(
+      logits, views == 1 ? labels : labels.repeat_interleave(views), options.loss);
+  if (views > 1) {
+    losses = losses.view({-1, views}).mean(1);
+    logit_gradient.div_(static_cast<double>(views));
+  }
   auto record_losses = [&, losses = losses] {
     batch.loss_sum = losses.sum().item<double>();
     if (options.loss_clip > 0) {
@@ -223,7 +229,11 @@ absl::StatusOr<std::vector<int64_t>> AccumulateUnlessNonFinite(
       batch.clipped_loss_sum = losses.clamp(0, options.loss_clip).sum().item<double>();
     }
   };
-  const int64_t examples = inputs.size(0);
+  const int64_t examples = labels.size(0);
+  // The factors of AccumulateScaled and the ghost sum are per row.
+  auto per_row = [views](const at::Tensor& factors) {
+    return views == 1 ? factors : factors.repeat_interleave(views);
+  };
 
   if (options.low_memory) {
     if (options.mode != ClippingMode::kFlat) {
@@ -235,11 +245,12 @@ absl::StatusOr<std::vector<int64_t>> AccumulateUnlessNonFinite(
     at::Tensor squared = at::zeros({examples}, logits.options().dtype(at::kDouble));
     VisitOutputGradients(trace, logits, logit_gradient, /*retain_graph=*/true,
                          [&](size_t l, const at::Tensor& gradient) {
-                           squared += trace.layers[l]->SquaredNorms(gradient);
+                           squared += trace.layers[l]->SquaredNorms(gradient, views);
                          });
     if (std::vector<int64_t> bad = NonFiniteRows(squared, losses); !bad.empty()) return bad;
     GhostClippedSum(model, logits, logit_gradient,
-                    ClipFactors(squared, options.clip_norm, options, logits.scalar_type()), sums);
+                    per_row(ClipFactors(squared, options.clip_norm, options, logits.scalar_type())),
+                    sums);
     if (on_accumulated) {
       for (const auto& layer : trace.layers) on_accumulated(layer->parameter_indices());
     }
@@ -265,7 +276,7 @@ absl::StatusOr<std::vector<int64_t>> AccumulateUnlessNonFinite(
   std::vector<at::Tensor> layer_squared;
   at::Tensor squared = at::zeros({examples}, logits.options().dtype(at::kDouble));
   for (size_t l = 0; l < trace.layers.size(); ++l) {
-    layer_squared.push_back(trace.layers[l]->SquaredNorms(kept[l]));
+    layer_squared.push_back(trace.layers[l]->SquaredNorms(kept[l], views));
     squared += layer_squared.back();
   }
   if (std::vector<int64_t> bad = NonFiniteRows(squared, losses); !bad.empty()) return bad;
@@ -280,7 +291,7 @@ absl::StatusOr<std::vector<int64_t>> AccumulateUnlessNonFinite(
         options.mode == ClippingMode::kFlat
             ? flat_factors
             : ClipFactors(layer_squared[l], per_layer_norm, options, logits.scalar_type());
-    trace.layers[l]->AccumulateScaled(kept[l], factors, sums);
+    trace.layers[l]->AccumulateScaled(kept[l], per_row(factors), sums);
     kept[l].reset();  // Let go of what the layer kept as soon as its sum is in.
     if (on_accumulated) on_accumulated(trace.layers[l]->parameter_indices());
   }
@@ -288,12 +299,19 @@ absl::StatusOr<std::vector<int64_t>> AccumulateUnlessNonFinite(
   return std::vector<int64_t>();
 }
 
-// The rows of `inputs` [B, ...] whose values are all finite (integer inputs always are).
-at::Tensor FiniteInputRows(const at::Tensor& inputs) {
+// The examples of `inputs` [B V, ...] (V views each) whose values are all finite (integer inputs
+// always are).
+at::Tensor FiniteExamples(const at::Tensor& inputs, int64_t examples) {
   if (!at::isFloatingType(inputs.scalar_type()) || inputs.dim() == 0) {
-    return at::arange(inputs.size(0), at::kLong);
+    return at::arange(examples, at::kLong);
   }
-  return inputs.reshape({inputs.size(0), -1}).isfinite().all(1).nonzero().view({-1});
+  return inputs.reshape({examples, -1}).isfinite().all(1).nonzero().view({-1});
+}
+
+// The rows of `inputs` [B V, ...] that hold the views of `examples`.
+at::Tensor SelectExamples(const at::Tensor& inputs, const at::Tensor& examples, int64_t views) {
+  if (views == 1) return inputs.index_select(0, examples);
+  return inputs.unflatten(0, {-1, views}).index_select(0, examples).flatten(0, 1);
 }
 
 }  // namespace
@@ -306,23 +324,28 @@ absl::StatusOr<ClippedBatch> AccumulateClippedGradients(
     return absl::InvalidArgumentError(
         absl::StrCat("clip_norm must be finite and > 0, got ", options.clip_norm));
   }
-  if (inputs.size(0) != labels.size(0)) {
+  const int64_t views = options.views_per_example;
+  if (views < 1) {
+    return absl::InvalidArgumentError(absl::StrCat("views_per_example must be >= 1, got ", views));
+  }
+  if (inputs.dim() == 0 || inputs.size(0) != labels.size(0) * views) {
     return absl::InvalidArgumentError(
-        absl::StrCat("batch of ", inputs.size(0), " inputs but ", labels.size(0), " labels"));
+        absl::StrCat("batch of ", inputs.dim() == 0 ? 0 : inputs.size(0), " inputs but ",
+                     labels.size(0), " labels with ", views, " views each"));
   }
   if (sums.size() != model.parameters().size()) {
     return absl::InvalidArgumentError(
         absl::StrCat("need ", model.parameters().size(), " gradient sums, got ", sums.size()));
   }
   ClippedBatch batch;
-  batch.examples = inputs.size(0);
+  batch.examples = labels.size(0);
   // Examples with a non-finite input, then those whose gradient turns out not finite, are left
   // out, and the rest run again without them: examples never interact (CheckTrace refuses
   // modules that mix them), so the others' gradients are unchanged.
-  at::Tensor rows = FiniteInputRows(inputs);
+  at::Tensor rows = FiniteExamples(inputs, batch.examples);
   while (rows.numel() > 0) {
-    const bool all = rows.numel() == inputs.size(0);
-    const at::Tensor kept_inputs = all ? inputs : inputs.index_select(0, rows);
+    const bool all = rows.numel() == batch.examples;
+    const at::Tensor kept_inputs = all ? inputs : SelectExamples(inputs, rows, views);
     const at::Tensor kept_labels = all ? labels : labels.index_select(0, rows);
     DPFLEET_ASSIGN_OR_RETURN(const std::vector<int64_t> bad,
                              AccumulateUnlessNonFinite(model, kept_inputs, kept_labels, options,

@@ -60,6 +60,10 @@ struct ClippingOptions {
   // When > 0, also sum the examples' losses each clipped to [0, loss_clip]: a sum of sensitivity
   // loss_clip, which can be released with noise (TrainerOptions::loss_noise_multiplier).
   double loss_clip = 0;
+  // Augmentation multiplicity (De et al. 2022, Sec. 3.1): the inputs hold this many consecutive
+  // views (augmentations) of each example; an example's gradient and loss are the means over its
+  // views, and that mean is clipped as one gradient, so the sum's sensitivity stays C.
+  int64_t views_per_example = 1;
 };
 
 struct ClippedBatch {
@@ -71,10 +75,12 @@ struct ClippedBatch {
   int64_t non_finite_examples = 0;  // Of those, the ones left out (below); not private.
 };
 
-// Adds S (above) for the batch (inputs [B, ...], labels [B] int64) to `sums`, one tensor per model
-// parameter with the parameter's shape. An example with a non-finite input value, gradient norm or
+// Adds S (above) for the batch (inputs [B V, ...] with V = views_per_example consecutive views
+// of each example, labels [B] int64) to `sums`, one tensor per model parameter with the
+// parameter's shape. An example with a non-finite input value, gradient norm or
 // loss (an inf or a NaN: e.g. a float16 feature that overflowed) contributes exactly nothing, in
-// every clipping mode: it has no norm to clip, and 0 * inf = NaN would otherwise carry it into
+// every clipping mode (with views: an example any of whose views has one): it has no norm to clip,
+// and 0 * inf = NaN would otherwise carry it into
 // the whole sum, telling neighbouring datasets apart with certainty. Errors: kInvalidArgument for a
 // clip norm not finite and > 0, mismatched batch sizes or `sums` of the wrong layout;
 // kFailedPrecondition naming a module that mixes examples (BatchNorm), a parameter no traced layer

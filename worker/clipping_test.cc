@@ -19,14 +19,18 @@ std::vector<at::Tensor> ZerosLike(const std::vector<at::Tensor>& parameters) {
   return zeros;
 }
 
-// The definition: one backward per example, clip the whole (or each layer's) gradient, sum.
+// The definition: one backward per example (of the mean loss over its views), clip the whole (or
+// each layer's) gradient, sum.
 std::vector<at::Tensor> NaiveClippedSum(models::Model& model, const at::Tensor& inputs,
                                         const at::Tensor& labels, const ClippingOptions& options,
                                         const std::vector<std::vector<int>>& layer_parameters) {
   std::vector<at::Tensor> sums = ZerosLike(model.parameters());
-  for (int64_t i = 0; i < inputs.size(0); ++i) {
-    const at::Tensor logits = model.Forward(inputs.slice(0, i, i + 1), nullptr);
-    const at::Tensor loss = SummedLoss(logits, labels.slice(0, i, i + 1), options.loss);
+  const int64_t views = options.views_per_example;
+  for (int64_t i = 0; i < labels.size(0); ++i) {
+    const at::Tensor logits = model.Forward(inputs.slice(0, i * views, (i + 1) * views), nullptr);
+    const at::Tensor loss =
+        SummedLoss(logits, labels.slice(0, i, i + 1).repeat({views}), options.loss) /
+        static_cast<double>(views);
     const std::vector<at::Tensor> grads = torch::autograd::grad({loss}, model.parameters());
     auto factor = [&](double squared, double bound) {
       bound *= 1 - ClipMargin(inputs.scalar_type());  // The engine aims just below C.
@@ -84,8 +88,11 @@ void ExpectEngineMatchesReference(models::Model& model, const at::Tensor& inputs
   const absl::StatusOr<ClippedBatch> batch =
       AccumulateClippedGradients(model, inputs, labels, options, sums);
   ASSERT_TRUE(batch.ok()) << batch.status();
+  const int64_t views = options.views_per_example;
   const double loss =
-      SummedLoss(model.Forward(inputs, nullptr), labels, options.loss).item<double>();
+      SummedLoss(model.Forward(inputs, nullptr), labels.repeat_interleave(views), options.loss)
+          .item<double>() /
+      static_cast<double>(views);
   EXPECT_NEAR(batch->loss_sum, loss, (float32 ? 1e-5 : 1e-12) * std::abs(loss)) << what;
   const double error = RelativeError(
       sums, NaiveClippedSum(model, inputs, labels, options, LayerParameters(model, inputs)));
@@ -94,7 +101,7 @@ void ExpectEngineMatchesReference(models::Model& model, const at::Tensor& inputs
       << (options.mode == ClippingMode::kPerLayer ? " per-layer" : "")
       << (options.automatic ? " automatic" : "")
       << (options.loss == Loss::kSigmoidCrossEntropy ? " sigmoid" : "")
-      << (options.low_memory ? " low-memory" : "");
+      << (options.low_memory ? " low-memory" : "") << " views " << views;
 }
 
 struct EngineCase {
@@ -103,32 +110,53 @@ struct EngineCase {
   int64_t batch;
 };
 
-class EngineMatchesReference : public ::testing::TestWithParam<EngineCase> {};
-
-TEST_P(EngineMatchesReference, InFloat32AndFloat64ForEveryClippingMode) {
-  const EngineCase& c = GetParam();
-  for (at::ScalarType dtype : {at::kFloat, at::kDouble}) {
-    for (const ClippingOptions& options :
-         {ClippingOptions{.clip_norm = 0.01}, ClippingOptions{.clip_norm = 1.0},
-          ClippingOptions{.clip_norm = 1e4},
-          ClippingOptions{.clip_norm = 1.0, .mode = ClippingMode::kPerLayer},
-          ClippingOptions{.clip_norm = 1.0, .automatic = true},
-          ClippingOptions{.clip_norm = 1.0, .loss = Loss::kSigmoidCrossEntropy},
-          ClippingOptions{.clip_norm = 0.01, .low_memory = true},
-          ClippingOptions{.clip_norm = 1.0, .automatic = true, .low_memory = true}}) {
-      auto model = *models::CreateModel(c.model, {.input_shape = c.shape, .num_classes = 10}, 5);
-      for (at::Tensor& p : model->parameters()) p.set_data(p.data().to(dtype));
-      at::Generator generator = at::detail::createCPUGenerator(17);
-      std::vector<int64_t> shape = {c.batch};
-      shape.insert(shape.end(), c.shape.begin(), c.shape.end());
-      // Models with a fixed front (scattering) are traced on what it makes of the examples.
-      const at::Tensor inputs =
-          model->Preprocess(at::empty(shape, dtype).normal_(0, 1, generator)).to(dtype);
-      const at::Tensor labels = at::randint(0, 10, {c.batch}, generator, at::kLong);
-      ExpectEngineMatchesReference(*model, inputs, labels, options,
-                                   c.model + " " + at::toString(dtype));
+class EngineMatchesReference : public ::testing::TestWithParam<EngineCase> {
+ protected:
+  // Checks the engine on the case's model in float32 and float64, for each of `modes`, on random
+  // examples of options.views_per_example random views each.
+  static void ExpectMatchesInBothPrecisions(const std::vector<ClippingOptions>& modes,
+                                            uint64_t seed) {
+    const EngineCase& c = GetParam();
+    for (at::ScalarType dtype : {at::kFloat, at::kDouble}) {
+      for (const ClippingOptions& options : modes) {
+        auto model = *models::CreateModel(c.model, {.input_shape = c.shape, .num_classes = 10}, 5);
+        for (at::Tensor& p : model->parameters()) p.set_data(p.data().to(dtype));
+        at::Generator generator = at::detail::createCPUGenerator(seed);
+        std::vector<int64_t> shape = {c.batch * options.views_per_example};
+        shape.insert(shape.end(), c.shape.begin(), c.shape.end());
+        // Models with a fixed front (scattering) are traced on what it makes of the examples.
+        const at::Tensor inputs =
+            model->Preprocess(at::empty(shape, dtype).normal_(0, 1, generator)).to(dtype);
+        const at::Tensor labels = at::randint(0, 10, {c.batch}, generator, at::kLong);
+        ExpectEngineMatchesReference(*model, inputs, labels, options,
+                                     c.model + " " + at::toString(dtype));
+      }
     }
   }
+};
+
+TEST_P(EngineMatchesReference, InFloat32AndFloat64ForEveryClippingMode) {
+  ExpectMatchesInBothPrecisions(
+      {ClippingOptions{.clip_norm = 0.01}, ClippingOptions{.clip_norm = 1.0},
+       ClippingOptions{.clip_norm = 1e4},
+       ClippingOptions{.clip_norm = 1.0, .mode = ClippingMode::kPerLayer},
+       ClippingOptions{.clip_norm = 1.0, .automatic = true},
+       ClippingOptions{.clip_norm = 1.0, .loss = Loss::kSigmoidCrossEntropy},
+       ClippingOptions{.clip_norm = 0.01, .low_memory = true},
+       ClippingOptions{.clip_norm = 1.0, .automatic = true, .low_memory = true}},
+      17);
+}
+
+// Augmentation multiplicity: the engine's sum matches clipping each example's mean gradient over
+// its views, on every model and in every mode (the views here are independent random inputs).
+TEST_P(EngineMatchesReference, WithSeveralViewsPerExample) {
+  ExpectMatchesInBothPrecisions(
+      {ClippingOptions{.clip_norm = 0.01, .views_per_example = 3},
+       ClippingOptions{.clip_norm = 1e4, .views_per_example = 3},
+       ClippingOptions{.clip_norm = 1.0, .mode = ClippingMode::kPerLayer, .views_per_example = 3},
+       ClippingOptions{.clip_norm = 1.0, .automatic = true, .views_per_example = 3},
+       ClippingOptions{.clip_norm = 0.01, .low_memory = true, .views_per_example = 3}},
+      29);
 }
 
 TEST_P(EngineMatchesReference, NonFiniteExamplesContributeNothingInEveryMode) {
@@ -308,21 +336,24 @@ TEST(AccumulateClippedGradients, MatchesReferenceOnEveryLayerType) {
       if (!sequence && positions != 3) continue;  // Positions only shape the sequence model.
       for (at::ScalarType dtype : {at::kFloat, at::kDouble}) {
         std::unique_ptr<models::Model> model;
-        at::Tensor inputs;
+        at::Tensor inputs;  // Two views of each of the 5 examples; the first pass reads one.
         if (sequence) {
           model = std::make_unique<SequenceModel>(positions);
-          inputs = at::randn({5, positions}, dtype);
+          inputs = at::randn({10, positions}, dtype);
         } else {
           model = std::make_unique<GroupedConvModel>();
-          inputs = at::randn({5, 4, 9, 9}, dtype);
+          inputs = at::randn({10, 4, 9, 9}, dtype);
         }
         for (at::Tensor& p : model->parameters()) p.set_data(p.data().to(dtype));
         const at::Tensor labels = at::randint(0, 10, {5}, at::kLong);
         for (const ClippingOptions& options :
              {ClippingOptions{.clip_norm = 0.1},
-              ClippingOptions{.clip_norm = 0.1, .mode = ClippingMode::kPerLayer}}) {
+              ClippingOptions{.clip_norm = 0.1, .mode = ClippingMode::kPerLayer},
+              ClippingOptions{.clip_norm = 0.1, .views_per_example = 2},
+              ClippingOptions{
+                  .clip_norm = 0.1, .mode = ClippingMode::kPerLayer, .views_per_example = 2}}) {
           ExpectEngineMatchesReference(
-              *model, inputs, labels, options,
+              *model, inputs.slice(0, 0, 5 * options.views_per_example), labels, options,
               (sequence ? "sequence T=" + std::to_string(positions) : std::string("grouped conv")) +
                   " " + at::toString(dtype));
         }
@@ -393,6 +424,57 @@ TEST(AccumulateClippedGradients, EachExampleContributesAtMostTheClipNormWithNoTo
                 clip);
     }
   }
+}
+
+// However many views an example has, and however alike (identical views would add up to K times
+// one view's gradient if each were clipped alone), together they contribute at most C.
+TEST(AccumulateClippedGradients, TheViewsOfOneExampleContributeAtMostTheClipNormTogether) {
+  at::manual_seed(5);
+  for (const std::string name : {"linear", "cnn_tb"}) {
+    auto model = *models::CreateModel(name, {.input_shape = {1, 28, 28}, .num_classes = 10}, 5);
+    const at::Tensor image = at::randn({1, 1, 28, 28}) * 10;
+    const at::Tensor label = at::randint(0, 10, {1}, at::kLong);
+    for (const int64_t views : {1, 2, 8, 64}) {
+      for (const bool identical : {true, false}) {
+        const at::Tensor inputs = identical ? image.expand({views, 1, 28, 28}).contiguous()
+                                            : image + 0.1 * at::randn({views, 1, 28, 28});
+        for (const ClippingOptions& options :
+             {ClippingOptions{.clip_norm = 0.01, .views_per_example = views},
+              ClippingOptions{
+                  .clip_norm = 0.5, .mode = ClippingMode::kPerLayer, .views_per_example = views},
+              ClippingOptions{.clip_norm = 0.5, .automatic = true, .views_per_example = views},
+              ClippingOptions{.clip_norm = 0.5, .low_memory = true, .views_per_example = views}}) {
+          EXPECT_LE(ContributionNorm(*model, inputs, label, options), options.clip_norm)
+              << name << " " << views << (identical ? " identical" : " distinct") << " views";
+        }
+      }
+    }
+  }
+}
+
+// An example one of whose views is not finite is left out whole; its other views add nothing.
+TEST(AccumulateClippedGradients, AnExampleWithOneNonFiniteViewContributesNothing) {
+  auto model = *models::CreateModel("cnn_tb", {.input_shape = {1, 28, 28}, .num_classes = 10}, 5);
+  const at::Tensor inputs = at::randn({3 * 4, 1, 28, 28});
+  const at::Tensor labels = at::randint(0, 10, {3}, at::kLong);
+  at::Tensor dirty = inputs.clone();
+  dirty[5].view({-1})[100] = NAN;  // Example 1's second view.
+  const ClippingOptions options{.clip_norm = 1.0, .views_per_example = 4};
+  std::vector<at::Tensor> got = ZerosLike(model->parameters());
+  const ClippedBatch batch = *AccumulateClippedGradients(*model, dirty, labels, options, got);
+  EXPECT_EQ(batch.examples, 3);
+  EXPECT_EQ(batch.non_finite_examples, 1);
+  std::vector<at::Tensor> want = ZerosLike(model->parameters());
+  ASSERT_TRUE(AccumulateClippedGradients(*model,
+                                         at::cat({inputs.slice(0, 0, 4), inputs.slice(0, 8, 12)}),
+                                         at::stack({labels[0], labels[2]}), options, want)
+                  .ok());
+  EXPECT_LT(RelativeError(got, want), 1e-6);
+  // Inputs that are not views_per_example rows per label are refused.
+  EXPECT_EQ(AccumulateClippedGradients(*model, inputs.slice(0, 0, 10), labels, options, got)
+                .status()
+                .code(),
+            absl::StatusCode::kInvalidArgument);
 }
 
 TEST(AccumulateClippedGradients, ClipsEachExamplesLossForTheNoisedLoss) {

@@ -1,5 +1,8 @@
 #include "worker/trainer.h"
 
+#include <ATen/CPUGeneratorImpl.h>
+
+#include <algorithm>
 #include <cmath>
 #include <functional>
 #include <numeric>
@@ -58,7 +61,13 @@ absl::StatusOr<std::unique_ptr<ShardTrainer>> ShardTrainer::Create(
     return absl::InvalidArgumentError(
         absl::StrCat("micro_batch_size must be > 0, got ", options.micro_batch_size));
   }
+  DPFLEET_RETURN_IF_ERROR(ValidateAugmentation(options.augmentation, dataset->ExampleShape()));
+  if (options.clipping.views_per_example != 1) {
+    return absl::InvalidArgumentError(
+        "set augmentation.views, not clipping.views_per_example: the trainer makes the views");
+  }
   TrainerOptions resolved = options;
+  resolved.clipping.views_per_example = options.augmentation.views;
   if (resolved.shard_end == 0) {
     std::tie(resolved.shard_begin, resolved.shard_end) =
         RankShare(dataset->train_examples, *reducer);
@@ -117,10 +126,17 @@ ShardTrainer::ShardTrainer(const TrainerOptions& options, std::shared_ptr<const 
     average_ = std::make_unique<ParameterAverage>(model_->parameters(), options_.ema_decay);
   }
   if (model_->has_fixed_front()) {
-    training_front_ =
-        std::make_unique<FixedFrontCache>(*model_, options_.shard_begin, options_.shard_end);
+    if (options_.augmentation.views == 1) {
+      training_front_ =
+          std::make_unique<FixedFrontCache>(*model_, options_.shard_begin, options_.shard_end);
+    }
     const int64_t test_rows = dataset_->test_inputs.defined() ? dataset_->test_inputs.size(0) : 0;
     test_front_ = std::make_unique<FixedFrontCache>(*model_, 0, test_rows);
+  }
+  if (options_.augmentation.views > 1) {
+    uint64_t seed = 0;
+    FillSecureRandomBytes(&seed, sizeof(seed));
+    augmentation_generator_ = at::make_generator<at::CPUGeneratorImpl>(seed);
   }
 }
 
@@ -162,14 +178,21 @@ absl::StatusOr<ShardTrainer::StepResult> ShardTrainer::RunStep() {
       };
 
   absl::Status computed;
-  for (size_t start = 0; start < sample.size() && computed.ok();
-       start += options_.micro_batch_size) {
-    const size_t end = std::min(sample.size(), start + options_.micro_batch_size);
+  const int64_t views = options_.augmentation.views;
+  const size_t examples_at_once =
+      static_cast<size_t>(std::max<int64_t>(1, options_.micro_batch_size / views));
+  for (size_t start = 0; start < sample.size() && computed.ok(); start += examples_at_once) {
+    const size_t end = std::min(sample.size(), start + examples_at_once);
     std::vector<int64_t> rows(sample.begin() + start, sample.begin() + end);
     for (int64_t& row : rows) row += options_.shard_begin;
     const auto [examples, labels] = dataset_->TrainingRows(rows);
-    const at::Tensor inputs =
-        training_front_ != nullptr ? training_front_->Inputs(rows, examples) : examples;
+    at::Tensor inputs;
+    if (views > 1) {
+      inputs = model_->Preprocess(
+          AugmentedViews(examples, options_.augmentation, augmentation_generator_));
+    } else {
+      inputs = training_front_ != nullptr ? training_front_->Inputs(rows, examples) : examples;
+    }
     const absl::StatusOr<ClippedBatch> batch =
         AccumulateClippedGradients(*model_, inputs, labels, options_.clipping, gradient_views_,
                                    end == sample.size() ? on_final : nullptr);

@@ -28,6 +28,7 @@
 
 #include "absl/status/statusor.h"
 #include "models/model.h"
+#include "worker/augmentation.h"
 #include "worker/clipping.h"
 #include "worker/dataset.h"
 #include "worker/fixed_front_cache.h"
@@ -45,8 +46,12 @@ struct TrainerOptions {
   ClippingOptions clipping;
   // When > 0, release the clipped loss sum with N(0, (loss_noise_multiplier * loss_clip)^2).
   double loss_noise_multiplier = 0;
-  // Largest number of examples pushed through the model at once.
+  // Largest number of examples pushed through the model at once (with augmentation, of views).
   int64_t micro_batch_size = 256;
+  // Augmentation multiplicity: each sampled example's gradient is the mean over this many random
+  // views before clipping (augmentation.h). A model with a fixed front computes it on each view
+  // instead of reading its cache, since the views are new images every step.
+  AugmentationOptions augmentation;
   OptimizerOptions optimizer;
   // Decay of the exponential moving average of the weights used for evaluation; 0: no average.
   double ema_decay = 0;
@@ -130,6 +135,7 @@ class ShardTrainer {
   // Set when the model has a fixed front: this rank's training rows and the test split through it.
   std::unique_ptr<FixedFrontCache> training_front_;
   std::unique_ptr<FixedFrontCache> test_front_;
+  at::Generator augmentation_generator_;    // Seeded from OS randomness; need not be secret.
   at::Tensor flat_gradient_;                // All parameters' gradient sums, one buffer.
   std::vector<at::Tensor> gradient_views_;  // Per-parameter views into flat_gradient_.
   struct Bucket {

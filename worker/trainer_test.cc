@@ -245,7 +245,8 @@ TEST(ShardTrainer, RefusedCheckpointChangesNothing) {
 
 // A bright quarter at the top left (class 1) or bottom right (class 0) of noise: the scattering
 // coefficients' spatial layout, which per-example GroupNorm keeps, separates them.
-TEST(ShardTrainer, TrainsAScatteringModelThroughItsCachedFront) {
+// Noisy 8x8 images, bright in the top-left corner for label 1 and in the bottom-right for 0.
+std::shared_ptr<const Dataset> BrightCornerDataset() {
   auto dataset = std::make_shared<Dataset>();
   at::manual_seed(4);
   const at::Tensor labels = at::randint(0, 2, {400}, at::kLong);
@@ -259,6 +260,11 @@ TEST(ShardTrainer, TrainsAScatteringModelThroughItsCachedFront) {
   dataset->test_inputs = images.slice(0, 300);
   dataset->test_labels = labels.slice(0, 300);
   dataset->num_classes = 2;
+  return dataset;
+}
+
+TEST(ShardTrainer, TrainsAScatteringModelThroughItsCachedFront) {
+  const auto dataset = BrightCornerDataset();
   TrainerOptions options = ToyOptions(0.0);
   options.model = "scatter_linear";
   options.sampling_rate = 1.0;
@@ -267,6 +273,52 @@ TEST(ShardTrainer, TrainsAScatteringModelThroughItsCachedFront) {
   const ShardTrainer::Evaluation evaluation = trainer->EvaluateTestShard();
   EXPECT_EQ(evaluation.examples, 100);
   EXPECT_GT(evaluation.correct, 90);
+}
+
+// Images whose label is their brightest channel, which crops and flips keep.
+std::shared_ptr<const Dataset> BrightestChannelDataset(int64_t train, int64_t test) {
+  auto dataset = std::make_shared<Dataset>();
+  at::manual_seed(12);
+  const at::Tensor inputs = at::randn({train + test, 4, 1, 1}).expand({train + test, 4, 8, 8}) +
+                            0.3 * at::randn({train + test, 4, 8, 8});
+  const at::Tensor labels = inputs.mean(at::IntArrayRef{2, 3}).argmax(1);
+  dataset->name = "brightest";
+  dataset->SetTrainingSplit(inputs.slice(0, 0, train), labels.slice(0, 0, train));
+  dataset->test_inputs = inputs.slice(0, train);
+  dataset->test_labels = labels.slice(0, train);
+  dataset->num_classes = 4;
+  return dataset;
+}
+
+TEST(ShardTrainer, AugmentationMultiplicityLearnsAndRanksStayBitIdentical) {
+  const auto dataset = BrightestChannelDataset(2000, 500);
+  TrainerOptions options = ToyOptions(0.5);
+  options.augmentation = {.views = 4, .crop_padding = 2, .horizontal_flip = true};
+  options.micro_batch_size = 100;  // 25 examples of 4 views at once.
+  std::vector<uint64_t> fingerprints[2];
+  int64_t correct = 0;
+  RunOnGlooRanks(2, [&](int rank, std::unique_ptr<Reducer> reducer) {
+    auto trainer = *ShardTrainer::Create(options, dataset, std::move(reducer));
+    for (int step = 0; step < 30; ++step) {
+      ASSERT_TRUE(trainer->RunStep().ok());
+      fingerprints[rank].push_back(trainer->ParameterFingerprint());
+    }
+    const ShardTrainer::Evaluation evaluation = trainer->EvaluateTestShard();
+    if (rank == 0) correct = evaluation.correct;
+  });
+  ASSERT_EQ(fingerprints[0].size(), 30u);
+  EXPECT_EQ(fingerprints[0], fingerprints[1]);
+  EXPECT_GT(correct, 200);  // Of rank 0's 250 test images.
+}
+
+TEST(ShardTrainer, AugmentsAScatteringModelByComputingItsFrontOnEveryView) {
+  TrainerOptions options = ToyOptions(0.0);
+  options.model = "scatter_linear";
+  options.sampling_rate = 1.0;
+  options.augmentation = {.views = 2, .crop_padding = 1};  // A flip would move the corners.
+  auto trainer = *ShardTrainer::Create(options, BrightCornerDataset(), SingleRank());
+  for (int step = 0; step < 10; ++step) ASSERT_TRUE(trainer->RunStep().ok());
+  EXPECT_GT(trainer->EvaluateTestShard().correct, 90);
 }
 
 TEST(ShardTrainer, ZeroInitialisedHeadWithSigmoidLossLearns) {
@@ -322,6 +374,15 @@ TEST(ShardTrainer, RejectsBadOptions) {
   const auto unclipped = ShardTrainer::Create(options, ToyDataset(10, 10), SingleRank());
   EXPECT_EQ(unclipped.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(unclipped.status().message().find("loss_clip"), std::string::npos);
+  options = ToyOptions(1.0);
+  options.augmentation = {.views = 4, .horizontal_flip = true};
+  auto features = std::make_shared<Dataset>();
+  features->name = "features";
+  features->SetTrainingSplit(at::randn({10, 4}), at::zeros({10}, at::kLong));
+  features->num_classes = 2;
+  const auto not_images = ShardTrainer::Create(options, features, SingleRank());
+  EXPECT_EQ(not_images.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(not_images.status().message().find("image"), std::string::npos);
   options = ToyOptions(1.0);
   options.model = "nope";
   EXPECT_EQ(ShardTrainer::Create(options, ToyDataset(10, 10), SingleRank()).status().code(),

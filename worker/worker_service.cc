@@ -85,6 +85,9 @@ absl::StatusOr<TrainerOptions> TrainerOptionsFromAssignment(const v1::ShardAssig
                               : Loss::kSoftmaxCrossEntropy;
   options.zero_init_head = spec.zero_init_head();
   if (spec.micro_batch_size() > 0) options.micro_batch_size = spec.micro_batch_size();
+  options.augmentation = {.views = std::max<int64_t>(1, spec.augmentation().views()),
+                          .crop_padding = spec.augmentation().crop_padding(),
+                          .horizontal_flip = spec.augmentation().horizontal_flip()};
   const v1::OptimizerSpec& optimizer = spec.optimizer();
   switch (optimizer.type()) {
     case v1::DP_SGD:
