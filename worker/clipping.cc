@@ -280,9 +280,10 @@ absl::StatusOr<std::vector<int64_t>> AccumulateUnlessNonFinite(
     squared += layer_squared.back();
   }
   if (std::vector<int64_t> bad = NonFiniteRows(squared, losses); !bad.empty()) return bad;
+  // Per row, repeated over the views: the flat factors once, not once per layer.
   const at::Tensor flat_factors =
       options.mode == ClippingMode::kFlat
-          ? ClipFactors(squared, options.clip_norm, options, logits.scalar_type())
+          ? per_row(ClipFactors(squared, options.clip_norm, options, logits.scalar_type()))
           : at::Tensor();
   const double per_layer_norm =
       options.clip_norm / std::sqrt(static_cast<double>(trace.layers.size()));
@@ -290,8 +291,8 @@ absl::StatusOr<std::vector<int64_t>> AccumulateUnlessNonFinite(
     const at::Tensor factors =
         options.mode == ClippingMode::kFlat
             ? flat_factors
-            : ClipFactors(layer_squared[l], per_layer_norm, options, logits.scalar_type());
-    trace.layers[l]->AccumulateScaled(kept[l], per_row(factors), sums);
+            : per_row(ClipFactors(layer_squared[l], per_layer_norm, options, logits.scalar_type()));
+    trace.layers[l]->AccumulateScaled(kept[l], factors, sums);
     kept[l].reset();  // Let go of what the layer kept as soon as its sum is in.
     if (on_accumulated) on_accumulated(trace.layers[l]->parameter_indices());
   }
@@ -302,9 +303,7 @@ absl::StatusOr<std::vector<int64_t>> AccumulateUnlessNonFinite(
 // The examples of `inputs` [B V, ...] (V views each) whose values are all finite (integer inputs
 // always are).
 at::Tensor FiniteExamples(const at::Tensor& inputs, int64_t examples) {
-  if (!at::isFloatingType(inputs.scalar_type()) || inputs.dim() == 0) {
-    return at::arange(examples, at::kLong);
-  }
+  if (!at::isFloatingType(inputs.scalar_type())) return at::arange(examples, at::kLong);
   return inputs.reshape({examples, -1}).isfinite().all(1).nonzero().view({-1});
 }
 
