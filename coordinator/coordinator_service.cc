@@ -9,6 +9,7 @@
 #include "common/random_id.h"
 #include "common/status.h"
 #include "coordinator/job_access.h"
+#include "coordinator/job_history.h"
 #include "coordinator/job_plan.h"
 
 namespace dpfleet::coordinator {
@@ -142,6 +143,21 @@ grpc::Status JobServiceImpl::GetJob(grpc::ServerContext* context, const v1::GetJ
   const absl::StatusOr<v1::Job> job = ReadableJob(*caller, request->job_id());
   if (!job.ok()) return ToGrpcStatus(job.status());
   *response = *job;
+  return grpc::Status::OK;
+}
+
+grpc::Status JobServiceImpl::GetJobHistory(grpc::ServerContext* context,
+                                           const v1::GetJobHistoryRequest* request,
+                                           v1::JobHistory* response) {
+  const absl::StatusOr<Principal> caller = CallerOf(*context);
+  if (!caller.ok()) return ToGrpcStatus(caller.status());
+  const absl::StatusOr<v1::Job> job = ReadableJob(*caller, request->job_id());
+  if (!job.ok()) return ToGrpcStatus(job.status());
+  const absl::StatusOr<v1::JobHistory> history = jobs_->History(request->job_id());
+  if (!history.ok()) return ToGrpcStatus(history.status());
+  absl::StatusOr<v1::JobHistory> page = HistoryPage(*history, *request);
+  if (!page.ok()) return ToGrpcStatus(page.status());
+  *response = AsSeenBy(*caller, *job, *std::move(page));
   return grpc::Status::OK;
 }
 

@@ -5,9 +5,9 @@
 // check who is calling (common/identity.h, coordinator/job_access.h) and translate protos into
 // calls on the job table, the worker pool, the planner and the accountant.
 //   SubmitJob: admin or submitter, who becomes the job's owner;
-//   GetJob, WatchJob: the owner, admins and readers; ListJobs: admins and readers see every job,
-//   submitters their own; CancelJob: the owner and admins;
-//   RegisterWorker, Heartbeat: workers, each for itself; ListWorkers: admins and readers.
+//   GetJob, WatchJob, GetJobHistory: the owner, admins and readers; ListJobs: admins and readers
+//   see every job, submitters their own; CancelJob: the owner and admins; RegisterWorker,
+//   Heartbeat: workers, each for itself; ListWorkers: admins and readers.
 // Refusals are UNAUTHENTICATED or PERMISSION_DENIED and change nothing.
 
 #include <memory>
@@ -59,6 +59,8 @@ class JobServiceImpl final : public v1::JobService::Service {
                          v1::Job* response) override;
   grpc::Status WatchJob(grpc::ServerContext* context, const v1::WatchJobRequest* request,
                         grpc::ServerWriter<v1::JobEvent>* writer) override;
+  grpc::Status GetJobHistory(grpc::ServerContext* context, const v1::GetJobHistoryRequest* request,
+                             v1::JobHistory* response) override;
 
  private:
   // Plans the job, calibrates its noise and reserves its budget; returns the queued job, owned by

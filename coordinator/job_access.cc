@@ -16,6 +16,14 @@ absl::Status Denied(const Principal& caller, const v1::Job& job, const char* wha
                                                   ", which belongs to '", job.owner(), "'"));
 }
 
+// JobProgress and StepRecord name their diagnostics alike.
+template <typename Record>
+void ClearPrivateDiagnostics(Record& record) {
+  record.clear_loss();
+  record.clear_batch_size();
+  record.clear_non_finite_examples();
+}
+
 }  // namespace
 
 absl::Status CheckCanRead(const Principal& caller, const v1::Job& job) {
@@ -31,12 +39,15 @@ absl::Status CheckCanCancel(const Principal& caller, const v1::Job& job) {
 }
 
 v1::Job AsSeenBy(const Principal& caller, v1::Job job) {
-  if (!IsOwner(caller, job)) {
-    job.mutable_progress()->clear_loss();
-    job.mutable_progress()->clear_batch_size();
-    job.mutable_progress()->clear_non_finite_examples();
-  }
+  if (!IsOwner(caller, job)) ClearPrivateDiagnostics(*job.mutable_progress());
   return job;
+}
+
+v1::JobHistory AsSeenBy(const Principal& caller, const v1::Job& job, v1::JobHistory history) {
+  if (!IsOwner(caller, job)) {
+    for (v1::StepRecord& record : *history.mutable_steps()) ClearPrivateDiagnostics(record);
+  }
+  return history;
 }
 
 }  // namespace dpfleet::coordinator

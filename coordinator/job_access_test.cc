@@ -58,5 +58,27 @@ TEST(JobAccess, OnlyTheOwnerSeesTheDiagnosticsOfThePrivateSample) {
   }
 }
 
+TEST(JobAccess, OnlyTheOwnerSeesTheDiagnosticsInTheHistory) {
+  v1::JobHistory history;
+  v1::StepRecord* record = history.add_steps();
+  record->set_step(7);
+  record->set_loss(0.42);
+  record->set_batch_size(611);
+  record->set_non_finite_examples(2);
+  record->set_noised_loss(0.45);
+  record->set_epsilon_spent(0.3);
+  history.add_evaluations()->set_test_accuracy(0.8);
+  EXPECT_EQ(AsSeenBy(kAlice, AlicesJob(), history).steps(0).loss(), 0.42);
+  for (const Principal& other : {kOps, kDashboard}) {
+    const v1::JobHistory seen = AsSeenBy(other, AlicesJob(), history);
+    EXPECT_EQ(seen.steps(0).loss(), 0.0);
+    EXPECT_EQ(seen.steps(0).batch_size(), 0);
+    EXPECT_EQ(seen.steps(0).non_finite_examples(), 0);
+    EXPECT_EQ(seen.steps(0).noised_loss(), 0.45);
+    EXPECT_EQ(seen.steps(0).epsilon_spent(), 0.3);
+    EXPECT_EQ(seen.evaluations(0).test_accuracy(), 0.8);  // The test split is not private.
+  }
+}
+
 }  // namespace
 }  // namespace dpfleet::coordinator

@@ -121,6 +121,10 @@ absl::Status ValidateJobSpec(const v1::JobSpec& spec) {
   if (spec.num_workers() < 1) return Invalid("num_workers", ">= 1", spec.num_workers());
   if (spec.micro_batch_size() < 0)
     return Invalid("micro_batch_size", ">= 0", spec.micro_batch_size());
+  if (spec.evaluate_every_steps() < 0) {
+    return Invalid("evaluate_every_steps", ">= 0 (0: only at the end)",
+                   spec.evaluate_every_steps());
+  }
   const v1::Augmentation& augmentation = spec.augmentation();
   if (augmentation.views() < 0 || augmentation.views() > 64) {
     return Invalid("augmentation.views", "in [1, 64] (0: none)", augmentation.views());

@@ -100,6 +100,10 @@ TEST(ValidateJobSpec, NamesEachBadField) {
   ExpectInvalidNaming(spec, "augmentation.crop_padding");
   spec.mutable_augmentation()->set_crop_padding(4);
   EXPECT_TRUE(ValidateJobSpec(spec).ok());
+
+  spec = GoodSpec();
+  spec.set_evaluate_every_steps(-5);
+  ExpectInvalidNaming(spec, "evaluate_every_steps");
 }
 
 TEST(AccountedNoiseMultiplier, FallsBackToTheGradientsForJobsStoredBeforeIt) {

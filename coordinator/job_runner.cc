@@ -61,6 +61,74 @@ absl::StatusOr<double> EpsilonAfter(const v1::Job& job, int64_t steps) {
                                       job.spec().delta(), accountant::AccountingMethod::kAuto);
 }
 
+// Test accuracy over every rank's test slice, and each rank's parameter fingerprint.
+struct TestScore {
+  int64_t correct = 0;
+  int64_t examples = 0;
+  std::vector<uint64_t> fingerprints;  // By rank.
+};
+
+// Has every rank evaluate its current parameters on its test slice (no training example is
+// read). Errors: the failed calls, as ForEachPeer reports them.
+template <typename Peer>
+absl::StatusOr<TestScore> EvaluateOnPeers(const std::vector<Peer>& peers, const std::string& job_id,
+                                          absl::Duration deadline) {
+  std::vector<v1::EvaluateResponse> evaluations(peers.size());
+  DPFLEET_RETURN_IF_ERROR(ForEachPeer(peers, "evaluation", [&](size_t rank) {
+    v1::EvaluateRequest request;
+    request.set_job_id(job_id);
+    auto context = ContextWithDeadline(deadline);
+    return peers[rank].stub->Evaluate(context.get(), request, &evaluations[rank]);
+  }));
+  TestScore score;
+  for (const v1::EvaluateResponse& evaluation : evaluations) {
+    score.correct += evaluation.correct();
+    score.examples += evaluation.examples();
+    score.fingerprints.push_back(evaluation.parameter_fingerprint());
+  }
+  return score;
+}
+
+v1::EvaluationRecord EvaluationRecordOf(const TestScore& score, int64_t step, double epsilon) {
+  v1::EvaluationRecord record;
+  record.set_step(step);
+  record.set_test_accuracy(score.examples > 0 ? static_cast<double>(score.correct) / score.examples
+                                              : 0.0);
+  record.set_test_examples(score.examples);
+  record.set_epsilon_spent(epsilon);
+  return record;
+}
+
+// The record of step `step` (0-based) from every rank's answer: the loss is the mean over the
+// realised batch; the noised loss (the same on every rank) and the throughput are over the
+// expected batch, which is public.
+v1::StepRecord StepRecordOf(const v1::Job& job, int64_t step,
+                            const std::vector<v1::RunStepResponse>& responses,
+                            absl::Duration step_time, double epsilon) {
+  double loss_sum = 0;
+  int64_t batch_size = 0, non_finite = 0;
+  for (const v1::RunStepResponse& response : responses) {
+    loss_sum += response.loss_sum();
+    batch_size += response.local_batch_size();
+    non_finite += response.non_finite_examples();
+  }
+  const double expected_batch = job.sampling_rate() * job.dataset_size();
+  const double seconds = absl::ToDoubleSeconds(step_time);
+  v1::StepRecord record;
+  record.set_step(step + 1);
+  record.set_epsilon_spent(epsilon);
+  record.set_loss(batch_size > 0 ? loss_sum / batch_size : 0.0);
+  record.set_batch_size(batch_size);
+  record.set_non_finite_examples(non_finite);
+  if (job.spec().loss_noise_multiplier() > 0) {
+    record.set_noised_loss(responses[0].noised_loss_sum() / expected_batch);
+  }
+  record.set_step_seconds(seconds);
+  record.set_examples_per_second(seconds > 0 ? expected_batch / seconds : 0.0);
+  record.set_unix_ms(absl::ToUnixMillis(absl::Now()));
+  return record;
+}
+
 // The steps the job's reservations hold together.
 int64_t ReservedSteps(const v1::JobRecovery& recovery) {
   int64_t steps = 0;
@@ -318,22 +386,20 @@ void JobRunner::RunFrom(const v1::Job& job, Progress progress) {
     }
     if (ended.ok()) {
       // Evaluate on the held-out split: each worker scores its slice, and reports its parameters.
-      std::vector<v1::EvaluateResponse> evaluations(peers.size());
-      const absl::Status evaluated = ForEachPeer(peers, "evaluation", [&](size_t rank) {
-        v1::EvaluateRequest request;
-        request.set_job_id(job_id);
-        auto context = ContextWithDeadline(options_.control_deadline);
-        return peers[rank].stub->Evaluate(context.get(), request, &evaluations[rank]);
-      });
-      if (!evaluated.ok()) return finish(v1::FAILED, evaluated, {});
-      v1::JobResult result;
-      int64_t correct = 0, examples = 0;
-      for (const v1::EvaluateResponse& evaluation : evaluations) {
-        correct += evaluation.correct();
-        examples += evaluation.examples();
-        result.add_parameter_fingerprints(evaluation.parameter_fingerprint());
+      const absl::StatusOr<TestScore> score =
+          EvaluateOnPeers(peers, job_id, options_.control_deadline);
+      if (!score.ok()) return finish(v1::FAILED, score.status(), {});
+      const absl::StatusOr<double> epsilon = EpsilonAfter(job, progress.steps_started);
+      if (!epsilon.ok()) return finish(v1::FAILED, epsilon.status(), {});
+      const v1::EvaluationRecord evaluation =
+          EvaluationRecordOf(*score, job.total_steps(), *epsilon);
+      if (absl::Status recorded = jobs_->RecordEvaluation(job_id, evaluation); !recorded.ok()) {
+        return finish(v1::FAILED, Annotate(recorded, "recording the final evaluation"), {});
       }
-      result.set_test_accuracy(examples > 0 ? static_cast<double>(correct) / examples : 0.0);
+      v1::JobResult result;
+      for (uint64_t fingerprint : score->fingerprints)
+        result.add_parameter_fingerprints(fingerprint);
+      result.set_test_accuracy(evaluation.test_accuracy());
       return finish(v1::SUCCEEDED, absl::OkStatus(), result);
     }
     const absl::Status& failure = ended.status();
@@ -490,32 +556,24 @@ absl::StatusOr<JobRunner::AttemptEnd> JobRunner::RunAttempt(const v1::Job& job, 
       return peers[rank].stub->RunStep(context.get(), request, &responses[rank]);
     }));
     last_step_time = absl::Now() - step_started;
-    double loss_sum = 0;
-    int64_t batch_size = 0, non_finite = 0;
-    for (const v1::RunStepResponse& response : responses) {
-      loss_sum += response.loss_sum();
-      batch_size += response.local_batch_size();
-      non_finite += response.non_finite_examples();
-    }
-    // Every rank holds the same noised sum; the mean is over the expected batch, not the realised.
-    const double noised_loss =
-        job.spec().loss_noise_multiplier() > 0
-            ? responses[0].noised_loss_sum() / (job.sampling_rate() * job.dataset_size())
-            : 0.0;
     DPFLEET_ASSIGN_OR_RETURN(const double epsilon, EpsilonAfter(job, progress.steps_started));
-    jobs_
-        ->Update(job_id,
-                 [&](v1::Job& j) {
-                   v1::JobProgress* progress = j.mutable_progress();
-                   progress->set_step(step + 1);
-                   progress->set_total_steps(job.total_steps());
-                   progress->set_loss(batch_size > 0 ? loss_sum / batch_size : 0.0);
-                   progress->set_batch_size(batch_size);
-                   progress->set_noised_loss(noised_loss);
-                   progress->set_non_finite_examples(non_finite);
-                   progress->set_epsilon_spent(epsilon);
-                 })
-        .IgnoreError();
+    if (absl::Status recorded =
+            jobs_->RecordStep(job_id, StepRecordOf(job, step, responses, last_step_time, epsilon));
+        !recorded.ok()) {
+      return absl::DataLossError(
+          absl::StrCat("cannot record the history durably: ", recorded.message()));
+    }
+    const int64_t every = job.spec().evaluate_every_steps();
+    if (every > 0 && (step + 1) % every == 0 && step + 1 < job.total_steps()) {
+      DPFLEET_ASSIGN_OR_RETURN(const TestScore score,
+                               EvaluateOnPeers(peers, job_id, options_.control_deadline));
+      if (absl::Status recorded =
+              jobs_->RecordEvaluation(job_id, EvaluationRecordOf(score, step + 1, epsilon));
+          !recorded.ok()) {
+        return absl::DataLossError(
+            absl::StrCat("cannot record the evaluation durably: ", recorded.message()));
+      }
+    }
     if ((step + 1) % options_.checkpoint_every_steps == 0 && step + 1 < job.total_steps()) {
       auto context = ContextWithDeadline(options_.control_deadline);
       v1::CheckpointRequest request;

@@ -1,5 +1,7 @@
 #include "coordinator/job_store.h"
 
+#include <map>
+
 #include "absl/strings/str_cat.h"
 #include "common/status.h"
 
@@ -20,6 +22,13 @@ CREATE TABLE IF NOT EXISTS recovery (
 );
 CREATE TABLE IF NOT EXISTS cancel_requests (
   job_id TEXT PRIMARY KEY
+);
+CREATE TABLE IF NOT EXISTS history (
+  job_id TEXT NOT NULL,
+  kind INTEGER NOT NULL,
+  step INTEGER NOT NULL,
+  record BLOB NOT NULL,
+  PRIMARY KEY (job_id, kind, step)
 );
 )sql"));
   return std::unique_ptr<JobStore>(new JobStore(std::move(db)));
@@ -62,6 +71,42 @@ absl::Status JobStore::PutCancelRequest(const std::string& job_id) {
   return statement->Bind(1, job_id).Run();
 }
 
+namespace {
+
+// The `kind` column of the history table.
+enum HistoryKind : int64_t { kStepRecord = 0, kEvaluation = 1 };
+
+}  // namespace
+
+absl::Status JobStore::PutHistory(const std::string& job_id, int64_t from_step,
+                                  const v1::JobHistory& history) {
+  absl::MutexLock lock(&mu_);
+  return db_->Transaction([&]() -> absl::Status {
+    DPFLEET_ASSIGN_OR_RETURN(auto erase,
+                             db_->Prepare("DELETE FROM history WHERE job_id = ? AND step >= ?"));
+    DPFLEET_RETURN_IF_ERROR(erase->Bind(1, job_id).Bind(2, from_step).Run());
+    auto insert = [&](HistoryKind kind, int64_t step, const std::string& record) -> absl::Status {
+      DPFLEET_ASSIGN_OR_RETURN(
+          auto statement,
+          db_->Prepare("INSERT INTO history(job_id, kind, step, record) VALUES (?, ?, ?, ?)"));
+      return statement->Bind(1, job_id)
+          .Bind(2, static_cast<int64_t>(kind))
+          .Bind(3, step)
+          .BindBlob(4, record)
+          .Run();
+    };
+    for (const v1::StepRecord& record : history.steps()) {
+      if (record.step() < from_step) continue;
+      DPFLEET_RETURN_IF_ERROR(insert(kStepRecord, record.step(), record.SerializeAsString()));
+    }
+    for (const v1::EvaluationRecord& record : history.evaluations()) {
+      if (record.step() < from_step) continue;
+      DPFLEET_RETURN_IF_ERROR(insert(kEvaluation, record.step(), record.SerializeAsString()));
+    }
+    return absl::OkStatus();
+  });
+}
+
 absl::StatusOr<std::vector<StoredJob>> JobStore::LoadAll() {
   absl::MutexLock lock(&mu_);
   DPFLEET_ASSIGN_OR_RETURN(
@@ -87,6 +132,25 @@ absl::StatusOr<std::vector<StoredJob>> JobStore::LoadAll() {
     }
     stored.cancel_requested = query->ColumnInt(4) != 0;
     jobs.push_back(std::move(stored));
+  }
+  std::map<std::string, v1::JobHistory*> histories;
+  for (StoredJob& stored : jobs) histories[stored.job.job_id()] = &stored.history;
+  DPFLEET_ASSIGN_OR_RETURN(
+      auto records,
+      db_->Prepare("SELECT job_id, kind, step, record FROM history ORDER BY job_id, kind, step"));
+  while (true) {
+    DPFLEET_ASSIGN_OR_RETURN(const bool row, records->Step());
+    if (!row) break;
+    auto it = histories.find(records->ColumnText(0));
+    if (it == histories.end()) continue;  // Its job was never stored: nothing to show it with.
+    const bool parsed =
+        records->ColumnInt(1) == kStepRecord
+            ? it->second->add_steps()->ParseFromString(records->ColumnBlob(3))
+            : it->second->add_evaluations()->ParseFromString(records->ColumnBlob(3));
+    if (!parsed) {
+      return absl::DataLossError(absl::StrCat("the history of job '", it->first, "' at step ",
+                                              records->ColumnInt(2), " is unreadable"));
+    }
   }
   return jobs;
 }

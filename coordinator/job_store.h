@@ -5,8 +5,8 @@
 // no job. Two things are written: the job's snapshot whenever its state changes, and, ahead of the
 // steps, an upper bound on how many steps may have started (a "step lease"), so that after a crash
 // the accountant can be charged for at least every step that ran without writing once per step.
-// Each running job's recovery record (checkpoint, reservations, attempts) and any request to cancel
-// it are kept too.
+// Each running job's recovery record (checkpoint, reservations, attempts), any request to cancel
+// it, and its run history (coordinator/job_history.h) are kept too.
 
 #include <cstdint>
 #include <memory>
@@ -26,6 +26,7 @@ struct StoredJob {
   int64_t step_bound = 0;    // No step at or beyond this index has started.
   v1::JobRecovery recovery;  // Empty until the job first runs.
   bool cancel_requested = false;
+  v1::JobHistory history;  // Step records and evaluations in step order; no stride set.
 };
 
 // Thread-safe.
@@ -46,6 +47,11 @@ class JobStore {
   // Durably records that the job was asked to stop, so a restart does not run it on.
   // Errors: kUnavailable/kInternal from SQLite.
   absl::Status PutCancelRequest(const std::string& job_id);
+
+  // Durably replaces the job's stored history from step `from_step` on with the records of
+  // `history` at or after it, in one transaction. Errors: kUnavailable/kInternal from SQLite.
+  absl::Status PutHistory(const std::string& job_id, int64_t from_step,
+                          const v1::JobHistory& history);
 
   // Every stored job, in submission order. Errors: kDataLoss for an unreadable snapshot.
   absl::StatusOr<std::vector<StoredJob>> LoadAll();

@@ -83,6 +83,59 @@ TEST(JobTable, CancelRequestsSurviveARestart) {
   EXPECT_TRUE(table.CancelRequested("job-2"));
 }
 
+v1::StepRecord Step(int64_t step) {
+  v1::StepRecord record;
+  record.set_step(step);
+  record.set_epsilon_spent(0.01 * step);
+  return record;
+}
+
+TEST(JobTable, HistoryUpToTheLastCheckpointSurvivesACrash) {
+  const std::string path = FreshPath("history.db");
+  {
+    auto store = *JobStore::Open(path);
+    JobTable table(store.get());
+    ASSERT_TRUE(table.Insert(NewJob("job-1", 100)).ok());
+    for (int64_t step = 1; step <= 40; ++step)
+      ASSERT_TRUE(table.RecordStep("job-1", Step(step)).ok());
+    v1::EvaluationRecord evaluation;
+    evaluation.set_step(40);
+    evaluation.set_test_accuracy(0.75);
+    ASSERT_TRUE(table.RecordEvaluation("job-1", evaluation).ok());
+    for (int64_t step = 41; step <= 50; ++step)
+      ASSERT_TRUE(table.RecordStep("job-1", Step(step)).ok());
+    v1::JobRecovery recovery;
+    recovery.set_checkpoint_step(50);
+    ASSERT_TRUE(table.SaveRecovery("job-1", recovery).ok());
+    for (int64_t step = 51; step <= 60; ++step)
+      ASSERT_TRUE(table.RecordStep("job-1", Step(step)).ok());
+    EXPECT_EQ(table.History("job-1")->steps_size(), 60);
+    EXPECT_EQ(table.Get("job-1")->progress().step(), 60);
+  }  // A crash: steps 51-60 were never stored.
+  {
+    auto store = *JobStore::Open(path);
+    JobTable table(store.get());
+    ASSERT_TRUE(table.Restore().ok());
+    v1::JobHistory history = *table.History("job-1");
+    ASSERT_EQ(history.steps_size(), 50);
+    EXPECT_EQ(history.steps(49).step(), 50);
+    EXPECT_EQ(history.stride(), 1);
+    ASSERT_EQ(history.evaluations_size(), 1);
+    EXPECT_EQ(history.evaluations(0).test_accuracy(), 0.75);
+    // The job resumes from step 30's checkpoint: its re-run replaces what came after, evaluation
+    // included, and ending the job stores it.
+    for (int64_t step = 31; step <= 100; ++step) {
+      ASSERT_TRUE(table.RecordStep("job-1", Step(step)).ok());
+    }
+    ASSERT_TRUE(table.Update("job-1", [](v1::Job& j) { j.set_state(v1::SUCCEEDED); }).ok());
+  }
+  auto store = *JobStore::Open(path);
+  const std::vector<StoredJob> stored = *store->LoadAll();
+  ASSERT_EQ(stored[0].history.steps_size(), 100);
+  for (int i = 0; i < 100; ++i) EXPECT_EQ(stored[0].history.steps(i).step(), i + 1);
+  EXPECT_EQ(stored[0].history.evaluations_size(), 0);
+}
+
 TEST(JobStore, UnknownJobHasNoStepBound) {
   auto store = *JobStore::Open(FreshPath("unknown.db"));
   EXPECT_EQ(store->SetStepBound("job-404", 3).code(), absl::StatusCode::kNotFound);

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
+#include "coordinator/job_history.h"
 
 namespace dpfleet::coordinator {
 namespace {
@@ -39,12 +40,75 @@ absl::StatusOr<std::vector<StoredJob>> JobTable::Restore() {
     entry.job = s.job;
     entry.step_bound = s.step_bound;
     entry.cancel_requested = s.cancel_requested;
+    entry.history = s.history;
+    entry.history.set_stride(HistoryStride(s.job.total_steps()));
+    entry.history.set_max_points(kMaxHistoryPoints);
   }
   return stored;
 }
 
 absl::Status JobTable::SaveRecovery(const std::string& job_id, const v1::JobRecovery& recovery) {
-  return store_ == nullptr ? absl::OkStatus() : store_->PutRecovery(job_id, recovery);
+  if (store_ == nullptr) return absl::OkStatus();
+  absl::MutexLock lock(&mu_);
+  auto it = jobs_.find(job_id);
+  if (it == jobs_.end()) return UnknownJob(job_id);
+  if (absl::Status stored = StoreHistory(job_id, it->second); !stored.ok()) return stored;
+  return store_->PutRecovery(job_id, recovery);
+}
+
+absl::Status JobTable::StoreHistory(const std::string& job_id, Entry& entry) {
+  if (store_ == nullptr || entry.unstored_records == 0) return absl::OkStatus();
+  if (absl::Status stored = store_->PutHistory(job_id, entry.unstored_from, entry.history);
+      !stored.ok()) {
+    return stored;
+  }
+  entry.unstored_from = std::numeric_limits<int64_t>::max();
+  entry.unstored_records = 0;
+  return absl::OkStatus();
+}
+
+absl::Status JobTable::RecordStep(const std::string& job_id, const v1::StepRecord& record) {
+  absl::MutexLock lock(&mu_);
+  auto it = jobs_.find(job_id);
+  if (it == jobs_.end()) return UnknownJob(job_id);
+  Entry& entry = it->second;
+  v1::JobProgress* progress = entry.job.mutable_progress();
+  progress->set_step(record.step());
+  progress->set_total_steps(entry.job.total_steps());
+  progress->set_loss(record.loss());
+  progress->set_batch_size(record.batch_size());
+  progress->set_noised_loss(record.noised_loss());
+  progress->set_non_finite_examples(record.non_finite_examples());
+  progress->set_epsilon_spent(record.epsilon_spent());
+  ++entry.version;
+  const int64_t changed_from = AddStepRecord(record, entry.job.total_steps(), entry.history);
+  if (changed_from < 0) return absl::OkStatus();
+  entry.unstored_from = std::min(entry.unstored_from, changed_from);
+  if (++entry.unstored_records < kStepLease) return absl::OkStatus();
+  return StoreHistory(job_id, entry);
+}
+
+absl::Status JobTable::RecordEvaluation(const std::string& job_id,
+                                        const v1::EvaluationRecord& evaluation) {
+  absl::MutexLock lock(&mu_);
+  auto it = jobs_.find(job_id);
+  if (it == jobs_.end()) return UnknownJob(job_id);
+  Entry& entry = it->second;
+  entry.unstored_from = std::min(entry.unstored_from, AddEvaluation(evaluation, entry.history));
+  ++entry.unstored_records;
+  ++entry.version;
+  return StoreHistory(job_id, entry);
+}
+
+absl::StatusOr<v1::JobHistory> JobTable::History(const std::string& job_id) const {
+  absl::ReaderMutexLock lock(&mu_);
+  auto it = jobs_.find(job_id);
+  if (it == jobs_.end()) return UnknownJob(job_id);
+  v1::JobHistory history = it->second.history;
+  history.set_job_id(job_id);
+  history.set_stride(HistoryStride(it->second.job.total_steps()));
+  history.set_max_points(kMaxHistoryPoints);
+  return history;
 }
 
 absl::Status JobTable::LeaseSteps(const std::string& job_id, int64_t step, int64_t limit) {
@@ -102,8 +166,9 @@ absl::Status JobTable::Update(const std::string& job_id,
   const v1::JobState before = it->second.job.state();
   mutate(it->second.job);
   ++it->second.version;
-  if (store_ != nullptr && it->second.job.state() != before) return store_->Put(it->second.job);
-  return absl::OkStatus();
+  if (store_ == nullptr || it->second.job.state() == before) return absl::OkStatus();
+  if (absl::Status stored = StoreHistory(job_id, it->second); !stored.ok()) return stored;
+  return store_->Put(it->second.job);
 }
 
 absl::StatusOr<std::pair<v1::Job, int64_t>> JobTable::WaitForChange(const std::string& job_id,

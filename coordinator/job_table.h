@@ -3,9 +3,14 @@
 
 // The coordinator's jobs and their latest snapshots, with change notification for WatchJob. With a
 // JobStore, every state change and every step lease is written durably before it takes effect.
+// Each job's run history is written in batches: every kStepLease kept step records, at every
+// evaluation, with every recovery record (so up to each checkpoint) and when the job's state
+// changes; a crash loses at most the step records since, and those steps run again from the
+// checkpoint and are recorded again.
 
 #include <cstdint>
 #include <functional>
+#include <limits>
 #include <map>
 #include <string>
 #include <utility>
@@ -55,6 +60,16 @@ class JobTable {
   // store.
   absl::Status SaveRecovery(const std::string& job_id, const v1::JobRecovery& recovery);
 
+  // Adds the step's record to the job's history (coordinator/job_history.h: AddStepRecord) and
+  // sets the job's progress from it. Errors: kNotFound; those of the store.
+  absl::Status RecordStep(const std::string& job_id, const v1::StepRecord& record);
+
+  // Adds an evaluation to the job's history, durably. Errors: kNotFound; those of the store.
+  absl::Status RecordEvaluation(const std::string& job_id, const v1::EvaluationRecord& evaluation);
+
+  // The job's whole history. Errors: kNotFound.
+  absl::StatusOr<v1::JobHistory> History(const std::string& job_id) const;
+
   // Errors: kNotFound for an unknown id.
   absl::StatusOr<v1::Job> Get(const std::string& job_id) const;
   std::vector<v1::Job> List() const;
@@ -80,7 +95,15 @@ class JobTable {
     int64_t version = 1;
     bool cancel_requested = false;
     int64_t step_bound = 0;
+    v1::JobHistory history;
+    // The history's records from this step on are not stored yet (INT64_MAX: all are).
+    int64_t unstored_from = std::numeric_limits<int64_t>::max();
+    int64_t unstored_records = 0;
   };
+
+  // Writes the history's unstored records, if any. Errors: those of the store.
+  absl::Status StoreHistory(const std::string& job_id, Entry& entry)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   JobStore* const store_;
   mutable absl::Mutex mu_;

@@ -25,6 +25,8 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev clang libfuzzer-14-dev
   # Real data for the demo job.
   dataset-fashion-mnist
+  # dpctl plot's PNG output and the report's browser test (headless Chromium).
+  chromium
 )
 
 sudo_cmd=()

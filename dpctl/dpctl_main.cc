@@ -1,13 +1,22 @@
 // dpctl: the command-line client of dpfleet. `dpctl help` lists the commands.
 
+#include <fcntl.h>
+#include <sys/ioctl.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
+#include <fstream>
 #include <iostream>
+#include <set>
 #include <string>
+#include <vector>
 
+#include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "accountant/accounting.h"
@@ -18,6 +27,8 @@
 #include "common/tls.h"
 #include "dpctl/args.h"
 #include "dpctl/job_spec_args.h"
+#include "dpctl/progress_line.h"
+#include "dpctl/report.h"
 #include "google/protobuf/text_format.h"
 #include "google/protobuf/util/json_util.h"
 #include "grpcpp/grpcpp.h"
@@ -27,7 +38,7 @@
 namespace dpfleet::dpctl {
 namespace {
 
-constexpr char kUsage[] = R"(dpctl: submit and watch differentially private training jobs.
+constexpr char kHelp[] = R"(dpctl: submit and watch differentially private training jobs.
 
 Jobs (coordinator at --coordinator or $DPFLEET_COORDINATOR):
   dpctl submit [--spec FILE]  (a JobSpec in protobuf text format, e.g. recipes/*.textproto;
@@ -45,21 +56,30 @@ Jobs (coordinator at --coordinator or $DPFLEET_COORDINATOR):
                                views per example, clipped as one; default crops padded by 4 and flips)
                [--loss-noise-multiplier S --loss-clip L]  (show a DP noised loss instead of the
                                                             owner-only raw one; accounted too)
+               [--evaluate-every N]  (test accuracy every N steps, shown by history and report)
                [--workers N] [--seed S] [--micro-batch-size M] [--name TEXT] [--watch] [--json]
-  dpctl watch JOB_ID        live progress until the job ends (exit 0 only if it succeeded)
+  dpctl watch JOB_ID [--json]  live progress until the job ends (exit 0 only if it succeeded): on a
+                            terminal one updating line (bar, step/total, epsilon spent of planned,
+                            examples/s, ETA), else a line per 10%; --json: one JSON object per event
   dpctl get JOB_ID [--json]
   dpctl jobs [--json]
-  dpctl cancel JOB_ID
+  dpctl cancel JOB_ID [--json]
+  dpctl history JOB_ID [--json]   the job's kept step records and evaluations
+  dpctl report JOB_ID... --out FILE.html   one self-contained page: epsilon, loss and accuracy
+                            charts, the accuracy-vs-epsilon frontier, each job's spec and result, and
+                            the budgets of their datasets (when the accountant's address is known)
+  dpctl plot JOB_ID... --metric epsilon|loss|accuracy --out FILE.svg|FILE.png
+                            (PNG through headless Chromium: $DPFLEET_CHROMIUM, default chromium)
   dpctl workers [--json]    registered workers; prints "N alive" last
 
 Budgets (accountant at --accountant-address or $DPFLEET_ACCOUNTANT):
-  dpctl register-dataset NAME --epsilon E --delta D   (admin; grants the admin access to it)
-  dpctl grant NAME PRINCIPAL    admin: lets PRINCIPAL (a certificate name) submit jobs on NAME
-  dpctl revoke NAME PRINCIPAL   admin: no longer (its running jobs go on)
+  dpctl register-dataset NAME --epsilon E --delta D [--json]  (admin; grants the admin access)
+  dpctl grant NAME PRINCIPAL [--json]   admin: lets PRINCIPAL (a certificate name) submit jobs on NAME
+  dpctl revoke NAME PRINCIPAL [--json]  admin: no longer (its running jobs go on)
   dpctl budget NAME [--json]
 
 Health (grpc.health.v1, plaintext, on the servers' --health_listen ports):
-  dpctl health HOST:PORT... [--wait SECONDS]   exit 0 once every server reports SERVING
+  dpctl health HOST:PORT... [--wait SECONDS] [--json]   exit 0 once every server reports SERVING
 
 Every call to a server is mutual TLS: dpctl presents the certificate --tls-cert (or
 $DPFLEET_TLS_CERT) with its key --tls-key ($DPFLEET_TLS_KEY), and trusts the cluster CA --tls-ca
@@ -71,17 +91,42 @@ Privacy math, offline:
   dpctl privacy noise --sampling-rate Q --steps T --delta D --target-epsilon E
                       [--accountant auto|rdp|pld|exact] [--json]
   (auto: exact for --sampling-rate 1, RDP otherwise; pld is the tightest for sampled jobs)
+
+Exit codes:
+  0  success
+  1  the job watched did not succeed (FAILED or CANCELLED), or a server is not SERVING (health)
+  2  usage: an unknown command or flag, a bad or missing value, an unreadable spec file
+  3  refused by the server (INVALID_ARGUMENT, NOT_FOUND, PERMISSION_DENIED, UNAUTHENTICATED,
+     RESOURCE_EXHAUSTED, FAILED_PRECONDITION, ...; the code and message are printed)
+  4  no answer: a server unavailable or past its deadline (UNAVAILABLE, DEADLINE_EXCEEDED)
+  5  a local failure: the output file cannot be written, or Chromium failed to draw the PNG
 )";
+
+enum ExitCode : int {
+  kSuccess = 0,
+  kJobDidNotSucceed = 1,
+  kUsage = 2,
+  kRefused = 3,
+  kNoAnswer = 4,
+  kLocalFailure = 5,
+};
 
 #define DPCTL_ASSIGN_OR_FAIL(lhs, expr)               \
   auto lhs##_or = (expr);                             \
   if (!lhs##_or.ok()) return Fail(lhs##_or.status()); \
   auto lhs = *std::move(lhs##_or)
 
-int Fail(const absl::Status& status) {
+int Fail(const absl::Status& status, ExitCode code = kUsage) {
   std::cerr << "dpctl: " << absl::StatusCodeToString(status.code()) << ": " << status.message()
             << "\n";
-  return 1;
+  return code;
+}
+
+// A failed call to a server: refused, or not answered.
+int FailCall(const grpc::Status& status) {
+  const absl::Status failure = FromGrpcStatus(status);
+  const bool no_answer = absl::IsUnavailable(failure) || absl::IsDeadlineExceeded(failure);
+  return Fail(failure, no_answer ? kNoAnswer : kRefused);
 }
 
 // Returns --flag, or the environment variable `env` when the flag is absent.
@@ -125,6 +170,13 @@ std::string Json(const google::protobuf::Message& message) {
   options.preserve_proto_field_names = true;
   (void)google::protobuf::util::MessageToJsonString(message, &json, options);
   return json;
+}
+
+// Columns of the terminal on stdout; 100 when it does not say.
+int TerminalWidth() {
+  winsize size{};
+  if (ioctl(STDOUT_FILENO, TIOCGWINSZ, &size) == 0 && size.ws_col > 0) return size.ws_col;
+  return 100;
 }
 
 std::string StateName(v1::JobState state) { return v1::JobState_Name(state); }
@@ -176,24 +228,21 @@ int Watch(v1::JobService::Stub& jobs, const std::string& job_id, bool json) {
   const bool tty = isatty(STDOUT_FILENO) && !json;
   v1::JobEvent event;
   int last_percent_printed = -1;
+  StepRate rate;
   v1::Job last;
   while (reader->Read(&event)) {
     last = event.job();
+    rate.Observe(last.progress().step(), absl::Now());
     if (json) {
-      std::cout << Json(last) << "\n" << std::flush;
+      std::cout << Json(last) << "\n" << std::flush;  // The snapshot after the event.
       continue;
     }
     const v1::JobProgress& p = last.progress();
     const int64_t total = std::max<int64_t>(1, last.total_steps());
     const int percent = static_cast<int>(100 * p.step() / total);
     if (tty) {
-      const int width = 30;
-      const int filled = static_cast<int>(width * p.step() / total);
-      std::cout << absl::StrFormat("\r%-9s [%s%s] %3d%%  step %d/%d  %s  eps %.3f ",
-                                   StateName(last.state()), std::string(filled, '#'),
-                                   std::string(width - filled, '.'), percent, p.step(), total,
-                                   ShownLoss(last), p.epsilon_spent())
-                << std::flush;
+      // \r and clear to the end of the line: the line redraws in place.
+      std::cout << "\r" << ProgressLine(last, rate, TerminalWidth()) << "\x1b[K" << std::flush;
     } else if (percent / 10 != last_percent_printed / 10 || last.state() != v1::RUNNING) {
       last_percent_printed = percent;
       std::cout << absl::StrFormat("%-9s step %d/%d (%d%%)  %s  epsilon spent %.4f\n",
@@ -203,9 +252,176 @@ int Watch(v1::JobService::Stub& jobs, const std::string& job_id, bool json) {
   }
   const grpc::Status status = reader->Finish();
   if (tty) std::cout << "\n";
-  if (!status.ok()) return Fail(FromGrpcStatus(status));
+  if (!status.ok()) return FailCall(status);
   if (!json) PrintJob(last);
-  return last.state() == v1::SUCCEEDED ? 0 : 1;
+  return last.state() == v1::SUCCEEDED ? kSuccess : kJobDidNotSucceed;
+}
+
+// Every page of the job's history, joined.
+absl::StatusOr<v1::JobHistory> FetchHistory(v1::JobService::Stub& jobs, const std::string& job_id,
+                                            grpc::Status& call) {
+  v1::GetJobHistoryRequest request;
+  request.set_job_id(job_id);
+  v1::JobHistory history;
+  do {
+    v1::JobHistory page;
+    call = jobs.GetJobHistory(Context().get(), request, &page);
+    if (!call.ok()) return FromGrpcStatus(call);
+    if (request.start_index() == 0)
+      history = page;
+    else
+      history.mutable_steps()->MergeFrom(page.steps());
+    request.set_start_index(page.next_start_index());
+  } while (request.start_index() != 0);
+  history.clear_next_start_index();
+  return history;
+}
+
+absl::Status WriteFile(const std::string& path, const std::string& contents) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << contents;
+  out.close();
+  if (!out) return absl::UnavailableError(absl::StrCat("cannot write ", path));
+  return absl::OkStatus();
+}
+
+// Runs `argv` (searched in $PATH), its output discarded; returns OK if it exited with 0.
+absl::Status RunProgram(const std::vector<std::string>& argv) {
+  std::vector<char*> args;
+  for (const std::string& arg : argv) args.push_back(const_cast<char*>(arg.c_str()));
+  args.push_back(nullptr);
+  const pid_t child = fork();
+  if (child < 0) return absl::InternalError("fork failed");
+  if (child == 0) {
+    const int null = open("/dev/null", O_WRONLY);
+    dup2(null, STDOUT_FILENO);
+    dup2(null, STDERR_FILENO);
+    execvp(args[0], args.data());
+    _exit(127);
+  }
+  int status = 0;
+  waitpid(child, &status, 0);
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return absl::OkStatus();
+  return absl::InternalError(
+      absl::StrCat(argv[0], WIFEXITED(status) && WEXITSTATUS(status) == 127
+                                ? " was not found (install chromium, or set $DPFLEET_CHROMIUM)"
+                                : " failed"));
+}
+
+// Draws `svg` (width x height) into the PNG file `path` with headless Chromium.
+absl::Status RenderPng(const std::string& svg, int width, int height, const std::string& path) {
+  char directory[] = "/tmp/dpctl-plot-XXXXXX";
+  if (mkdtemp(directory) == nullptr) return absl::InternalError("cannot make a temporary folder");
+  const std::string page = absl::StrCat(directory, "/chart.svg");
+  absl::Status drawn = WriteFile(page, svg);
+  const char* chromium = std::getenv("DPFLEET_CHROMIUM");
+  if (drawn.ok()) {
+    drawn = RunProgram({chromium != nullptr ? chromium : "chromium", "--headless", "--no-sandbox",
+                        "--disable-gpu", absl::StrCat("--user-data-dir=", directory, "/profile"),
+                        absl::StrCat("--screenshot=", std::filesystem::absolute(path).string()),
+                        absl::StrCat("--window-size=", width, ",", height),
+                        absl::StrCat("file://", page)});
+  }
+  std::filesystem::remove_all(directory);
+  return drawn;
+}
+
+// history, report and plot: what the coordinator kept of jobs' runs.
+int HistoryCommand(Args& args, const std::string& command) {
+  const bool json = args.Bool("json");
+  DPCTL_ASSIGN_OR_FAIL(out, args.String("out"));
+  DPCTL_ASSIGN_OR_FAIL(metric_name, args.String("metric", command == "plot" ? "" : "epsilon"));
+  DPCTL_ASSIGN_OR_FAIL(channel,
+                       Channel(args, "coordinator", "DPFLEET_COORDINATOR", Role::kCoordinator));
+  const std::string accountant_address =
+      FlagOrEnv(args, "accountant-address", "DPFLEET_ACCOUNTANT");
+  if (absl::Status unused = args.CheckAllUsed(); !unused.ok()) return Fail(unused);
+  const std::vector<std::string> job_ids(args.positional().begin() + 1, args.positional().end());
+  if (job_ids.empty() || (command == "history" && job_ids.size() != 1)) {
+    return Fail(absl::InvalidArgumentError(
+        absl::StrCat(command, " needs ", command == "history" ? "a JOB_ID" : "JOB_IDs")));
+  }
+  if (command != "history" && out.empty()) {
+    return Fail(absl::InvalidArgumentError(absl::StrCat(command, " needs --out FILE")));
+  }
+  auto jobs = v1::JobService::NewStub(channel);
+  std::vector<JobRun> runs;
+  for (const std::string& job_id : job_ids) {
+    JobRun run;
+    v1::GetJobRequest request;
+    request.set_job_id(job_id);
+    if (grpc::Status got = jobs->GetJob(Context().get(), request, &run.job); !got.ok()) {
+      return FailCall(got);
+    }
+    grpc::Status call;
+    absl::StatusOr<v1::JobHistory> history = FetchHistory(*jobs, job_id, call);
+    if (!history.ok()) return FailCall(call);
+    run.history = *std::move(history);
+    runs.push_back(std::move(run));
+  }
+  if (command == "history") {
+    const v1::JobHistory& history = runs[0].history;
+    if (json) {
+      std::cout << Json(history) << "\n";
+      return kSuccess;
+    }
+    std::cout << absl::StrFormat("%s: %d step record(s), one every %d step(s); %d evaluation(s)\n",
+                                 job_ids[0], history.steps_size(), history.stride(),
+                                 history.evaluations_size());
+    for (const v1::StepRecord& r : history.steps()) {
+      std::cout << absl::StrFormat("  step %6d  epsilon %.4f  %s  %.3f s  %.0f ex/s\n", r.step(),
+                                   r.epsilon_spent(),
+                                   runs[0].job.spec().loss_noise_multiplier() > 0
+                                       ? absl::StrFormat("noised loss %.4f", r.noised_loss())
+                                       : absl::StrFormat("loss %.4f (not private)", r.loss()),
+                                   r.step_seconds(), r.examples_per_second());
+    }
+    for (const v1::EvaluationRecord& e : history.evaluations()) {
+      std::cout << absl::StrFormat(
+          "  evaluation at step %d: test accuracy %.2f%% (%d examples), "
+          "epsilon %.4f\n",
+          e.step(), 100 * e.test_accuracy(), e.test_examples(), e.epsilon_spent());
+    }
+    return kSuccess;
+  }
+  if (command == "plot") {
+    DPCTL_ASSIGN_OR_FAIL(metric, ParseMetric(metric_name));
+    const Chart chart = MetricChart(runs, metric);
+    const absl::Status written =
+        absl::EndsWith(out, ".png") ? RenderPng(ChartSvg(chart), chart.width, chart.height, out)
+        : absl::EndsWith(out, ".svg")
+            ? WriteFile(out, ChartSvg(chart))
+            : absl::InvalidArgumentError(absl::StrCat("--out must end in .svg or .png: ", out));
+    if (!written.ok())
+      return Fail(written, absl::IsInvalidArgument(written) ? kUsage : kLocalFailure);
+    std::cout << "wrote " << out << "\n";
+    return kSuccess;
+  }
+  std::vector<v1::GetBudgetResponse> budgets;
+  if (accountant_address.empty()) {
+    std::cerr << "dpctl: no accountant address (--accountant-address or $DPFLEET_ACCOUNTANT): "
+                 "the report shows no budget\n";
+  } else {
+    DPCTL_ASSIGN_OR_FAIL(accountant_channel, Channel(args, "accountant-address",
+                                                     "DPFLEET_ACCOUNTANT", Role::kAccountant));
+    auto accountant = v1::AccountantService::NewStub(accountant_channel);
+    std::set<std::string> datasets;
+    for (const JobRun& run : runs) datasets.insert(run.job.spec().dataset());
+    for (const std::string& dataset : datasets) {
+      v1::GetBudgetRequest request;
+      request.set_dataset(dataset);
+      v1::GetBudgetResponse budget;
+      const grpc::Status status = accountant->GetBudget(Context().get(), request, &budget);
+      if (!status.ok()) return FailCall(status);
+      budgets.push_back(std::move(budget));
+    }
+  }
+  const absl::Status written = WriteFile(
+      out, HtmlReport(runs, budgets,
+                      absl::FormatTime("%Y-%m-%d %H:%M:%S UTC", absl::Now(), absl::UTCTimeZone())));
+  if (!written.ok()) return Fail(written, kLocalFailure);
+  std::cout << "wrote " << out << "\n";
+  return kSuccess;
 }
 
 // Builds a job spec from submit's flags. Which of each exclusive group (batching, duration,
@@ -223,7 +439,7 @@ int Submit(Args& args) {
   *request.mutable_spec() = spec;
   v1::SubmitJobResponse response;
   const grpc::Status status = jobs->SubmitJob(Context().get(), request, &response);
-  if (!status.ok()) return Fail(FromGrpcStatus(status));
+  if (!status.ok()) return FailCall(status);
   if (json) {
     std::cout << Json(response.job()) << "\n";
   } else {
@@ -242,7 +458,7 @@ int JobCommand(Args& args, const std::string& command) {
   if (command == "jobs") {
     v1::ListJobsResponse response;
     const grpc::Status status = jobs->ListJobs(Context().get(), {}, &response);
-    if (!status.ok()) return Fail(FromGrpcStatus(status));
+    if (!status.ok()) return FailCall(status);
     if (json) {
       std::cout << Json(response) << "\n";
     } else {
@@ -265,7 +481,7 @@ int JobCommand(Args& args, const std::string& command) {
     request.set_job_id(job_id);
     status = jobs->CancelJob(Context().get(), request, &job);
   }
-  if (!status.ok()) return Fail(FromGrpcStatus(status));
+  if (!status.ok()) return FailCall(status);
   if (json) {
     std::cout << Json(job) << "\n";
   } else {
@@ -282,7 +498,7 @@ int Workers(Args& args) {
   auto registry = v1::WorkerRegistry::NewStub(channel);
   v1::ListWorkersResponse response;
   const grpc::Status status = registry->ListWorkers(Context(absl::Seconds(5)).get(), {}, &response);
-  if (!status.ok()) return Fail(FromGrpcStatus(status));
+  if (!status.ok()) return FailCall(status);
   if (json) {
     std::cout << Json(response) << "\n";
     return 0;
@@ -333,7 +549,11 @@ int BudgetCommand(Args& args, const std::string& command) {
     request.set_delta(delta);
     v1::RegisterDatasetResponse response;
     const grpc::Status status = accountant->RegisterDataset(context.get(), request, &response);
-    if (!status.ok()) return Fail(FromGrpcStatus(status));
+    if (!status.ok()) return FailCall(status);
+    if (json) {
+      std::cout << Json(request) << "\n";
+      return kSuccess;
+    }
     std::cout << absl::StrFormat("registered dataset %s with budget epsilon=%g delta=%g\n", dataset,
                                  epsilon, delta);
     return 0;
@@ -344,7 +564,7 @@ int BudgetCommand(Args& args, const std::string& command) {
   request.set_dataset(dataset);
   v1::GetBudgetResponse budget;
   const grpc::Status status = accountant->GetBudget(context.get(), request, &budget);
-  if (!status.ok()) return Fail(FromGrpcStatus(status));
+  if (!status.ok()) return FailCall(status);
   if (json) {
     std::cout << Json(budget) << "\n";
   } else {
@@ -428,6 +648,7 @@ int Privacy(Args& args) {
 // once) have passed; prints one line per server.
 int Health(Args& args) {
   DPCTL_ASSIGN_OR_FAIL(wait_s, args.Double("wait", 0));
+  const bool json = args.Bool("json");
   if (absl::Status unused = args.CheckAllUsed(); !unused.ok()) return Fail(unused);
   const std::vector<std::string> addresses(args.positional().begin() + 1, args.positional().end());
   if (addresses.empty()) return Fail(absl::InvalidArgumentError("health needs HOST:PORT"));
@@ -452,10 +673,15 @@ int Health(Args& args) {
       }
       absl::SleepFor(absl::Milliseconds(200));
     }
-    std::cout << address << " " << state << "\n";
+    if (json) {
+      std::cout << absl::StrFormat("{\"address\": \"%s\", \"status\": \"%s\"}\n",
+                                   absl::CEscape(address), absl::CEscape(state));
+    } else {
+      std::cout << address << " " << state << "\n";
+    }
     if (state != "SERVING") ++unhealthy;
   }
-  return unhealthy == 0 ? 0 : 1;
+  return unhealthy == 0 ? kSuccess : kJobDidNotSucceed;
 }
 
 int GrantCommand(Args& args, const std::string& command) {
@@ -464,6 +690,7 @@ int GrantCommand(Args& args, const std::string& command) {
   }
   const std::string& dataset = args.positional()[1];
   const std::string& principal = args.positional()[2];
+  const bool json = args.Bool("json");
   DPCTL_ASSIGN_OR_FAIL(
       channel, Channel(args, "accountant-address", "DPFLEET_ACCOUNTANT", Role::kAccountant));
   if (absl::Status unused = args.CheckAllUsed(); !unused.ok()) return Fail(unused);
@@ -483,10 +710,16 @@ int GrantCommand(Args& args, const std::string& command) {
     v1::RevokeAccessResponse response;
     status = accountant->RevokeAccess(context.get(), request, &response);
   }
-  if (!status.ok()) return Fail(FromGrpcStatus(status));
+  if (!status.ok()) return FailCall(status);
+  if (json) {
+    std::cout << absl::StrFormat("{\"%s\": {\"dataset\": \"%s\", \"principal\": \"%s\"}}\n",
+                                 command == "grant" ? "granted" : "revoked", absl::CEscape(dataset),
+                                 absl::CEscape(principal));
+    return kSuccess;
+  }
   std::cout << (command == "grant" ? "granted " : "revoked ") << principal << " access to "
             << dataset << "\n";
-  return 0;
+  return kSuccess;
 }
 
 int Main(int argc, char** argv) {
@@ -494,21 +727,24 @@ int Main(int argc, char** argv) {
   if (!parsed.ok()) return Fail(parsed.status());
   Args& args = *parsed;
   if (args.positional().empty() || args.positional()[0] == "help" || args.Bool("help")) {
-    std::cout << kUsage;
-    return args.positional().empty() && !args.Bool("help") ? 2 : 0;
+    std::cout << kHelp;
+    return args.positional().empty() && !args.Bool("help") ? kUsage : kSuccess;
   }
   const std::string command = args.positional()[0];
   if (command == "submit") return Submit(args);
   if (command == "watch" || command == "get" || command == "jobs" || command == "cancel") {
     return JobCommand(args, command);
   }
+  if (command == "history" || command == "report" || command == "plot") {
+    return HistoryCommand(args, command);
+  }
   if (command == "workers") return Workers(args);
   if (command == "budget" || command == "register-dataset") return BudgetCommand(args, command);
   if (command == "grant" || command == "revoke") return GrantCommand(args, command);
   if (command == "privacy") return Privacy(args);
   if (command == "health") return Health(args);
-  std::cerr << "dpctl: unknown command '" << command << "'\n\n" << kUsage;
-  return 2;
+  std::cerr << "dpctl: unknown command '" << command << "'\n\n" << kHelp;
+  return kUsage;
 }
 
 }  // namespace

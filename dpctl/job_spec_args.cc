@@ -162,6 +162,8 @@ absl::StatusOr<v1::JobSpec> JobSpecFromArgs(Args& args) {
   DPFLEET_RETURN_IF_ERROR(IfInt(args, "micro-batch-size", [&](int64_t v) {
     spec.set_micro_batch_size(static_cast<int32_t>(v));
   }));
+  DPFLEET_RETURN_IF_ERROR(
+      IfInt(args, "evaluate-every", [&](int64_t v) { spec.set_evaluate_every_steps(v); }));
   v1::Augmentation* augmentation = spec.mutable_augmentation();
   DPFLEET_RETURN_IF_ERROR(IfInt(args, "augmentations", [&](int64_t v) {
     augmentation->set_views(static_cast<int32_t>(v));

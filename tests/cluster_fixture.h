@@ -145,6 +145,29 @@ class ClusterTest : public ::testing::Test {
     return job;
   }
 
+  // The job's whole history, every page joined, as `jobs` (default: the admin's stub) sees it.
+  v1::JobHistory History(const std::string& job_id, v1::JobService::Stub* jobs = nullptr) {
+    v1::GetJobHistoryRequest request;
+    request.set_job_id(job_id);
+    v1::JobHistory history;
+    do {
+      grpc::ClientContext context;
+      context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
+      v1::JobHistory page;
+      const grpc::Status status =
+          (jobs != nullptr ? jobs : jobs_.get())->GetJobHistory(&context, request, &page);
+      EXPECT_TRUE(status.ok()) << status.error_code() << ": " << status.error_message();
+      if (!status.ok()) break;
+      if (request.start_index() == 0) {
+        history = page;
+      } else {
+        history.mutable_steps()->MergeFrom(page.steps());
+      }
+      request.set_start_index(page.next_start_index());
+    } while (request.start_index() != 0);
+    return history;
+  }
+
   // Polls until `done(job)` or the deadline; returns the last snapshot.
   template <typename Done>
   v1::Job WaitFor(const std::string& job_id, Done done, absl::Duration timeout = absl::Minutes(3)) {

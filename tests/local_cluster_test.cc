@@ -36,12 +36,32 @@ TEST_F(LocalClusterTest, JobSucceedsOnBitIdenticalWorkersAndIsChargedExactlyOnce
   RegisterDataset(room);
 
   v1::Job job;
-  ASSERT_TRUE(Submit(SmallJob(kSteps), &job).ok());
+  v1::JobSpec spec = SmallJob(kSteps);
+  spec.set_evaluate_every_steps(25);
+  ASSERT_TRUE(Submit(spec, &job).ok());
   EXPECT_EQ(job.total_steps(), kSteps);
   EXPECT_DOUBLE_EQ(job.sampling_rate(), 0.01);
   job = WaitFor(job.job_id(), Ended);
   ASSERT_EQ(job.state(), v1::SUCCEEDED) << job.error();
   EXPECT_EQ(job.result().steps_run(), kSteps);
+  // The run's history: every step, the evaluations asked for and the final one.
+  const v1::JobHistory history = History(job.job_id());
+  ASSERT_EQ(history.steps_size(), kSteps);
+  for (int64_t i = 0; i < kSteps; ++i) {
+    const v1::StepRecord& record = history.steps(i);
+    EXPECT_EQ(record.step(), i + 1);
+    EXPECT_NEAR(record.epsilon_spent(), EpsilonOf(i + 1), kEpsilonTolerance);
+    EXPECT_GT(record.loss(), 0.0);  // The owner (here the admin that submitted) sees it.
+    EXPECT_GT(record.step_seconds(), 0.0);
+    EXPECT_NEAR(record.examples_per_second() * record.step_seconds(), 600, 1e-6);
+  }
+  ASSERT_EQ(history.evaluations_size(), 3);
+  EXPECT_EQ(history.evaluations(0).step(), 25);
+  EXPECT_EQ(history.evaluations(1).step(), 50);
+  EXPECT_EQ(history.evaluations(2).step(), kSteps);
+  EXPECT_EQ(history.evaluations(2).test_accuracy(), job.result().test_accuracy());
+  EXPECT_EQ(history.evaluations(2).test_examples(), 10000);
+  EXPECT_NEAR(history.evaluations(0).epsilon_spent(), EpsilonOf(25), kEpsilonTolerance);
   ASSERT_EQ(job.result().parameter_fingerprints_size(), 2);
   EXPECT_EQ(job.result().parameter_fingerprints(0), job.result().parameter_fingerprints(1))
       << "workers ended with different parameters";
@@ -62,6 +82,75 @@ TEST_F(LocalClusterTest, JobSucceedsOnBitIdenticalWorkersAndIsChargedExactlyOnce
       << second.error_message();
   EXPECT_EQ(Budget().epsilon_reserved(), budget.epsilon_reserved());
   EXPECT_EQ(Budget().open_reservations(), 0);
+}
+
+// The report of a real run, drawn by a real browser: headless Chromium loads the page, and the
+// DOM it built holds the charts with every point of the run.
+TEST_F(LocalClusterTest, ReportOfARealRunRendersItsChartsInChromium) {
+  std::string found;
+  if (RunCommand("command -v chromium", &found) != 0) {
+    GTEST_SKIP() << "no chromium (Debian's chromium package) to render the report in";
+  }
+  RegisterDataset(100.0);
+  std::vector<std::string> ids;
+  for (int64_t steps : {20, 40}) {
+    v1::JobSpec spec = SmallJob(steps);
+    spec.set_evaluate_every_steps(10);
+    spec.set_display_name(absl::StrCat("mlp ", steps, " steps"));
+    v1::Job job;
+    ASSERT_TRUE(Submit(spec, &job).ok());
+    ASSERT_EQ(WaitFor(job.job_id(), Ended).state(), v1::SUCCEEDED);
+    ids.push_back(job.job_id());
+  }
+  const std::string dir = std::getenv("TEST_TMPDIR");
+  // dpctl as the README runs it: the cluster's environment, the admin's certificate.
+  const std::string dpctl =
+      absl::StrCat("eval \"$(bash ", Runfiles(), "/deploy/local_cluster.sh env --state-dir ",
+                   state_dir_, ")\" && ", Runfiles(), "/dpctl/dpctl");
+  std::string output;
+  ASSERT_EQ(RunCommand(absl::StrCat("bash -c '", dpctl, " report ", ids[0], " ", ids[1], " --out ",
+                                    dir, "/report.html' 2>&1"),
+                       &output),
+            0)
+      << output;
+  ASSERT_EQ(RunCommand(absl::StrCat("bash -c '", dpctl, " plot ", ids[1],
+                                    " --metric accuracy --out ", dir, "/accuracy.png' 2>&1"),
+                       &output),
+            0)
+      << output;
+  EXPECT_EQ(ReadFile(dir + "/accuracy.png").substr(0, 8), "\x89PNG\r\n\x1a\n");
+  EXPECT_EQ(RunCommand(absl::StrCat("bash -c '", dpctl, " plot ", ids[1], " --metric speed --out ",
+                                    dir, "/x.svg' 2>&1"),
+                       &output),
+            2)  // Usage.
+      << output;
+  EXPECT_EQ(RunCommand(absl::StrCat("bash -c '", dpctl, " history job-404' 2>&1"), &output), 3)
+      << output;  // Refused: NOT_FOUND.
+
+  const std::string chromium = absl::StrCat("HOME=", dir, " chromium --headless --no-sandbox ",
+                                            "--disable-gpu --user-data-dir=", dir, "/chromium ");
+  std::string dom;
+  ASSERT_EQ(
+      RunCommand(absl::StrCat(chromium, "--dump-dom file://", dir, "/report.html 2>/dev/null"),
+                 &dom),
+      0);
+  for (const std::string& expected :
+       {absl::StrCat("data-series=\"mlp 20 steps (", ids[0], ")\" data-points=\"20\""),
+        absl::StrCat("data-series=\"mlp 40 steps (", ids[1], ")\" data-points=\"40\""),
+        std::string("class=\"markers\" data-series=\"mlp 40 steps"),  // Its 4 evaluations.
+        std::string("Accuracy against privacy spent"), std::string("class=\"committed\""),
+        std::string("Budget of fashion-mnist")}) {
+    EXPECT_NE(dom.find(expected), std::string::npos) << expected << "\n" << dom.substr(0, 4000);
+  }
+  EXPECT_NE(
+      dom.find("class=\"markers\" data-series=\"mlp 40 steps (" + ids[1] + ")\" data-points=\"4\""),
+      std::string::npos);
+  ASSERT_EQ(RunCommand(absl::StrCat(chromium, "--screenshot=", dir, "/report.png ",
+                                    "--window-size=1400,1400 file://", dir,
+                                    "/report.html >/dev/null 2>&1"),
+                       &output),
+            0);
+  EXPECT_GT(ReadFile(dir + "/report.png").size(), 20000u);  // Charts, not a blank page.
 }
 
 TEST_F(LocalClusterTest, EveryServerAnswersGrpcHealthChecks) {
@@ -147,6 +236,9 @@ TEST_F(LocalClusterTest, ANoisedLossIsShownToReadersAndChargedWithTheGradient) {
   v1::Job seen;
   ASSERT_TRUE(reader->GetJob(Context().get(), get, &seen).ok());
   EXPECT_EQ(seen.progress().noised_loss(), job.progress().noised_loss());
+  const v1::JobHistory seen_history = History(job.job_id(), reader.get());
+  ASSERT_EQ(seen_history.steps_size(), kSteps);
+  EXPECT_EQ(seen_history.steps(kSteps - 1).noised_loss(), job.progress().noised_loss());
   // Charged as one Gaussian mechanism of both releases.
   const std::string filter = Budget().filter();
   EXPECT_NEAR(
@@ -156,6 +248,13 @@ TEST_F(LocalClusterTest, ANoisedLossIsShownToReadersAndChargedWithTheGradient) {
           filter),
       kEpsilonTolerance);
   EXPECT_GT(Budget().epsilon_committed(), ChargeOf(kSteps, filter));
+  // A reader of a job with a raw loss gets the history without it.
+  v1::Job raw;
+  ASSERT_TRUE(Submit(SmallJob(5), &raw).ok());
+  ASSERT_EQ(WaitFor(raw.job_id(), Ended).state(), v1::SUCCEEDED);
+  EXPECT_GT(History(raw.job_id()).steps(4).loss(), 0.0);
+  EXPECT_EQ(History(raw.job_id(), reader.get()).steps(4).loss(), 0.0);
+  EXPECT_EQ(History(raw.job_id(), reader.get()).steps(4).batch_size(), 0);
 
   // With a target epsilon, the gradient gets less noise's worth of it: the whole meets the target.
   v1::JobSpec targeted = SmallJob(kSteps);
@@ -278,6 +377,13 @@ TEST_F(LocalClusterTest, CoordinatorKilledMidJobResumesFromItsCheckpointAndCharg
   const v1::GetBudgetResponse budget = Budget();
   EXPECT_EQ(budget.open_reservations(), 0);
   EXPECT_NEAR(budget.epsilon_committed(), ChargeOf(job.result().steps_charged(), budget.filter()),
+              kEpsilonTolerance);
+  // The history survived the crash: every step once, in order, the re-run replacing the records
+  // of the steps that ran before it.
+  const v1::JobHistory history = History(job_id);
+  ASSERT_EQ(history.steps_size(), kSteps);
+  for (int64_t i = 0; i < kSteps; ++i) EXPECT_EQ(history.steps(i).step(), i + 1);
+  EXPECT_NEAR(history.steps(kSteps - 1).epsilon_spent(), job.result().epsilon_spent(),
               kEpsilonTolerance);
 
   // The restarted coordinator runs new jobs on the workers, which registered again.
