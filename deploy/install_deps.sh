@@ -27,6 +27,8 @@ packages=(
   dataset-fashion-mnist
   # dpctl plot's PNG output and the report's browser test (headless Chromium).
   chromium
+  # The Python client (clients/python): gRPC, protobuf, a progress bar.
+  python3-grpcio python3-protobuf python3-tqdm
 )
 
 sudo_cmd=()
