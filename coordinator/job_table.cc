@@ -41,8 +41,6 @@ absl::StatusOr<std::vector<StoredJob>> JobTable::Restore() {
     entry.step_bound = s.step_bound;
     entry.cancel_requested = s.cancel_requested;
     entry.history = s.history;
-    entry.history.set_stride(HistoryStride(s.job.total_steps()));
-    entry.history.set_max_points(kMaxHistoryPoints);
   }
   return stored;
 }
@@ -52,8 +50,9 @@ absl::Status JobTable::SaveRecovery(const std::string& job_id, const v1::JobReco
   absl::MutexLock lock(&mu_);
   auto it = jobs_.find(job_id);
   if (it == jobs_.end()) return UnknownJob(job_id);
-  if (absl::Status stored = StoreHistory(job_id, it->second); !stored.ok()) return stored;
-  return store_->PutRecovery(job_id, recovery);
+  // The recovery record first: a history that cannot be written must not cost the checkpoint.
+  if (absl::Status stored = store_->PutRecovery(job_id, recovery); !stored.ok()) return stored;
+  return StoreHistory(job_id, it->second);
 }
 
 absl::Status JobTable::StoreHistory(const std::string& job_id, Entry& entry) {
@@ -167,8 +166,9 @@ absl::Status JobTable::Update(const std::string& job_id,
   mutate(it->second.job);
   ++it->second.version;
   if (store_ == nullptr || it->second.job.state() == before) return absl::OkStatus();
-  if (absl::Status stored = StoreHistory(job_id, it->second); !stored.ok()) return stored;
-  return store_->Put(it->second.job);
+  // The state first: a history that cannot be written must not cost the job's end.
+  if (absl::Status stored = store_->Put(it->second.job); !stored.ok()) return stored;
+  return StoreHistory(job_id, it->second);
 }
 
 absl::StatusOr<std::pair<v1::Job, int64_t>> JobTable::WaitForChange(const std::string& job_id,

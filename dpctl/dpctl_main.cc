@@ -310,6 +310,8 @@ absl::Status RunProgram(const std::vector<std::string>& argv) {
 
 // Draws `svg` (width x height) into the PNG file `path` with headless Chromium.
 absl::Status RenderPng(const std::string& svg, int width, int height, const std::string& path) {
+  std::error_code ignored;
+  std::filesystem::remove(path, ignored);  // So that an old file cannot pass for the new one.
   char directory[] = "/tmp/dpctl-plot-XXXXXX";
   if (mkdtemp(directory) == nullptr) return absl::InternalError("cannot make a temporary folder");
   const std::string page = absl::StrCat(directory, "/chart.svg");
@@ -323,18 +325,32 @@ absl::Status RenderPng(const std::string& svg, int width, int height, const std:
                         absl::StrCat("file://", page)});
   }
   std::filesystem::remove_all(directory);
+  if (drawn.ok() && !std::filesystem::exists(path)) {
+    return absl::InternalError(absl::StrCat("Chromium exited without writing ", path));
+  }
   return drawn;
+}
+
+void PrintWrote(const std::string& path, bool json) {
+  if (json) {
+    std::cout << absl::StrFormat("{\"wrote\": \"%s\"}\n", absl::CEscape(path));
+  } else {
+    std::cout << "wrote " << path << "\n";
+  }
 }
 
 // history, report and plot: what the coordinator kept of jobs' runs.
 int HistoryCommand(Args& args, const std::string& command) {
   const bool json = args.Bool("json");
-  DPCTL_ASSIGN_OR_FAIL(out, args.String("out"));
-  DPCTL_ASSIGN_OR_FAIL(metric_name, args.String("metric", command == "plot" ? "" : "epsilon"));
+  // Each command reads only its own flags, so that any other is refused as unknown.
+  std::string out, metric_name, accountant_address;
+  if (command != "history") out = *args.String("out");
+  if (command == "plot") metric_name = *args.String("metric");
+  if (command == "report") {
+    accountant_address = FlagOrEnv(args, "accountant-address", "DPFLEET_ACCOUNTANT");
+  }
   DPCTL_ASSIGN_OR_FAIL(channel,
                        Channel(args, "coordinator", "DPFLEET_COORDINATOR", Role::kCoordinator));
-  const std::string accountant_address =
-      FlagOrEnv(args, "accountant-address", "DPFLEET_ACCOUNTANT");
   if (absl::Status unused = args.CheckAllUsed(); !unused.ok()) return Fail(unused);
   const std::vector<std::string> job_ids(args.positional().begin() + 1, args.positional().end());
   if (job_ids.empty() || (command == "history" && job_ids.size() != 1)) {
@@ -394,7 +410,7 @@ int HistoryCommand(Args& args, const std::string& command) {
             : absl::InvalidArgumentError(absl::StrCat("--out must end in .svg or .png: ", out));
     if (!written.ok())
       return Fail(written, absl::IsInvalidArgument(written) ? kUsage : kLocalFailure);
-    std::cout << "wrote " << out << "\n";
+    PrintWrote(out, json);
     return kSuccess;
   }
   std::vector<v1::GetBudgetResponse> budgets;
@@ -420,7 +436,7 @@ int HistoryCommand(Args& args, const std::string& command) {
       out, HtmlReport(runs, budgets,
                       absl::FormatTime("%Y-%m-%d %H:%M:%S UTC", absl::Now(), absl::UTCTimeZone())));
   if (!written.ok()) return Fail(written, kLocalFailure);
-  std::cout << "wrote " << out << "\n";
+  PrintWrote(out, json);
   return kSuccess;
 }
 
