@@ -23,6 +23,7 @@
 #include "accountant/pld.h"
 #include "accountant/privacy_filter.h"
 #include "common/grpc_status.h"
+#include "common/serve.h"
 #include "common/status.h"
 #include "common/tls.h"
 #include "dpctl/args.h"
@@ -181,13 +182,15 @@ int TerminalWidth() {
 
 std::string StateName(v1::JobState state) { return v1::JobState_Name(state); }
 
-// The job's last loss as dpctl shows it: the noised one (covered by DP) when the job releases one,
-// else the raw diagnostic, which only the job's owner is served.
-std::string ShownLoss(const v1::Job& job) {
-  if (job.spec().loss_noise_multiplier() > 0) {
-    return absl::StrFormat("noised loss %.4f", job.progress().noised_loss());
+// A step's loss as dpctl shows it (`record` a JobProgress or a StepRecord of a job of `spec`): the
+// noised one (covered by DP) when the job releases one, else the raw diagnostic, which only the
+// job's owner is served.
+template <typename Record>
+std::string ShownLoss(const v1::JobSpec& spec, const Record& record) {
+  if (spec.loss_noise_multiplier() > 0) {
+    return absl::StrFormat("noised loss %.4f", record.noised_loss());
   }
-  return absl::StrFormat("loss %.4f (not private)", job.progress().loss());
+  return absl::StrFormat("loss %.4f (not private)", record.loss());
 }
 
 void PrintJob(const v1::Job& job) {
@@ -199,9 +202,9 @@ void PrintJob(const v1::Job& job) {
       job.sampling_rate(), job.noise_multiplier(), job.total_steps(), job.planned_epsilon(),
       job.spec().delta());
   if (job.state() == v1::RUNNING || job.progress().step() > 0) {
-    std::cout << absl::StrFormat("  progress: step %d/%d  %s  epsilon spent %.4f\n",
-                                 job.progress().step(), job.total_steps(), ShownLoss(job),
-                                 job.progress().epsilon_spent());
+    std::cout << absl::StrFormat(
+        "  progress: step %d/%d  %s  epsilon spent %.4f\n", job.progress().step(),
+        job.total_steps(), ShownLoss(job.spec(), job.progress()), job.progress().epsilon_spent());
   }
   if (job.state() == v1::SUCCEEDED) {
     std::cout << absl::StrFormat(
@@ -247,7 +250,7 @@ int Watch(v1::JobService::Stub& jobs, const std::string& job_id, bool json) {
       last_percent_printed = percent;
       std::cout << absl::StrFormat("%-9s step %d/%d (%d%%)  %s  epsilon spent %.4f\n",
                                    StateName(last.state()), p.step(), total, percent,
-                                   ShownLoss(last), p.epsilon_spent());
+                                   ShownLoss(last.spec(), p), p.epsilon_spent());
     }
   }
   const grpc::Status status = reader->Finish();
@@ -257,32 +260,26 @@ int Watch(v1::JobService::Stub& jobs, const std::string& job_id, bool json) {
   return last.state() == v1::SUCCEEDED ? kSuccess : kJobDidNotSucceed;
 }
 
-// Every page of the job's history, joined.
-absl::StatusOr<v1::JobHistory> FetchHistory(v1::JobService::Stub& jobs, const std::string& job_id,
-                                            grpc::Status& call) {
+// Fills `history` with every page of the job's history, joined; returns the first failed call.
+grpc::Status FetchHistory(v1::JobService::Stub& jobs, const std::string& job_id,
+                          v1::JobHistory& history) {
   v1::GetJobHistoryRequest request;
   request.set_job_id(job_id);
-  v1::JobHistory history;
   do {
     v1::JobHistory page;
-    call = jobs.GetJobHistory(Context().get(), request, &page);
-    if (!call.ok()) return FromGrpcStatus(call);
-    if (request.start_index() == 0)
-      history = page;
-    else
+    if (grpc::Status call = jobs.GetJobHistory(Context().get(), request, &page); !call.ok()) {
+      return call;
+    }
+    const int64_t next = page.next_start_index();
+    if (request.start_index() == 0) {
+      history = std::move(page);
+    } else {
       history.mutable_steps()->MergeFrom(page.steps());
-    request.set_start_index(page.next_start_index());
+    }
+    request.set_start_index(next);
   } while (request.start_index() != 0);
   history.clear_next_start_index();
-  return history;
-}
-
-absl::Status WriteFile(const std::string& path, const std::string& contents) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out << contents;
-  out.close();
-  if (!out) return absl::UnavailableError(absl::StrCat("cannot write ", path));
-  return absl::OkStatus();
+  return grpc::Status::OK;
 }
 
 // Runs `argv` (searched in $PATH), its output discarded; returns OK if it exited with 0.
@@ -315,7 +312,7 @@ absl::Status RenderPng(const std::string& svg, int width, int height, const std:
   char directory[] = "/tmp/dpctl-plot-XXXXXX";
   if (mkdtemp(directory) == nullptr) return absl::InternalError("cannot make a temporary folder");
   const std::string page = absl::StrCat(directory, "/chart.svg");
-  absl::Status drawn = WriteFile(page, svg);
+  absl::Status drawn = WriteFileAtomically(page, svg);
   const char* chromium = std::getenv("DPFLEET_CHROMIUM");
   if (drawn.ok()) {
     drawn = RunProgram({chromium != nullptr ? chromium : "chromium", "--headless", "--no-sandbox",
@@ -369,10 +366,9 @@ int HistoryCommand(Args& args, const std::string& command) {
     if (grpc::Status got = jobs->GetJob(Context().get(), request, &run.job); !got.ok()) {
       return FailCall(got);
     }
-    grpc::Status call;
-    absl::StatusOr<v1::JobHistory> history = FetchHistory(*jobs, job_id, call);
-    if (!history.ok()) return FailCall(call);
-    run.history = *std::move(history);
+    if (grpc::Status got = FetchHistory(*jobs, job_id, run.history); !got.ok()) {
+      return FailCall(got);
+    }
     runs.push_back(std::move(run));
   }
   if (command == "history") {
@@ -386,10 +382,7 @@ int HistoryCommand(Args& args, const std::string& command) {
                                  history.evaluations_size());
     for (const v1::StepRecord& r : history.steps()) {
       std::cout << absl::StrFormat("  step %6d  epsilon %.4f  %s  %.3f s  %.0f ex/s\n", r.step(),
-                                   r.epsilon_spent(),
-                                   runs[0].job.spec().loss_noise_multiplier() > 0
-                                       ? absl::StrFormat("noised loss %.4f", r.noised_loss())
-                                       : absl::StrFormat("loss %.4f (not private)", r.loss()),
+                                   r.epsilon_spent(), ShownLoss(runs[0].job.spec(), r),
                                    r.step_seconds(), r.examples_per_second());
     }
     for (const v1::EvaluationRecord& e : history.evaluations()) {
@@ -406,7 +399,7 @@ int HistoryCommand(Args& args, const std::string& command) {
     const absl::Status written =
         absl::EndsWith(out, ".png") ? RenderPng(ChartSvg(chart), chart.width, chart.height, out)
         : absl::EndsWith(out, ".svg")
-            ? WriteFile(out, ChartSvg(chart))
+            ? WriteFileAtomically(out, ChartSvg(chart))
             : absl::InvalidArgumentError(absl::StrCat("--out must end in .svg or .png: ", out));
     if (!written.ok())
       return Fail(written, absl::IsInvalidArgument(written) ? kUsage : kLocalFailure);
@@ -432,7 +425,7 @@ int HistoryCommand(Args& args, const std::string& command) {
       budgets.push_back(std::move(budget));
     }
   }
-  const absl::Status written = WriteFile(
+  const absl::Status written = WriteFileAtomically(
       out, HtmlReport(runs, budgets,
                       absl::FormatTime("%Y-%m-%d %H:%M:%S UTC", absl::Now(), absl::UTCTimeZone())));
   if (!written.ok()) return Fail(written, kLocalFailure);
